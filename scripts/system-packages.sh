@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages fluxion needs: the ODBC driver manager and the two open drivers
+# used by the demo (SQLite) and the tests (PostgreSQL). With --postgres, also the PostgreSQL server
+# that stands in for the stores' SQL Servers in the tests. Idempotent; needs root (or sudo).
+set -euo pipefail
+pkgs=(unixodbc odbc-postgresql libsqliteodbc python3-venv)
+if [[ "${1:-}" == "--postgres" ]]; then
+    pkgs+=(postgresql postgresql-client)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
