@@ -1,0 +1,5 @@
+"""``python -m fluxion_etl`` is the ``fluxion-etl`` command."""
+
+from fluxion_etl.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,327 @@
+"""The ``fluxion-etl`` command: the only place that turns exceptions into exit codes.
+
+Exit codes (DESIGN §1.2): 0 every selected store published; 3 partial; 1 the run failed;
+2 configuration or usage error (before any connection); 4 another run holds the lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import structlog
+from rich.console import Console
+from rich.table import Table
+
+from fluxion_etl import __version__
+from fluxion_etl.check import check_stores
+from fluxion_etl.config import Settings, parse_id_list
+from fluxion_etl.connection import driver_family
+from fluxion_etl.credentials import Credentials, load_credentials
+from fluxion_etl.errors import ConfigError, FluxionError, RunLockedError
+from fluxion_etl.ledger import last_runs
+from fluxion_etl.logs import configure_logging
+from fluxion_etl.metrics import emf_line
+from fluxion_etl.pipeline import RunControl, RunResult, run_pipeline
+from fluxion_etl.query import load_query
+from fluxion_etl.stores import Store, example_text, load_stores, select_stores
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_LOCKED = 0, 1, 2, 3, 4
+log = structlog.get_logger("fluxion_etl.cli")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)  # usage errors: argparse exits 2
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"fluxion-etl: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except RunLockedError as exc:
+        print(f"fluxion-etl: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fluxion-etl",
+        description="Per-store inventory snapshots from Stellar POS databases into DuckDB.",
+    )
+    parser.add_argument("--version", action="version", version=f"fluxion-etl {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the ETL (the scheduled job)")
+    run.add_argument(
+        "--stores", help="comma list of store ids (default: ETL_TIENDAS, else all active)"
+    )
+    run.add_argument("--db", type=Path, help="target DuckDB file (default: DATABASE_PATH)")
+    run.set_defaults(handler=cmd_run)
+
+    check = commands.add_parser("check", help="per store: TCP, login, query compiles")
+    check.add_argument("--stores", help="comma list of store ids")
+    check.set_defaults(handler=cmd_check)
+
+    stores = commands.add_parser("stores", help="list the configured stores")
+    stores.add_argument("--example", action="store_true", help="print a commented example file")
+    stores.set_defaults(handler=cmd_stores)
+
+    status = commands.add_parser("status", help="last run per store, from the ledger")
+    status.add_argument("--db", type=Path, help="target DuckDB file (default: DATABASE_PATH)")
+    status.add_argument("--json", action="store_true", help="JSON instead of a table")
+    status.set_defaults(handler=cmd_status)
+
+    demo = commands.add_parser("demo", help="build local demo stores and run the real pipeline")
+    demo.add_argument("--stores", type=int, default=5, help="number of demo stores (default 5)")
+    demo.add_argument("--rows", type=int, default=3000, help="products per store (default 3000)")
+    demo.add_argument(
+        "--db", type=Path, default=Path("fluxion-demo/fluxion.duckdb"), help="demo target file"
+    )
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    stores = _selected_stores(settings)
+    credentials = _credentials_for(stores, settings)
+    load_query(settings.query_file)  # a broken query file is a configuration error: fail now
+    result = _execute(settings, stores, credentials)
+    return result.exit_code if result else EXIT_FAILED
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    stores = _selected_stores(settings)
+    credentials = _credentials_for(stores, settings)
+    results = check_stores(stores, settings, credentials, load_query(settings.query_file))
+    table = _table("store", "address", "tcp", "login", "query", "seconds", "detail")
+    mark = {True: "ok", False: "FAIL", None: "-"}
+    for r in results:
+        table.add_row(
+            r.store.id,
+            r.store.address,
+            mark[r.tcp],
+            mark[r.login],
+            mark[r.query],
+            f"{r.seconds:.1f}",
+            r.detail,
+        )
+    _print(table)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
+def cmd_stores(args: argparse.Namespace) -> int:
+    if args.example:
+        sys.stdout.write(example_text())
+        return EXIT_OK
+    settings = Settings.from_env()
+    stores = load_stores(_require_stores_file(settings))
+    table = _table("id", "name", "type", "address", "database", "warehouse", "active", "driver")
+    for s in stores:
+        table.add_row(
+            s.id,
+            s.name,
+            s.type,
+            s.address,
+            s.database,
+            s.warehouse,
+            "yes" if s.active else "no",
+            s.driver or settings.odbc_driver,
+        )
+    _print(table)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    path: Path = args.db or settings.database_path
+    if not path.exists():
+        print(f"fluxion-etl: no database at {path} (no run has published yet)", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as exc:
+        print(f"fluxion-etl: cannot open {path} read-only: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        rows = last_runs(con)
+    except duckdb.CatalogException:
+        rows = []
+    finally:
+        con.close()
+    if args.json:
+        print(json.dumps(rows, default=str, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    table = _table("store", "state", "started (UTC)", "rows", "last updated (UTC)", "error")
+    for row in rows:
+        error = f"{row['error_tipo']}: {row['error_mensaje']}" if row["error_tipo"] else ""
+        table.add_row(
+            str(row["ubicacion_id"]),
+            str(row["estado"]),
+            _when(row["fecha_inicio"]),
+            "" if row["registros_cargados"] is None else f"{row['registros_cargados']:,}",
+            _when(row["ultima_actualizacion"]),
+            error,
+        )
+    _print(table)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from fluxion_etl.demo.runner import build_demo_stores, demo_settings
+
+    settings = demo_settings(Settings.from_env(), args.db)
+    stores = build_demo_stores(args.db.parent / "stores", args.stores, args.rows)
+    result = _execute(settings, stores, None)
+    if result is None:
+        return EXIT_FAILED
+    table = _table("store", "name", "state", "rows extracted", "rows published", "seconds", "error")
+    names = {store.id: store.name for store in stores}
+    for entry in result.entries:
+        c = entry.counters
+        table.add_row(
+            entry.store_id,
+            names[entry.store_id],
+            entry.state,
+            f"{c.extracted:,}" if c else "",
+            f"{c.loaded:,}" if c else "",
+            f"{entry.seconds:.2f}",
+            entry.error_message or "",
+        )
+    _print(table)
+    print(f"demo database: {args.db}  (try: fluxion-etl status --db {args.db})")
+    return result.exit_code
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    if getattr(args, "stores", None):
+        settings = replace(settings, selected_stores=parse_id_list(args.stores, "--stores"))
+    if getattr(args, "db", None):
+        settings = replace(settings, database_path=args.db)
+    return settings
+
+
+def _require_stores_file(settings: Settings) -> Path:
+    if settings.stores_file is None:
+        raise ConfigError(
+            "ETL_STORES_FILE is not set (`fluxion-etl stores --example` prints a template)"
+        )
+    return settings.stores_file
+
+
+def _selected_stores(settings: Settings) -> list[Store]:
+    stores = load_stores(_require_stores_file(settings))
+    return select_stores(stores, settings.selected_stores)
+
+
+def _credentials_for(stores: Sequence[Store], settings: Settings) -> Credentials | None:
+    """Credentials, required as soon as one selected store's driver needs a login."""
+    try:
+        families = {driver_family(s.driver or settings.odbc_driver) for s in stores}
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    credentials = load_credentials()
+    if credentials is None and any(family.needs_credentials for family in families):
+        raise ConfigError(
+            "no SQL credentials: set SQL_USER and SQL_PASS, or SQL_CREDENTIALS_SECRET_ID"
+        )
+    return credentials
+
+
+def _execute(
+    settings: Settings, stores: Sequence[Store], credentials: Credentials | None
+) -> RunResult | None:
+    """Run the pipeline with logging, signals and metrics; None when the run failed outright."""
+    interactive = sys.stdout.isatty()
+    display = configure_logging(settings.log_level, interactive=interactive)
+    control = RunControl()
+    previous = {
+        sig: signal.signal(sig, lambda signum, _frame: control.stop(signal.Signals(signum).name))
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    environment = settings.context.get("environment", "default")
+    result: RunResult | None = None
+    try:
+        with display if display is not None else nullcontext():
+            result = run_pipeline(settings, stores, credentials, control=control)
+    except RunLockedError:
+        raise
+    except FluxionError as exc:
+        log.error("ETL failed", phase="run", error=str(exc))
+    except Exception as exc:  # last resort: one line, a traceback in the log, exit 1
+        log.exception("ETL failed", phase="run", error=f"{type(exc).__name__}: {exc}")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not interactive:
+        print(emf_line(_metrics(result, len(stores)), environment, _run_id(result)), flush=True)
+    _log_outcome(result)
+    return result
+
+
+def _metrics(result: RunResult | None, store_count: int) -> dict[str, float]:
+    if result is None:
+        return {"RunSucceeded": 0, "RunFailed": 1, "StoresFailed": store_count}
+    return {
+        "RunSucceeded": 1 if result.exit_code == EXIT_OK else 0,
+        "RunFailed": 0 if result.exit_code == EXIT_OK else 1,
+        "StoresFailed": len(result.failed),
+        "RowsPublished": result.rows_published,
+        "DurationSeconds": round(result.seconds, 3),
+        "LockHeldSeconds": round(result.lock_held_seconds, 3),
+    }
+
+
+def _run_id(result: RunResult | None) -> str:
+    return result.run_id if result else "none"
+
+
+def _log_outcome(result: RunResult | None) -> None:
+    if result is None:
+        return
+    fields: dict[str, Any] = {
+        "run_id": result.run_id,
+        "phase": "done",
+        "stores_published": len(result.published),
+        "stores_failed": [entry.store_id for entry in result.failed],
+        "rows": result.rows_published,
+        "seconds": round(result.seconds, 3),
+        "lock_held_seconds": round(result.lock_held_seconds, 3),
+        "exit_code": result.exit_code,
+    }
+    if result.exit_code == EXIT_OK:
+        log.info("ETL completed successfully", **fields)
+    elif result.exit_code == EXIT_PARTIAL:
+        log.warning("ETL completed with failed stores", **fields)
+    else:
+        log.error("ETL failed: no store published", **fields)
+
+
+def _table(*columns: str) -> Table:
+    table = Table(show_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column)
+    return table
+
+
+def _print(table: Table) -> None:
+    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+
+
+def _when(value: object) -> str:
+    return "" if value is None else str(value)[:19]

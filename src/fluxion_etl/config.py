@@ -1,0 +1,137 @@
+"""Run settings, read once from the environment (the deployment contract of DESIGN §1.1).
+
+Every value is validated here, before any connection, so a typo fails the run with exit 2 and
+one clear line instead of twenty identical store failures. Credentials are *not* read here:
+see :mod:`fluxion_etl.credentials`, which keeps them out of anything that gets printed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fluxion_etl.errors import ConfigError
+
+ENGINES = ("arrow", "pyodbc")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_DRIVER = "ODBC Driver 18 for SQL Server"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know, except the stores themselves and the credentials."""
+
+    database_path: Path = Path("./fluxion.duckdb")
+    stores_file: Path | None = None
+    selected_stores: tuple[str, ...] = ()
+    engine: str = "arrow"
+    batch_size: int = 50_000
+    batch_bytes: int = 64 * 1024 * 1024
+    workers: int = 4
+    max_retries: int = 3
+    timeout_seconds: float = 1800.0
+    lock_wait_seconds: float = 600.0
+    connect_timeout_seconds: int = 15
+    odbc_driver: str = DEFAULT_DRIVER
+    query_file: Path | None = None
+    staging_dir: Path | None = None
+    log_level: str = "INFO"
+    context: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``env`` (default ``os.environ``); ConfigError on a bad value."""
+        env = os.environ if env is None else env
+        get = _Reader(env)
+        engine = get.choice("ETL_ENGINE", ENGINES, "arrow")
+        return cls(
+            database_path=Path(get.text("DATABASE_PATH", "./fluxion.duckdb")),
+            stores_file=get.path("ETL_STORES_FILE"),
+            selected_stores=get.id_list("ETL_TIENDAS"),
+            engine=engine,
+            batch_size=get.integer("ETL_BATCH_SIZE", 50_000, minimum=1),
+            batch_bytes=get.integer("ETL_BATCH_BYTES", 64 * 1024 * 1024, minimum=1024 * 1024),
+            workers=get.integer("ETL_WORKERS", 4, minimum=1),
+            max_retries=get.integer("ETL_MAX_RETRIES", 3, minimum=1),
+            timeout_seconds=get.number("ETL_TIMEOUT_SECONDS", 1800.0, minimum=1.0),
+            lock_wait_seconds=get.number("ETL_LOCK_WAIT_SECONDS", 600.0, minimum=0.0),
+            connect_timeout_seconds=get.integer("ETL_CONNECT_TIMEOUT_SECONDS", 15, minimum=1),
+            odbc_driver=get.text("SQL_ODBC_DRIVER", DEFAULT_DRIVER),
+            query_file=get.path("ETL_QUERY_FILE"),
+            staging_dir=get.path("ETL_STAGING_DIR"),
+            log_level=get.choice("LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
+            context={
+                key.lower(): env[key]
+                for key in ("ENVIRONMENT", "RUN_MODE", "ETL_MODE")
+                if env.get(key)
+            },
+        )
+
+
+class _Reader:
+    """Typed accessors over the environment that name the variable in every error."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def _raw(self, name: str) -> str | None:
+        value = self._env.get(name)
+        if value is None or not value.strip():
+            return None
+        return value.strip()
+
+    def text(self, name: str, default: str) -> str:
+        return self._raw(name) or default
+
+    def path(self, name: str) -> Path | None:
+        raw = self._raw(name)
+        return Path(raw) if raw else None
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str, upper: bool = False) -> str:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        value = raw.upper() if upper else raw.lower()
+        if value not in allowed:
+            raise ConfigError(f"{name}={raw!r} is not one of: {', '.join(allowed)}")
+        return value
+
+    def integer(self, name: str, default: int, minimum: int) -> int:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+        if value < minimum:
+            raise ConfigError(f"{name}={value} must be at least {minimum}")
+        return value
+
+    def number(self, name: str, default: float, minimum: float) -> float:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number") from None
+        if not value >= minimum:  # also rejects NaN
+            raise ConfigError(f"{name}={raw} must be at least {minimum:g}")
+        return value
+
+    def id_list(self, name: str) -> tuple[str, ...]:
+        raw = self._raw(name)
+        if raw is None:
+            return ()
+        return parse_id_list(raw, name)
+
+
+def parse_id_list(raw: str, source: str) -> tuple[str, ...]:
+    """Split a comma list of store ids (``tienda_02, cedi_seco``), rejecting empty items."""
+    items = [item.strip() for item in raw.split(",")]
+    if any(not item for item in items):
+        raise ConfigError(f"{source}={raw!r} has an empty store id (stray comma?)")
+    return tuple(dict.fromkeys(items))

@@ -1,0 +1,1 @@
+"""Synthetic Stellar POS sources for the demo, the tests and the benchmarks."""

@@ -1,0 +1,91 @@
+"""One exception hierarchy for the whole run.
+
+Each store-level error carries the ledger's ``error_tipo`` so the ledger, the logs and the exit
+code all speak the same vocabulary. Only the CLI turns exceptions into exit codes and messages.
+Messages never contain credentials: they are built from the store's id/host/port, never from a
+connection string.
+"""
+
+from __future__ import annotations
+
+
+class FluxionError(Exception):
+    """Base of every error fluxion raises on purpose."""
+
+
+class ConfigError(FluxionError):
+    """Bad configuration or usage, found before any connection is attempted (exit 2)."""
+
+
+class RunLockedError(FluxionError):
+    """Another run holds the run guard of this target database (exit 4)."""
+
+
+class StoreError(FluxionError):
+    """A failure confined to one store; the other stores carry on.
+
+    ``error_tipo`` is the ledger value; ``transient`` says whether a retry may help.
+    """
+
+    error_tipo = "consulta"
+    transient = False
+
+    def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+class ConnectionFailed(StoreError):
+    """The store's server could not be reached or dropped the connection (VPN, TCP reset)."""
+
+    error_tipo = "conexion"
+    transient = True
+
+
+class LoginFailed(StoreError):
+    """The server answered but refused the credentials (or the database does not exist)."""
+
+    error_tipo = "login"
+
+
+class QueryFailed(StoreError):
+    """The inventory query did not compile or failed while running."""
+
+    error_tipo = "consulta"
+
+
+class TransientQueryError(QueryFailed):
+    """A query failure a retry may cure (deadlock victim, serialization failure)."""
+
+    transient = True
+
+
+class QueryTimeout(StoreError):
+    """The driver gave up waiting (HYT00/HYT01): usually a slow link, worth a retry."""
+
+    error_tipo = "timeout"
+    transient = True
+
+
+class DataError(StoreError):
+    """The fetched data could not be staged or transformed."""
+
+    error_tipo = "datos"
+
+
+class PublishLockTimeout(StoreError):
+    """Another process kept the DuckDB file locked for longer than ETL_LOCK_WAIT_SECONDS."""
+
+    error_tipo = "bloqueo"
+
+
+class DeadlineExceeded(StoreError):
+    """The whole-run deadline (ETL_TIMEOUT_SECONDS) expired before this store finished."""
+
+    error_tipo = "timeout"
+
+
+class Interrupted(StoreError):
+    """The run was asked to stop (SIGTERM/SIGINT) before this store finished."""
+
+    error_tipo = "interrumpido"

@@ -1,0 +1,205 @@
+"""The target's schema (versioned migrations) and the run ledger ``etl_ejecuciones``.
+
+Migrations are numbered and applied in order inside one transaction, and the applied version is
+recorded in ``fluxion_schema_version``, so a newer release opens a file written by an older one.
+Ledger rows are written in the same transaction as the data they describe (see publish), so
+the ledger never claims a snapshot that is not there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+
+from fluxion_etl.transform import QualityCounters
+
+ETL_TIPO = "inventario"
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE IF NOT EXISTS inventario_raw (
+            ubicacion_id            VARCHAR NOT NULL,
+            ubicacion_nombre        VARCHAR NOT NULL,
+            tipo_ubicacion          VARCHAR NOT NULL,
+            codigo_producto         VARCHAR NOT NULL,
+            codigo_barras           VARCHAR,
+            descripcion_producto    VARCHAR,
+            categoria               VARCHAR,
+            grupo                   VARCHAR,
+            subgrupo                VARCHAR,
+            marca                   VARCHAR,
+            presentacion            VARCHAR,
+            cuadrante               VARCHAR,
+            cantidad_actual         DECIMAL(18,3) NOT NULL,
+            costo_unitario_actual   DECIMAL(18,4),
+            precio_venta_actual     DECIMAL(18,4),
+            impuesto_porcentaje     DECIMAL(9,2),
+            peso_producto           DECIMAL(18,3),
+            volumen_producto        DECIMAL(18,3),
+            cantidad_bultos         DECIMAL(18,3),
+            valor_inventario_actual DECIMAL(18,2),
+            margen_porcentaje       DECIMAL(12,2),
+            estado_stock            VARCHAR NOT NULL,
+            fecha_extraccion        TIMESTAMP NOT NULL,
+            batch_id                VARCHAR NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS etl_ejecuciones (
+            run_id                    VARCHAR NOT NULL,
+            etl_tipo                  VARCHAR NOT NULL,
+            ubicacion_id              VARCHAR NOT NULL,
+            estado                    VARCHAR NOT NULL,
+            fecha_inicio              TIMESTAMP NOT NULL,
+            fecha_fin                 TIMESTAMP,
+            duracion_segundos         DOUBLE,
+            registros_extraidos       BIGINT,
+            registros_cargados        BIGINT,
+            error_tipo                VARCHAR,
+            error_mensaje             VARCHAR,
+            intentos                  INTEGER,
+            registros_rechazados      BIGINT,
+            registros_duplicados      BIGINT,
+            registros_stock_negativo  BIGINT,
+            registros_sin_precio      BIGINT,
+            registros_sin_descripcion BIGINT,
+            registros_valores_invalidos BIGINT,
+            motor                     VARCHAR,
+            PRIMARY KEY (run_id, ubicacion_id)
+        );
+        CREATE OR REPLACE VIEW etl_ultima_carga AS
+            SELECT ubicacion_id, max(fecha_fin) AS ultima_actualizacion
+            FROM etl_ejecuciones
+            WHERE estado = 'exitoso' AND etl_tipo = 'inventario'
+            GROUP BY ubicacion_id;
+        """,
+    ),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Bring the target's schema to :data:`SCHEMA_VERSION`; return the version found before."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS fluxion_schema_version "
+        "(version INTEGER PRIMARY KEY, aplicada TIMESTAMP NOT NULL)"
+    )
+    row = con.execute("SELECT coalesce(max(version), 0) FROM fluxion_schema_version").fetchone()
+    current = int(row[0]) if row else 0
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the target database has schema version {current}, newer than this release "
+            f"understands ({SCHEMA_VERSION}): upgrade fluxion"
+        )
+    for version, sql in MIGRATIONS:
+        if version > current:
+            con.execute(sql)
+            con.execute("INSERT INTO fluxion_schema_version VALUES (?, ?)", [version, utcnow()])
+    return current
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC, the convention of every TIMESTAMP column fluxion writes."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """The outcome of one store in one run, as the ledger records it."""
+
+    run_id: str
+    store_id: str
+    state: str  # exitoso | fallido | interrumpido
+    started: dt.datetime
+    finished: dt.datetime
+    attempts: int
+    engine: str
+    counters: QualityCounters | None = None
+    error_tipo: str | None = None
+    error_message: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished - self.started).total_seconds()
+
+
+def open_run(
+    con: duckdb.DuckDBPyConnection, run_id: str, store_ids: Sequence[str], engine: str
+) -> int:
+    """Record the run's stores as ``en_proceso``; mark stale ones of dead runs ``interrumpido``.
+
+    The single-run guard guarantees no other run is alive, so an ``en_proceso`` row left by an
+    earlier run means that run was killed (SIGKILL, OOM) before it could finish its ledger.
+    Returns how many stale rows were closed.
+    """
+    now = utcnow()
+    stale = con.execute(
+        """
+        UPDATE etl_ejecuciones
+        SET estado = 'interrumpido', fecha_fin = ?, error_tipo = 'interrumpido',
+            error_mensaje = 'the run ended without closing its ledger (killed?)'
+        WHERE estado = 'en_proceso' AND run_id <> ?
+        RETURNING 1
+        """,
+        [now, run_id],
+    ).fetchall()
+    con.executemany(
+        "INSERT INTO etl_ejecuciones (run_id, etl_tipo, ubicacion_id, estado, fecha_inicio, "
+        "intentos, motor) VALUES (?, ?, ?, 'en_proceso', ?, 0, ?)",
+        [[run_id, ETL_TIPO, store_id, now, engine] for store_id in store_ids],
+    )
+    return len(stale)
+
+
+def close_entry(con: duckdb.DuckDBPyConnection, entry: LedgerEntry) -> None:
+    """Write the store's outcome over its ``en_proceso`` row (inserting it if missing)."""
+    counters = entry.counters
+    values = [
+        entry.state,
+        entry.started,
+        entry.finished,
+        round(entry.seconds, 3),
+        counters.extracted if counters else None,
+        counters.loaded if counters else 0,
+        entry.error_tipo,
+        entry.error_message,
+        entry.attempts,
+        counters.rejected if counters else None,
+        counters.duplicates if counters else None,
+        counters.negative_stock if counters else None,
+        counters.missing_price if counters else None,
+        counters.missing_description if counters else None,
+        counters.invalid_values if counters else None,
+        entry.engine,
+    ]
+    con.execute(
+        """
+        INSERT OR REPLACE INTO etl_ejecuciones (
+            run_id, etl_tipo, ubicacion_id, estado, fecha_inicio, fecha_fin, duracion_segundos,
+            registros_extraidos, registros_cargados, error_tipo, error_mensaje, intentos,
+            registros_rechazados, registros_duplicados, registros_stock_negativo,
+            registros_sin_precio, registros_sin_descripcion, registros_valores_invalidos, motor
+        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        [entry.run_id, ETL_TIPO, entry.store_id, *values],
+    )
+
+
+def last_runs(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
+    """The latest ledger row per store, for ``fluxion-etl status``."""
+    cursor = con.execute(
+        """
+        SELECT e.ubicacion_id, e.estado, e.fecha_inicio, e.fecha_fin, e.registros_cargados,
+               e.error_tipo, e.error_mensaje, u.ultima_actualizacion, e.run_id
+        FROM etl_ejecuciones e
+        LEFT JOIN etl_ultima_carga u USING (ubicacion_id)
+        WHERE e.etl_tipo = 'inventario'
+        QUALIFY row_number() OVER (PARTITION BY e.ubicacion_id ORDER BY e.fecha_inicio DESC) = 1
+        ORDER BY e.ubicacion_id
+        """
+    )
+    names = [column[0] for column in cursor.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -1,0 +1,369 @@
+"""The run: plan -> extract (parallel, retried) -> stage -> transform -> publish -> ledger.
+
+Workers fetch, stage and transform stores concurrently (each store is bound by its own network
+link); the main thread publishes each store as soon as it is ready, one short write transaction
+at a time. A failing store is recorded and the others carry on. A deadline or a stop request
+(SIGTERM) stops the fetches between batches; what is not published by then keeps its previous
+snapshot and is recorded as ``timeout`` / ``interrumpido``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_when_event_set,
+    wait_exponential_jitter,
+)
+
+from fluxion_etl.config import Settings
+from fluxion_etl.connection import build_connection_string
+from fluxion_etl.credentials import Credentials, redact
+from fluxion_etl.errors import (
+    DataError,
+    DeadlineExceeded,
+    FluxionError,
+    Interrupted,
+    StoreError,
+)
+from fluxion_etl.extract import FetchRequest, get_engine
+from fluxion_etl.ledger import LedgerEntry, utcnow
+from fluxion_etl.publish import Target
+from fluxion_etl.query import load_query
+from fluxion_etl.runguard import RunGuard
+from fluxion_etl.stage import StagingArea, stage_batches
+from fluxion_etl.stores import Store
+from fluxion_etl.transform import QualityCounters, transform_store
+
+log = structlog.get_logger("fluxion_etl.pipeline")
+
+
+def new_run_id() -> str:
+    """Sortable and unique: ``20261127T221500Z-3f9a1c``."""
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class RunControl:
+    """How the outside world stops a run: a deadline, or a signal handler calling ``stop``."""
+
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    reason: str | None = None
+
+    def sleep(self, seconds: float) -> None:
+        """A retry back-off that a stop request cuts short."""
+        self.stop_event.wait(seconds)
+
+    def stop(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.stop_event.set()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A store fetched, staged and transformed, waiting for its publish."""
+
+    store: Store
+    ready: Path
+    counters: QualityCounters
+    started: dt.datetime
+    attempts: int
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    entries: list[LedgerEntry]
+    seconds: float
+    lock_held_seconds: float
+    stale_closed: int = 0
+
+    @property
+    def published(self) -> list[LedgerEntry]:
+        return [entry for entry in self.entries if entry.state == "exitoso"]
+
+    @property
+    def failed(self) -> list[LedgerEntry]:
+        return [entry for entry in self.entries if entry.state != "exitoso"]
+
+    @property
+    def rows_published(self) -> int:
+        return sum(entry.counters.loaded for entry in self.published if entry.counters)
+
+    @property
+    def exit_code(self) -> int:
+        """0 all published, 3 partial, 1 nothing published."""
+        if not self.failed:
+            return 0
+        return 3 if self.published else 1
+
+
+def run_pipeline(
+    settings: Settings,
+    stores: Sequence[Store],
+    credentials: Credentials | None,
+    *,
+    run_id: str | None = None,
+    control: RunControl | None = None,
+) -> RunResult:
+    """Run the ETL for ``stores`` under the single-run guard; never raises for a store failure."""
+    run_id = run_id or new_run_id()
+    control = control or RunControl()
+    query = load_query(settings.query_file)
+    with RunGuard(settings.database_path, run_id):
+        return _Run(settings, stores, credentials, run_id, control, query).execute()
+
+
+class _Run:
+    def __init__(
+        self,
+        settings: Settings,
+        stores: Sequence[Store],
+        credentials: Credentials | None,
+        run_id: str,
+        control: RunControl,
+        query: str,
+    ) -> None:
+        self.settings = settings
+        self.stores = list(stores)
+        self.credentials = credentials
+        self.run_id = run_id
+        self.control = control
+        self.query = query
+        self.engine = get_engine(settings.engine)
+        self.target = Target(settings.database_path, settings.lock_wait_seconds)
+        self.log = log.bind(run_id=run_id)
+
+    def execute(self) -> RunResult:
+        started = time.monotonic()
+        deadline = started + self.settings.timeout_seconds
+        self.log.info(
+            "ETL started",
+            phase="plan",
+            stores=[store.id for store in self.stores],
+            engine=self.engine.name,
+            workers=self.settings.workers,
+            database=str(self.settings.database_path),
+            **self.settings.context,
+        )
+        stale = self.target.open_run(
+            self.run_id, [store.id for store in self.stores], self.engine.name
+        )
+        if stale:
+            self.log.warning(
+                "closed ledger rows left open by a killed run", phase="plan", rows=stale
+            )
+        staging = StagingArea(self.settings.staging_dir, self.run_id)
+        entries: list[LedgerEntry] = []
+        try:
+            entries = self._extract_and_publish(staging, deadline)
+        finally:
+            staging.cleanup()
+        return RunResult(
+            run_id=self.run_id,
+            entries=entries,
+            seconds=time.monotonic() - started,
+            lock_held_seconds=self.target.lock_held_seconds,
+            stale_closed=stale,
+        )
+
+    def _extract_and_publish(self, staging: StagingArea, deadline: float) -> list[LedgerEntry]:
+        entries: dict[str, LedgerEntry] = {}
+        failures: list[LedgerEntry] = []
+        pool = ThreadPoolExecutor(
+            max_workers=min(self.settings.workers, len(self.stores)), thread_name_prefix="extract"
+        )
+        futures: dict[Future[Prepared | LedgerEntry], Store] = {
+            pool.submit(self._prepare, store, staging): store for store in self.stores
+        }
+        pending = set(futures)
+        try:
+            while pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.control.stop("timeout")
+                if self.control.stop_event.is_set():
+                    break
+                done, pending = wait(
+                    pending, timeout=min(remaining, 0.5), return_when=FIRST_COMPLETED
+                )
+                for future in done:
+                    outcome = future.result()
+                    entry = self._publish(outcome) if isinstance(outcome, Prepared) else outcome
+                    entries[entry.store_id] = entry
+                    if entry.state != "exitoso":
+                        failures.append(entry)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        for future in pending:
+            store = futures[future]
+            entry = self._stopped_entry(store)
+            entries[store.id] = entry
+            failures.append(entry)
+        self._record_failures(failures)
+        return [entries[store.id] for store in self.stores]
+
+    def _prepare(self, store: Store, staging: StagingArea) -> Prepared | LedgerEntry:
+        """Fetch, stage and transform one store (in a worker). Failures become ledger entries."""
+        slog = self.log.bind(store=store.id)
+        started = utcnow()
+        attempts = 0
+        where = f"{store.id} ({store.address})"
+        driver = store.driver or self.settings.odbc_driver
+        try:
+            request = FetchRequest(
+                where=where,
+                connection=build_connection_string(
+                    store, driver, self.credentials, self.settings.connect_timeout_seconds
+                ),
+                credentials=self.credentials,
+                query=self.query,
+                warehouse=store.warehouse,
+                batch_size=self.settings.batch_size,
+                batch_bytes=self.settings.batch_bytes,
+                connect_timeout_seconds=self.settings.connect_timeout_seconds,
+            )
+            staged_path = staging.file_for(store.id, "staged")
+            retrying = Retrying(
+                retry=retry_if_exception(lambda exc: isinstance(exc, StoreError) and exc.transient),
+                stop=stop_after_attempt(self.settings.max_retries)
+                | stop_when_event_set(self.control.stop_event),
+                wait=wait_exponential_jitter(initial=1.0, max=30.0, jitter=1.0),
+                sleep=self.control.sleep,
+                before_sleep=lambda state: slog.warning(
+                    "transient error; retrying the store from scratch",
+                    phase="extract",
+                    attempt=state.attempt_number,
+                    error=str(state.outcome.exception()) if state.outcome else None,
+                ),
+                reraise=True,
+            )
+            for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    extract_started = time.monotonic()
+                    slog.info("extract started", phase="extract", attempt=attempts)
+                    staged = stage_batches(
+                        self.engine.batches(request, self.control.stop_event), staged_path, where
+                    )
+            slog.info(
+                "extract staged",
+                phase="stage",
+                rows=staged.rows,
+                batches=staged.batches,
+                seconds=round(time.monotonic() - extract_started, 3),
+            )
+            transform_started = time.monotonic()
+            transformed = transform_store(
+                staged.path, staging.file_for(store.id, "ready"), store, self.run_id, started
+            )
+            staged.path.unlink(missing_ok=True)
+            slog.info(
+                "transformed",
+                phase="transform",
+                rows=transformed.counters.loaded,
+                seconds=round(time.monotonic() - transform_started, 3),
+                duplicates=transformed.counters.duplicates,
+                rejected=transformed.counters.rejected,
+                negative_stock=transformed.counters.negative_stock,
+            )
+            return Prepared(store, transformed.path, transformed.counters, started, attempts)
+        except StoreError as exc:
+            return self._failed_entry(store, started, attempts, exc)
+        except Exception as exc:  # a bug or unexpected data must not take the other stores down
+            error = DataError(
+                f"{where}: {type(exc).__name__}: {redact(str(exc), self.credentials)}"
+            )
+            slog.exception("unexpected error while preparing the store", phase="transform")
+            return self._failed_entry(store, started, attempts, error)
+
+    def _publish(self, prepared: Prepared) -> LedgerEntry:
+        store = prepared.store
+        slog = self.log.bind(store=store.id)
+        entry = LedgerEntry(
+            run_id=self.run_id,
+            store_id=store.id,
+            state="exitoso",
+            started=prepared.started,
+            finished=utcnow(),
+            attempts=prepared.attempts,
+            engine=self.engine.name,
+            counters=prepared.counters,
+        )
+        publish_started = time.monotonic()
+        try:
+            self.target.publish(store.id, prepared.ready, entry)
+        except StoreError as exc:
+            return self._failed_entry(store, prepared.started, prepared.attempts, exc)
+        finally:
+            prepared.ready.unlink(missing_ok=True)
+        slog.info(
+            "store published",
+            phase="publish",
+            rows=prepared.counters.loaded,
+            seconds=round(time.monotonic() - publish_started, 3),
+            total_seconds=round(entry.seconds, 3),
+        )
+        return entry
+
+    def _stopped_entry(self, store: Store) -> LedgerEntry:
+        error: StoreError
+        if self.control.reason == "timeout":
+            error = DeadlineExceeded(
+                f"{store.id}: not finished within ETL_TIMEOUT_SECONDS="
+                f"{self.settings.timeout_seconds:g}"
+            )
+        else:
+            error = Interrupted(f"{store.id}: run stopped ({self.control.reason or 'signal'})")
+        return self._failed_entry(store, None, 0, error)
+
+    def _failed_entry(
+        self, store: Store, started: dt.datetime | None, attempts: int, exc: StoreError
+    ) -> LedgerEntry:
+        message = redact(str(exc), self.credentials)
+        self.log.error(
+            "store failed",
+            store=store.id,
+            phase="extract",
+            error_tipo=exc.error_tipo,
+            error=message,
+            attempts=attempts,
+        )
+        now = utcnow()
+        state = "interrumpido" if isinstance(exc, Interrupted) else "fallido"
+        return LedgerEntry(
+            run_id=self.run_id,
+            store_id=store.id,
+            state=state,
+            started=started or now,
+            finished=now,
+            attempts=attempts,
+            engine=self.engine.name,
+            error_tipo=exc.error_tipo,
+            error_message=message,
+        )
+
+    def _record_failures(self, failures: list[LedgerEntry]) -> None:
+        """Close the failed stores' ledger rows in one transaction (their data is untouched)."""
+        if not failures:
+            return
+        try:
+            self.target.record(failures)
+        except FluxionError as exc:
+            self.log.error(
+                "could not record failed stores in the ledger; the next run closes them",
+                phase="ledger",
+                error=str(exc),
+            )

@@ -1,0 +1,124 @@
+"""Publish: swap one store's snapshot in the target DuckDB file, atomically, lock politely.
+
+DuckDB allows one writer process. The web backend reads the same file, so the ETL opens the
+file only for the publish transactions, and when someone else holds it, waits with jittered
+exponential backoff up to ``ETL_LOCK_WAIT_SECONDS`` before giving up on that store (``bloqueo``).
+One transaction per store: delete its rows, insert the new snapshot, write its ledger row.
+Either the whole new snapshot is visible or the previous one stays.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+import structlog
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from fluxion_etl import ledger
+from fluxion_etl.errors import PublishLockTimeout
+from fluxion_etl.ledger import LedgerEntry
+
+T = TypeVar("T")
+log = structlog.get_logger("fluxion_etl.publish")
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """True for DuckDB's 'another process holds this file' error."""
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+class Target:
+    """The target DuckDB file, opened read-write only for short, retried transactions."""
+
+    def __init__(self, path: Path, lock_wait_seconds: float) -> None:
+        self.path = path
+        self.lock_wait_seconds = lock_wait_seconds
+        #: total seconds the write lock was held by this process (for the run's metrics)
+        self.lock_held_seconds = 0.0
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = self._connect()
+        opened = time.monotonic()
+        try:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        finally:
+            con.close()
+            self.lock_held_seconds += time.monotonic() - opened
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """Open the file read-write, waiting for another process's lock up to the bound."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        retrying = Retrying(
+            retry=retry_if_exception(is_lock_conflict),
+            stop=stop_after_delay(self.lock_wait_seconds),
+            wait=wait_exponential_jitter(initial=0.2, max=10.0, jitter=0.5),
+            before_sleep=lambda state: log.warning(
+                "target database is locked by another process; waiting",
+                phase="publish",
+                attempt=state.attempt_number,
+                waited_seconds=round(state.seconds_since_start or 0.0, 1),
+            ),
+            reraise=True,
+        )
+        try:
+            return retrying(duckdb.connect, str(self.path))
+        except duckdb.IOException as exc:
+            if not is_lock_conflict(exc):
+                raise
+            raise PublishLockTimeout(
+                f"{self.path} stayed locked by another process for more than "
+                f"{self.lock_wait_seconds:g} s (ETL_LOCK_WAIT_SECONDS); is the backend holding "
+                "a long-lived connection?"
+            ) from None
+
+    def run(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run ``work`` inside one write transaction on the target."""
+        with self._transaction() as con:
+            return work(con)
+
+    def open_run(self, run_id: str, store_ids: Sequence[str], engine: str) -> int:
+        """Migrate the schema and open the run's ledger rows (one transaction)."""
+
+        def work(con: duckdb.DuckDBPyConnection) -> int:
+            ledger.migrate(con)
+            return ledger.open_run(con, run_id, store_ids, engine)
+
+        return self.run(work)
+
+    def publish(self, store_id: str, ready: Path, entry: LedgerEntry) -> None:
+        """Replace ``store_id``'s snapshot with the rows of ``ready`` and close its ledger row."""
+
+        def work(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute("DELETE FROM inventario_raw WHERE ubicacion_id = ?", [store_id])
+            con.execute(
+                "INSERT INTO inventario_raw BY NAME SELECT * FROM read_parquet(?)", [str(ready)]
+            )
+            ledger.close_entry(con, entry)
+
+        self.run(work)
+
+    def record(self, entries: Sequence[LedgerEntry]) -> None:
+        """Close failed stores' ledger rows (one transaction); their snapshots stay as they were."""
+
+        def work(con: duckdb.DuckDBPyConnection) -> None:
+            for entry in entries:
+                ledger.close_entry(con, entry)
+
+        self.run(work)

@@ -1,0 +1,81 @@
+"""The inventory query: the packaged default, or the operator's file (ETL_QUERY_FILE).
+
+The warehouse code is always a bound parameter (exactly one ``?``), never formatted into the
+text, and the database comes from the store's configuration, never from the query.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from fluxion_etl.errors import ConfigError
+
+#: The staging contract: the columns every inventory query must return (in any order).
+STAGED_COLUMNS = (
+    "origen_id",
+    "codigo_producto",
+    "codigo_barras",
+    "descripcion_producto",
+    "categoria",
+    "grupo",
+    "subgrupo",
+    "marca",
+    "presentacion",
+    "cuadrante",
+    "cantidad_actual",
+    "costo_unitario_actual",
+    "precio_venta_actual",
+    "impuesto_porcentaje",
+    "peso_producto",
+    "volumen_producto",
+    "cantidad_bultos",
+)
+
+
+def default_query() -> str:
+    return (resources.files("fluxion_etl") / "sql" / "inventario.sql").read_text("utf-8")
+
+
+def load_query(path: Path | None) -> str:
+    """The query text to run; a custom file must have exactly one ``?`` placeholder."""
+    if path is None:
+        return default_query()
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"ETL_QUERY_FILE {path} cannot be read: {exc.strerror}") from None
+    if _placeholders(text) != 1:
+        raise ConfigError(
+            f"ETL_QUERY_FILE {path} must contain exactly one '?' placeholder (the warehouse code)"
+        )
+    return text
+
+
+def probe_query(query: str) -> str:
+    """A query that compiles ``query`` on the server but returns no rows (for ``check``)."""
+    body = "\n".join(
+        line
+        for line in query.strip().rstrip(";").splitlines()
+        if not line.lstrip().startswith("--")
+    )
+    return f"SELECT * FROM (\n{body}\n) probe WHERE 1 = 0"
+
+
+def _placeholders(text: str) -> int:
+    """Count ``?`` outside string literals and ``--`` comments."""
+    count, in_string = 0, False
+    for line in text.splitlines():
+        index = 0
+        while index < len(line):
+            char = line[index]
+            if in_string:
+                in_string = char != "'"
+            elif char == "'":
+                in_string = True
+            elif line.startswith("--", index):
+                break
+            elif char == "?":
+                count += 1
+            index += 1
+    return count

@@ -1,0 +1,157 @@
+"""The stores file: which locations exist, where their databases are, which ones to run.
+
+The file is validated as a whole before anything connects, and every problem names the file,
+the entry and the field, because the person fixing it is usually reading a log at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fluxion_etl.errors import ConfigError
+
+STORE_ID = re.compile(r"^[a-z0-9_]+$")
+STORE_TYPES = ("tienda", "cedi")
+_FIELDS = {"id", "name", "type", "host", "port", "database", "warehouse", "active", "driver"}
+
+
+@dataclass(frozen=True)
+class Store:
+    """One location and how to reach its Stellar database."""
+
+    id: str
+    name: str
+    type: str
+    host: str
+    port: int
+    database: str
+    warehouse: str
+    active: bool = True
+    driver: str | None = None
+
+    @property
+    def address(self) -> str:
+        """Where the store's database is, for messages (never contains credentials)."""
+        return self.database if _is_file_source(self) else f"{self.host}:{self.port}"
+
+
+def example_text() -> str:
+    """The commented example stores file (the chain's 21 locations, placeholder addresses)."""
+    return (resources.files("fluxion_etl") / "data" / "stores.example.toml").read_text("utf-8")
+
+
+def load_stores(path: Path) -> list[Store]:
+    """Read and validate the stores file at ``path``."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"stores file {path} does not exist (set ETL_STORES_FILE; "
+            "`fluxion-etl stores --example` prints a template)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"stores file {path} cannot be read: {exc.strerror}") from None
+    try:
+        document = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"stores file {path} is not valid TOML: {exc}") from None
+    return parse_stores(document, source=str(path))
+
+
+def parse_stores(document: dict[str, Any], source: str = "stores file") -> list[Store]:
+    """Validate an already-parsed stores document (``{"stores": [ {...}, ... ]}``)."""
+    entries = document.get("stores")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{source}: no [[stores]] entries")
+    stores = [_parse_entry(entry, index, source) for index, entry in enumerate(entries, 1)]
+    seen: set[str] = set()
+    for store in stores:
+        if store.id in seen:
+            raise ConfigError(f"{source}: store id {store.id!r} appears more than once")
+        seen.add(store.id)
+    return stores
+
+
+def select_stores(stores: Sequence[Store], wanted: Iterable[str]) -> list[Store]:
+    """The stores a run covers: the ``wanted`` ids (any, even inactive), else all active ones.
+
+    Asking for an id that is not configured is a configuration error, never a silent skip.
+    """
+    wanted = tuple(wanted)
+    if not wanted:
+        selected = [store for store in stores if store.active]
+        if not selected:
+            raise ConfigError("no active store in the stores file")
+        return selected
+    by_id = {store.id: store for store in stores}
+    unknown = [store_id for store_id in wanted if store_id not in by_id]
+    if unknown:
+        raise ConfigError(
+            f"unknown store id(s): {', '.join(unknown)} (configured: {', '.join(by_id)})"
+        )
+    selected = [by_id[store_id] for store_id in wanted]
+    for store in selected:
+        if not store.host and not _is_file_source(store):
+            raise ConfigError(f"store {store.id} has no host configured yet")
+    return selected
+
+
+def _is_file_source(store: Store) -> bool:
+    return "sqlite" in (store.driver or "").lower()
+
+
+def _parse_entry(entry: object, index: int, source: str) -> Store:
+    where = f"{source}: stores entry #{index}"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} is not a table")
+    extra = sorted(set(entry) - _FIELDS)
+    if extra:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(extra)}")
+    store_id = _required_str(entry, "id", where)
+    where = f"{source}: store {store_id!r}"
+    if not STORE_ID.match(store_id):
+        raise ConfigError(f"{where}: id must match [a-z0-9_]+")
+    store_type = _required_str(entry, "type", where)
+    if store_type not in STORE_TYPES:
+        raise ConfigError(f"{where}: type must be one of {', '.join(STORE_TYPES)}")
+    port = entry.get("port", 1433)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise ConfigError(f"{where}: port must be a whole number between 1 and 65535")
+    active = entry.get("active", True)
+    if not isinstance(active, bool):
+        raise ConfigError(f"{where}: active must be true or false")
+    driver = entry.get("driver")
+    if driver is not None and (not isinstance(driver, str) or not driver.strip()):
+        raise ConfigError(f"{where}: driver must be a non-empty string when given")
+    host = entry.get("host", "")
+    if not isinstance(host, str):
+        raise ConfigError(f"{where}: host must be a string")
+    store = Store(
+        id=store_id,
+        name=_required_str(entry, "name", where),
+        type=store_type,
+        host=host.strip(),
+        port=port,
+        database=_required_str(entry, "database", where),
+        warehouse=_required_str(entry, "warehouse", where),
+        active=active,
+        driver=driver.strip() if driver else None,
+    )
+    if store.active and not store.host and not _is_file_source(store):
+        raise ConfigError(
+            f"{where}: active store without a host (set active = false until it has one)"
+        )
+    return store
+
+
+def _required_str(entry: dict[str, Any], key: str, where: str) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: field {key!r} is required and must be a non-empty string")
+    return value.strip()
