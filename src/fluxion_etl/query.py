@@ -34,7 +34,9 @@ STAGED_COLUMNS = (
 
 
 def default_query() -> str:
-    return (resources.files("fluxion_etl") / "sql" / "inventario.sql").read_text("utf-8")
+    return _sendable(
+        (resources.files("fluxion_etl") / "sql" / "inventario.sql").read_text("utf-8")
+    )
 
 
 def load_query(path: Path | None) -> str:
@@ -49,17 +51,22 @@ def load_query(path: Path | None) -> str:
         raise ConfigError(
             f"ETL_QUERY_FILE {path} must contain exactly one '?' placeholder (the warehouse code)"
         )
-    return text
+    return _sendable(text)
 
 
 def probe_query(query: str) -> str:
     """A query that compiles ``query`` on the server but returns no rows (for ``check``)."""
-    body = "\n".join(
-        line
-        for line in query.strip().rstrip(";").splitlines()
-        if not line.lstrip().startswith("--")
-    )
-    return f"SELECT * FROM (\n{body}\n) probe WHERE 1 = 0"
+    return f"SELECT * FROM (\n{_sendable(query)}\n) probe WHERE 1 = 0"
+
+
+def _sendable(text: str) -> str:
+    """The query without whole-line comments and trailing ``;``.
+
+    Some drivers (SQLite's) trip over quotes inside comments or a trailing semicolon, and the
+    query is wrapped by :func:`probe_query`; the comments stay in the file for people.
+    """
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+    return "\n".join(lines).strip().rstrip(";").strip()
 
 
 def _placeholders(text: str) -> int:

@@ -1,0 +1,304 @@
+"""`fluxion-etl run` end to end: PostgreSQL (stand-in for SQL Server) through psqlODBC -> DuckDB.
+
+Real parts only: the PostgreSQL server started by scripts/test.sh, the real psqlODBC driver,
+the installed CLI in a subprocess, real DuckDB files. The expected rows come from the data
+generator's own oracle (what the business rules select), not from the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+pytestmark = pytest.mark.postgres
+
+PG_DRIVER = "PostgreSQL Unicode"
+NUMERIC_COLUMNS = (
+    "cantidad_actual",
+    "costo_unitario_actual",
+    "precio_venta_actual",
+    "impuesto_porcentaje",
+    "peso_producto",
+    "volumen_producto",
+    "cantidad_bultos",
+)
+TEXT_COLUMNS = (
+    "codigo_barras",
+    "descripcion_producto",
+    "categoria",
+    "grupo",
+    "subgrupo",
+    "marca",
+    "presentacion",
+    "cuadrante",
+)
+
+
+def stores_toml(stores: Sequence[Any], pg_server: Any, extra: str = "") -> str:
+    blocks = [
+        f"""
+[[stores]]
+id = "{store.id}"
+name = "{store.name}"
+type = "{"cedi" if store.id.startswith("cedi") else "tienda"}"
+host = "{pg_server.host}"
+port = {pg_server.port}
+database = "{store.database}"
+warehouse = "{store.warehouse}"
+driver = "{PG_DRIVER}"
+"""
+        for store in stores
+    ]
+    return "\n".join(blocks) + extra
+
+
+def run_cli(
+    args: Sequence[str], env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fluxion_etl", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def json_lines(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def etl_env(tmp_path: Path, pg_server: Any, pg_stores: Sequence[Any]) -> dict[str, str]:
+    stores_file = tmp_path / "stores.toml"
+    stores_file.write_text(stores_toml(pg_stores, pg_server), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SQL_", "ETL_"))}
+    env.update(
+        ETL_STORES_FILE=str(stores_file),
+        DATABASE_PATH=str(tmp_path / "target.duckdb"),
+        SQL_USER=pg_server.user,
+        SQL_PASS=pg_server.password,
+        ETL_STAGING_DIR=str(tmp_path / "staging"),
+        ETL_BATCH_SIZE="700",  # several batches per store
+        ENVIRONMENT="test",
+    )
+    return env
+
+
+def published_rows(db: Path, store_id: str) -> dict[str, dict[str, Any]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        cursor = con.execute("SELECT * FROM inventario_raw WHERE ubicacion_id = ?", [store_id])
+        names = [c[0] for c in cursor.description]
+        return {
+            row[names.index("codigo_producto")]: dict(zip(names, row, strict=True))
+            for row in cursor.fetchall()
+        }
+
+
+def test_run_publishes_exactly_the_rows_the_business_rules_select(
+    etl_env: dict[str, str], pg_stores: Sequence[Any]
+) -> None:
+    result = run_cli(["run"], etl_env)
+    assert result.returncode == 0, result.stderr + result.stdout[-3000:]
+    lines = json_lines(result.stdout)
+    assert lines[-1]["event"] == "ETL completed successfully"
+    assert {line.get("run_id") for line in lines if "run_id" in line} == {lines[-1]["run_id"]}
+    emf = [line for line in lines if "_aws" in line]
+    assert len(emf) == 1 and emf[0]["RunSucceeded"] == 1 and emf[0]["StoresFailed"] == 0
+
+    db = Path(etl_env["DATABASE_PATH"])
+    for store in pg_stores:
+        expected = store.data.expected
+        rows = published_rows(db, store.id)
+        assert set(rows) == set(expected), store.id
+        for code, want in expected.items():
+            got = rows[code]
+            for column in NUMERIC_COLUMNS + TEXT_COLUMNS:
+                assert got[column] == getattr(want, column), (store.id, code, column)
+            assert got["ubicacion_nombre"] == store.name
+            negative = want.cantidad_actual < 0
+            assert got["estado_stock"] == ("negativo" if negative else got["estado_stock"])
+            if want.costo_unitario_actual is not None:
+                value = (want.cantidad_actual * want.costo_unitario_actual).quantize(
+                    Decimal("0.01")
+                )
+                assert abs(got["valor_inventario_actual"] - value) <= Decimal("0.01")
+
+
+def test_published_text_and_types_survive_exactly(
+    etl_env: dict[str, str], pg_stores: Sequence[Any]
+) -> None:
+    assert run_cli(["run"], etl_env).returncode == 0
+    with duckdb.connect(etl_env["DATABASE_PATH"], read_only=True) as con:
+        texts = " | ".join(
+            row[0]
+            for row in con.execute(
+                "SELECT DISTINCT concat_ws(' ', descripcion_producto, marca, presentacion, "
+                "categoria) FROM inventario_raw"
+            ).fetchall()
+        )
+        for needle in ("1/2 KG", "50% GRASA", "P&G", "CAFÉ", "Ñ"):
+            assert needle in texts, needle
+        types = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = 'inventario_raw'"
+            ).fetchall()
+        )
+        assert types["cantidad_actual"] == "DECIMAL(18,3)"
+        assert types["costo_unitario_actual"] == "DECIMAL(18,4)"
+        assert types["valor_inventario_actual"] == "DECIMAL(18,2)"
+        dupes = con.execute(
+            "SELECT count(*) FROM (SELECT ubicacion_id, codigo_producto FROM inventario_raw "
+            "GROUP BY ALL HAVING count(*) > 1)"
+        ).fetchone()
+        assert dupes == (0,)
+        negatives = con.execute(
+            "SELECT count(*) FROM inventario_raw WHERE cantidad_actual < 0"
+        ).fetchone()
+    want_negative = sum(
+        1 for s in pg_stores for row in s.data.expected.values() if row.cantidad_actual < 0
+    )
+    assert negatives == (want_negative,) and want_negative > 0
+
+
+def test_both_engines_publish_identical_tables(etl_env: dict[str, str], tmp_path: Path) -> None:
+    arrow_db, pyodbc_db = tmp_path / "arrow.duckdb", tmp_path / "pyodbc.duckdb"
+    for engine, db in (("arrow", arrow_db), ("pyodbc", pyodbc_db)):
+        result = run_cli(["run", "--db", str(db)], {**etl_env, "ETL_ENGINE": engine})
+        assert result.returncode == 0, result.stdout[-2000:]
+    with duckdb.connect(str(arrow_db)) as con:
+        con.execute(f"ATTACH '{pyodbc_db}' AS other (READ_ONLY)")
+        columns = "* EXCLUDE (batch_id, fecha_extraccion)"
+        only_arrow = con.execute(
+            f"SELECT count(*) FROM (SELECT {columns} FROM inventario_raw "
+            f"EXCEPT ALL SELECT {columns} FROM other.inventario_raw)"
+        ).fetchone()
+        only_pyodbc = con.execute(
+            f"SELECT count(*) FROM (SELECT {columns} FROM other.inventario_raw "
+            f"EXCEPT ALL SELECT {columns} FROM inventario_raw)"
+        ).fetchone()
+        total = con.execute("SELECT count(*) FROM inventario_raw").fetchone()
+        described = [
+            con.execute(f"DESCRIBE {table}").fetchall()
+            for table in ("inventario_raw", "other.inventario_raw")
+        ]
+        engines = con.execute("SELECT DISTINCT motor FROM other.etl_ejecuciones").fetchall()
+    assert total is not None and total[0] > 0
+    assert only_arrow == (0,) and only_pyodbc == (0,)
+    assert described[0] == described[1]
+    assert engines == [("pyodbc",)]
+
+
+def test_ledger_records_each_store_and_reruns_replace_the_snapshot(
+    etl_env: dict[str, str], pg_stores: Sequence[Any]
+) -> None:
+    first = run_cli(["run"], etl_env)
+    second = run_cli(["run", "--stores", pg_stores[0].id], etl_env)
+    assert (first.returncode, second.returncode) == (0, 0)
+    with duckdb.connect(etl_env["DATABASE_PATH"], read_only=True) as con:
+        ledger = con.execute(
+            "SELECT run_id, ubicacion_id, estado, registros_extraidos, registros_cargados, "
+            "registros_stock_negativo, intentos, error_tipo FROM etl_ejecuciones "
+            "ORDER BY fecha_inicio, ubicacion_id"
+        ).fetchall()
+        counts = dict(
+            con.execute(
+                "SELECT ubicacion_id, count(*) FROM inventario_raw GROUP BY ubicacion_id"
+            ).fetchall()
+        )
+        batches = dict(
+            con.execute(
+                "SELECT ubicacion_id, count(DISTINCT batch_id) FROM inventario_raw GROUP BY ALL"
+            ).fetchall()
+        )
+    assert len(ledger) == len(pg_stores) + 1
+    assert {row[2] for row in ledger} == {"exitoso"}
+    assert len({row[0] for row in ledger}) == 2
+    for store in pg_stores:
+        expected = store.data.expected
+        assert counts[store.id] == len(expected)  # the re-run replaced, did not append
+        assert batches[store.id] == 1
+        rows = [row for row in ledger if row[1] == store.id]
+        negatives = sum(1 for row in expected.values() if row.cantidad_actual < 0)
+        assert all(row[4] == len(expected) and row[5] == negatives for row in rows)
+        assert all(row[3] >= row[4] and row[6] == 1 and row[7] is None for row in rows)
+
+    status = run_cli(["status", "--json"], etl_env)
+    assert status.returncode == 0
+    by_store = {row["ubicacion_id"]: row for row in json.loads(status.stdout)}
+    assert set(by_store) == {store.id for store in pg_stores}
+    assert all(
+        row["estado"] == "exitoso" and row["ultima_actualizacion"] for row in by_store.values()
+    )
+
+
+def test_an_unreachable_store_fails_alone_and_the_run_is_partial(
+    etl_env: dict[str, str], pg_stores: Sequence[Any], pg_server: Any, tmp_path: Path
+) -> None:
+    closed_port = """
+[[stores]]
+id = "tienda_99"
+name = "SIN VPN"
+type = "tienda"
+host = "127.0.0.1"
+port = 9
+database = "VAD10"
+warehouse = "9902"
+driver = "PostgreSQL Unicode"
+"""
+    stores_file = Path(etl_env["ETL_STORES_FILE"])
+    stores_file.write_text(stores_toml(pg_stores, pg_server, closed_port), encoding="utf-8")
+    result = run_cli(["run"], {**etl_env, "ETL_MAX_RETRIES": "1"})
+    assert result.returncode == 3, result.stdout[-2000:]
+    with duckdb.connect(etl_env["DATABASE_PATH"], read_only=True) as con:
+        states = dict(
+            con.execute(
+                "SELECT ubicacion_id, estado || '/' || coalesce(error_tipo, '') "
+                "FROM etl_ejecuciones"
+            ).fetchall()
+        )
+    assert states.pop("tienda_99") == "fallido/conexion"
+    assert set(states.values()) == {"exitoso/"}
+    assert pg_server.password not in result.stdout + result.stderr
+
+
+def test_configuration_errors_exit_2_before_touching_anything(
+    etl_env: dict[str, str], tmp_path: Path
+) -> None:
+    cases = [
+        {"ETL_TIENDAS": "tienda_77"},
+        {"ETL_BATCH_SIZE": "many"},
+        {"ETL_STORES_FILE": str(tmp_path / "missing.toml")},
+        {"SQL_USER": "", "SQL_PASS": ""},
+    ]
+    for overrides in cases:
+        result = run_cli(["run"], {**etl_env, **overrides})
+        assert result.returncode == 2, (overrides, result.stderr)
+        assert result.stderr.startswith("fluxion-etl: configuration error:")
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not Path(etl_env["DATABASE_PATH"]).exists()
+    unset = {k: v for k, v in etl_env.items() if k != "ETL_STORES_FILE"}
+    assert run_cli(["run"], unset).returncode == 2
+
+
+def test_check_reports_each_store(
+    etl_env: dict[str, str], pg_stores: Sequence[Any], pg_server: Any
+) -> None:
+    ok = run_cli(["check"], etl_env)
+    assert ok.returncode == 0, ok.stdout
+    for store in pg_stores:
+        assert store.id in ok.stdout
+    bad_login = run_cli(["check"], {**etl_env, "SQL_PASS": "wrong-password"})
+    assert bad_login.returncode == 1
+    assert "login refused" in bad_login.stdout and "wrong-password" not in bad_login.stdout

@@ -1,0 +1,35 @@
+"""The default query's shape and the rules for custom query files."""
+
+from pathlib import Path
+
+import pytest
+
+from fluxion_etl.errors import ConfigError
+from fluxion_etl.query import STAGED_COLUMNS, default_query, load_query, probe_query
+
+
+def test_default_query_binds_the_warehouse_and_names_no_database() -> None:
+    query = default_query()
+    assert load_query(None) == query
+    body = "\n".join(line.split("--")[0] for line in query.splitlines())
+    assert body.count("?") == 1
+    assert "VAD10" not in body and "dbo." not in body.lower()
+    for column in STAGED_COLUMNS:
+        assert f"AS {column}" in body
+
+
+def test_custom_query_needs_exactly_one_placeholder(tmp_path: Path) -> None:
+    good = tmp_path / "q.sql"
+    good.write_text("SELECT 1 AS x FROM t WHERE a = ? AND b = '?' -- why?\n")
+    assert load_query(good).startswith("SELECT 1")
+    bad = tmp_path / "bad.sql"
+    bad.write_text("SELECT 1 FROM t WHERE a = '0202'")
+    with pytest.raises(ConfigError, match="exactly one '\\?' placeholder"):
+        load_query(bad)
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_query(tmp_path / "missing.sql")
+
+
+def test_probe_query_wraps_without_comments() -> None:
+    probe = probe_query("-- header\nSELECT a FROM t WHERE w = ?;\n")
+    assert probe == "SELECT * FROM (\nSELECT a FROM t WHERE w = ?\n) probe WHERE 1 = 0"

@@ -1,0 +1,144 @@
+"""The transform on real DuckDB over a staged Parquet file: clean-up, dedupe, derived fields."""
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from fluxion_etl.query import STAGED_COLUMNS
+from fluxion_etl.stores import Store
+from fluxion_etl.transform import transform_store
+
+STORE = Store("tienda_03", "MAÑONGO", "tienda", "192.168.3.10", 14348, "VAD10", "0302")
+WHEN = dt.datetime(2026, 11, 27, 22, 0, tzinfo=dt.UTC)
+
+
+def staged(tmp_path: Path, rows: list[dict[str, object]], numeric: pa.DataType) -> Path:
+    types = {name: pa.string() for name in STAGED_COLUMNS}
+    types["origen_id"] = pa.int64()
+    for name in ("cantidad_actual", "costo_unitario_actual", "precio_venta_actual"):
+        types[name] = numeric
+    schema = pa.schema([(name, types[name]) for name in STAGED_COLUMNS])
+    full = [{name: row.get(name) for name in STAGED_COLUMNS} for row in rows]
+    path = tmp_path / "staged.parquet"
+    pq.write_table(pa.Table.from_pylist(full, schema=schema), path)
+    return path
+
+
+def published(ready: Path) -> dict[str, dict[str, object]]:
+    cursor = duckdb.sql(f"SELECT * FROM read_parquet('{ready}')")
+    names = [c[0] for c in cursor.description]
+    return {
+        row[names.index("codigo_producto")]: dict(zip(names, row, strict=True))
+        for row in cursor.fetchall()
+    }
+
+
+ROWS: list[dict[str, object]] = [
+    {
+        "origen_id": 1,
+        "codigo_producto": " ab-01 ",
+        "codigo_barras": "7591",
+        "descripcion_producto": "  CAFE\u0301  MOLIDO\t1/2 KG ",
+        "marca": "P&G",
+        "cantidad_actual": Decimal("12.500"),
+        "costo_unitario_actual": Decimal("2.0000"),
+        "precio_venta_actual": Decimal("2.5000"),
+        "impuesto_porcentaje": "16.00",
+    },
+    {  # duplicate of AB-01 after upper-casing: loses (higher origen_id)
+        "origen_id": 7,
+        "codigo_producto": "AB-01",
+        "descripcion_producto": "OTRO",
+        "cantidad_actual": Decimal("99"),
+    },
+    {
+        "origen_id": 2,
+        "codigo_producto": "NEG",
+        "descripcion_producto": "LECHE 50% GRASA (AZUL)",
+        "cantidad_actual": Decimal("-3.000"),
+        "costo_unitario_actual": Decimal("1.1111"),
+        "precio_venta_actual": None,
+    },
+    {"origen_id": 3, "codigo_producto": "   ", "cantidad_actual": Decimal("1")},  # no code
+    {
+        "origen_id": 4,
+        "codigo_producto": "ZERO",
+        "descripcion_producto": " \u00a0 ",
+        "cantidad_actual": Decimal("0"),
+        "peso_producto": "no es número",
+    },
+]
+
+
+def as_floats(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The same rows as a driver that reports decimals as doubles (SQLite) would stage them."""
+    return [{k: float(v) if isinstance(v, Decimal) else v for k, v in r.items()} for r in rows]
+
+
+@pytest.mark.parametrize("numeric", [pa.decimal128(18, 4), pa.float64()])
+def test_transform_cleans_dedupes_and_derives(tmp_path: Path, numeric: pa.DataType) -> None:
+    rows = as_floats(ROWS) if numeric == pa.float64() else ROWS
+    result = transform_store(
+        staged(tmp_path, rows, numeric), tmp_path / "ready.parquet", STORE, "run-1", WHEN
+    )
+    out = published(result.path)
+    assert sorted(out) == ["AB-01", "NEG", "ZERO"]
+
+    cafe = out["AB-01"]
+    assert cafe["descripcion_producto"] == "CAFÉ MOLIDO 1/2 KG"  # NFC, collapsed, trimmed
+    assert cafe["marca"] == "P&G"
+    assert cafe["cantidad_actual"] == Decimal("12.500")
+    assert cafe["valor_inventario_actual"] == Decimal("25.00")
+    assert cafe["margen_porcentaje"] == Decimal("20.00")
+    assert cafe["impuesto_porcentaje"] == Decimal("16.00")
+    assert cafe["estado_stock"] == "disponible"
+    assert (cafe["ubicacion_id"], cafe["ubicacion_nombre"], cafe["tipo_ubicacion"]) == (
+        "tienda_03",
+        "MAÑONGO",
+        "tienda",
+    )
+    assert cafe["fecha_extraccion"] == dt.datetime(2026, 11, 27, 22, 0)
+    assert cafe["batch_id"] == "run-1"
+
+    neg = out["NEG"]
+    assert neg["cantidad_actual"] == Decimal("-3.000")  # kept, not clamped
+    assert neg["estado_stock"] == "negativo"
+    assert neg["descripcion_producto"] == "LECHE 50% GRASA (AZUL)"
+    assert neg["margen_porcentaje"] is None and neg["valor_inventario_actual"] == Decimal("-3.33")
+
+    zero = out["ZERO"]
+    assert zero["descripcion_producto"] is None and zero["estado_stock"] == "sin_stock"
+    assert zero["peso_producto"] is None
+
+    c = result.counters
+    assert (c.extracted, c.loaded, c.rejected, c.duplicates) == (5, 3, 1, 1)
+    assert (c.negative_stock, c.missing_price, c.missing_description) == (1, 2, 1)
+    assert c.invalid_values == 1
+
+
+def test_published_types_are_exact_decimals(tmp_path: Path) -> None:
+    result = transform_store(
+        staged(tmp_path, as_floats(ROWS), pa.float64()),
+        tmp_path / "ready.parquet",
+        STORE,
+        "r",
+        WHEN,
+    )
+    schema = pq.read_schema(result.path)
+    assert schema.field("cantidad_actual").type == pa.decimal128(18, 3)
+    assert schema.field("costo_unitario_actual").type == pa.decimal128(18, 4)
+    assert schema.field("valor_inventario_actual").type == pa.decimal128(18, 2)
+    assert schema.field("fecha_extraccion").type == pa.timestamp("us")
+
+
+def test_empty_extract_publishes_nothing(tmp_path: Path) -> None:
+    result = transform_store(
+        staged(tmp_path, [], pa.string()), tmp_path / "ready.parquet", STORE, "r", WHEN
+    )
+    assert published(result.path) == {}
+    assert result.counters.extracted == 0 and result.counters.duplicates == 0
