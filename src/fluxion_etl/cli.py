@@ -277,9 +277,12 @@ def _execute(
 def _metrics(result: RunResult | None, store_count: int) -> dict[str, float]:
     if result is None:
         return {"RunSucceeded": 0, "RunFailed": 1, "StoresFailed": store_count}
+    # A partial run (one store down for days) is still a run that published: it counts as
+    # succeeded for the dead-man alarm; StoresFailed and the task's exit code 3 carry the rest.
+    ran = result.exit_code in (EXIT_OK, EXIT_PARTIAL)
     return {
-        "RunSucceeded": 1 if result.exit_code == EXIT_OK else 0,
-        "RunFailed": 0 if result.exit_code == EXIT_OK else 1,
+        "RunSucceeded": int(ran),
+        "RunFailed": int(not ran),
         "StoresFailed": len(result.failed),
         "RowsPublished": result.rows_published,
         "DurationSeconds": round(result.seconds, 3),

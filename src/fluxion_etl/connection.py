@@ -99,7 +99,11 @@ def build_connection_string(
             ("Server", store.host),
             ("Port", str(store.port)),
             ("Database", store.database),
-            ("ConnSettings", "SET statement_timeout = 0; SET application_name = 'fluxion-etl'"),
+            # Without a server-side cursor psqlODBC buffers the whole result set in the driver,
+            # so memory would grow with the store's size: fetch through a cursor instead.
+            ("UseDeclareFetch", "1"),
+            ("Fetch", "10000"),
+            ("ConnSettings", "SET application_name = 'fluxion-etl'"),
         ]
     else:
         parts += [("Database", store.database), ("Timeout", "5000")]

@@ -1,0 +1,168 @@
+"""A walk over every policy statement of the template, failing on anything broader than needed.
+
+Identity policies (the roles' inline policies, any managed policy) and the topic policy:
+no wildcard action, no ``Resource: "*"`` except for the actions AWS defines on ``*`` alone,
+``iam:PassRole`` only with ``iam:PassedToService``, ``ecs:RunTask`` only with ``ecs:cluster``.
+Key policies follow the same action rule; their ``Resource`` is ``"*"`` by definition (it means
+"this key"). Trust and resource policies never name ``*`` as principal.
+"""
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from fluxion_cfn.stack import render
+
+#: Actions that have no resource-level permissions: AWS only accepts ``Resource: "*"`` for them.
+STAR_ONLY_ACTIONS = {
+    "ecr:GetAuthorizationToken",  # a registry login token is not tied to any repository
+}
+
+Statement = dict[str, Any]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def policy_documents(template: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(kind, where, document) for every policy document in the template."""
+    for name, resource in template["Resources"].items():
+        kind, props = resource["Type"], resource.get("Properties", {})
+        if kind == "AWS::IAM::Role":
+            yield "trust", f"{name} trust", props["AssumeRolePolicyDocument"]
+            for policy in props.get("Policies", []):
+                yield "identity", f"{name}/{policy['PolicyName']}", policy["PolicyDocument"]
+        elif kind in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
+            yield "identity", name, props["PolicyDocument"]
+        elif kind in ("AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy"):
+            yield "resource", name, props["PolicyDocument"]
+        elif kind == "AWS::KMS::Key":
+            yield "key", name, props["KeyPolicy"]
+
+
+def _condition_keys(statement: Statement) -> dict[str, set[str]]:
+    return {op: set(keys) for op, keys in statement.get("Condition", {}).items()}
+
+
+def violations(kind: str, statement: Statement) -> list[str]:
+    """What is wrong with one statement of a policy of the given kind (empty: nothing)."""
+    found = []
+    for forbidden in ("NotAction", "NotResource", "NotPrincipal"):
+        if forbidden in statement:
+            found.append(f"uses {forbidden}")
+    actions = [str(action) for action in _as_list(statement.get("Action", []))]
+    found += [f"wildcard action {action}" for action in actions if "*" in action]
+    if statement.get("Effect") != "Allow":
+        return found
+
+    principal = statement.get("Principal")
+    if principal == "*" or (isinstance(principal, dict) and "*" in _as_list(principal.get("AWS"))):
+        found.append("principal is everybody")
+
+    resources = _as_list(statement.get("Resource", []))
+    if kind == "key":
+        if resources != ["*"]:
+            found.append(f"key policy resource {resources} (must be '*': the key itself)")
+    elif "*" in resources and not set(actions) <= STAR_ONLY_ACTIONS:
+        found.append(f"Resource '*' for {sorted(set(actions) - STAR_ONLY_ACTIONS)}")
+
+    conditions = _condition_keys(statement)
+    if "iam:PassRole" in actions and "iam:PassedToService" not in conditions.get(
+        "StringEquals", set()
+    ):
+        found.append("iam:PassRole without an iam:PassedToService condition")
+    if "ecs:RunTask" in actions and not any(
+        "ecs:cluster" in conditions.get(op, set())
+        for op in ("ArnEquals", "ArnLike", "StringEquals")
+    ):
+        found.append("ecs:RunTask without an ecs:cluster condition")
+    return found
+
+
+TEMPLATE = json.loads(render("json"))
+DOCUMENTS = list(policy_documents(TEMPLATE))
+
+
+def test_the_walk_sees_every_policy_of_the_stack() -> None:
+    kinds = sorted(kind for kind, _, _ in DOCUMENTS)
+    # 3 roles (trust + inline policy each), the topic policy, the key policy.
+    assert kinds == ["identity"] * 3 + ["key"] + ["resource"] + ["trust"] * 3
+
+
+@pytest.mark.parametrize(("kind", "where", "document"), DOCUMENTS, ids=[d[1] for d in DOCUMENTS])
+def test_no_statement_grants_more_than_it_needs(
+    kind: str, where: str, document: dict[str, Any]
+) -> None:
+    statements = _as_list(document["Statement"])
+    assert statements, f"{where}: empty policy"
+    problems = [f"{where}: {problem}" for s in statements for problem in violations(kind, s)]
+    assert problems == []
+
+
+def test_resource_star_appears_only_for_the_ecr_login_token() -> None:
+    star = [
+        action
+        for kind, _, document in DOCUMENTS
+        if kind in ("identity", "resource")
+        for statement in _as_list(document["Statement"])
+        if "*" in _as_list(statement.get("Resource", []))
+        for action in _as_list(statement["Action"])
+    ]
+    assert star == ["ecr:GetAuthorizationToken"]
+
+
+def test_the_schedule_passes_exactly_the_two_task_roles_to_ecs_tasks() -> None:
+    (statement,) = [
+        s
+        for kind, _, document in DOCUMENTS
+        if kind == "identity"
+        for s in document["Statement"]
+        if "iam:PassRole" in s["Action"]
+    ]
+    assert statement["Resource"] == [
+        {"Fn::GetAtt": ["ExecutionRole", "Arn"]},
+        {"Fn::GetAtt": ["TaskRole", "Arn"]},
+    ]
+    assert statement["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    }
+
+
+def test_roles_are_assumable_only_by_their_service_for_this_account() -> None:
+    trusted = {}
+    for kind, where, document in DOCUMENTS:
+        if kind != "trust":
+            continue
+        (statement,) = document["Statement"]
+        trusted[where] = statement["Principal"]["Service"]
+        assert statement["Action"] == ["sts:AssumeRole"]
+        assert statement["Condition"]["StringEquals"] == {
+            "aws:SourceAccount": {"Ref": "AWS::AccountId"}
+        }
+    assert trusted == {
+        "ExecutionRole trust": "ecs-tasks.amazonaws.com",
+        "TaskRole trust": "ecs-tasks.amazonaws.com",
+        "ScheduleRole trust": "events.amazonaws.com",
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "statement", "problem"),
+    [
+        ("identity", {"Effect": "Allow", "Action": "*", "Resource": ["x"]}, "wildcard action *"),
+        ("identity", {"Effect": "Allow", "Action": ["s3:*"], "Resource": "x"}, "wildcard action"),
+        ("identity", {"Effect": "Allow", "Action": ["logs:Put*"], "Resource": "x"}, "wildcard"),
+        ("identity", {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"}, "'*' for"),
+        ("resource", {"Effect": "Allow", "Action": ["sns:Publish"], "Resource": "*"}, "'*' for"),
+        ("identity", {"Effect": "Allow", "Action": ["iam:PassRole"], "Resource": "r"}, "PassRole"),
+        ("identity", {"Effect": "Allow", "Action": "ecs:RunTask", "Resource": "t"}, "ecs:cluster"),
+        ("key", {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": "arn"}, "key policy"),
+        ("resource", {"Effect": "Allow", "Principal": "*", "Action": ["sns:Publish"]}, "everybody"),
+        ("identity", {"Effect": "Allow", "NotAction": ["iam:*"], "Resource": "x"}, "NotAction"),
+    ],
+)
+def test_the_walk_catches_broad_statements(kind: str, statement: Statement, problem: str) -> None:
+    assert any(problem in found for found in violations(kind, statement))
