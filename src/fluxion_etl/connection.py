@@ -103,7 +103,6 @@ def build_connection_string(
             # so memory would grow with the store's size: fetch through a cursor instead.
             ("UseDeclareFetch", "1"),
             ("Fetch", "10000"),
-            ("ConnSettings", "SET application_name = 'fluxion-etl'"),
         ]
     else:
         parts += [("Database", store.database), ("Timeout", "5000")]

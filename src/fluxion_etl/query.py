@@ -34,9 +34,7 @@ STAGED_COLUMNS = (
 
 
 def default_query() -> str:
-    return _sendable(
-        (resources.files("fluxion_etl") / "sql" / "inventario.sql").read_text("utf-8")
-    )
+    return _sendable((resources.files("fluxion_etl") / "sql" / "inventario.sql").read_text("utf-8"))
 
 
 def load_query(path: Path | None) -> str:
