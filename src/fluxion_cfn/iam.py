@@ -25,41 +25,18 @@ _ACCOUNT = StringEquals("aws:SourceAccount", Ref("AWS::AccountId"))
 #: update the key and an administrator can rotate, disable or delete it. Listed one by one rather
 #: than ``kms:*``: nothing here lets anyone read data.
 _KEY_ADMINISTRATION = (
-    kms.CancelKeyDeletion,
-    kms.CreateAlias,
-    kms.CreateGrant,
-    kms.DeleteAlias,
-    kms.DescribeKey,
-    kms.DisableKey,
-    kms.DisableKeyRotation,
-    kms.EnableKey,
-    kms.EnableKeyRotation,
-    kms.GetKeyPolicy,
-    kms.GetKeyRotationStatus,
-    kms.ListGrants,
-    kms.ListKeyPolicies,
-    kms.ListKeyRotations,
-    kms.ListResourceTags,
-    kms.PutKeyPolicy,
-    kms.RetireGrant,
-    kms.RevokeGrant,
-    kms.RotateKeyOnDemand,
-    kms.ScheduleKeyDeletion,
-    kms.TagResource,
-    kms.UntagResource,
-    kms.UpdateAlias,
-    kms.UpdateKeyDescription,
+    kms.CancelKeyDeletion, kms.CreateAlias, kms.CreateGrant, kms.DeleteAlias, kms.DescribeKey,
+    kms.DisableKey, kms.DisableKeyRotation, kms.EnableKey, kms.EnableKeyRotation,
+    kms.GetKeyPolicy, kms.GetKeyRotationStatus, kms.ListGrants, kms.ListKeyPolicies,
+    kms.ListKeyRotations, kms.ListResourceTags, kms.PutKeyPolicy, kms.RetireGrant,
+    kms.RevokeGrant, kms.RotateKeyOnDemand, kms.ScheduleKeyDeletion, kms.TagResource,
+    kms.UntagResource, kms.UpdateAlias, kms.UpdateKeyDescription,
 )
 
 #: What a service needs to encrypt and decrypt with the key (envelope encryption).
 _KEY_USE = (
-    kms.Decrypt,
-    kms.DescribeKey,
-    kms.Encrypt,
-    kms.GenerateDataKey,
-    kms.GenerateDataKeyWithoutPlaintext,
-    kms.ReEncryptFrom,
-    kms.ReEncryptTo,
+    kms.Decrypt, kms.DescribeKey, kms.Encrypt, kms.GenerateDataKey,
+    kms.GenerateDataKeyWithoutPlaintext, kms.ReEncryptFrom, kms.ReEncryptTo,
 )
 
 

@@ -28,29 +28,17 @@ def add_outputs(
     credentials: Credentials,
 ) -> list[Output]:
     values: list[tuple[str, str, AWSHelperFn]] = [
-        (
-            "RepositoryUri",
-            "ECR repository to push the ETL image to.",
-            GetAtt(repo, "RepositoryUri"),
-        ),
+        ("RepositoryUri", "ECR repository to push the ETL image to.",
+         GetAtt(repo, "RepositoryUri")),
         ("TaskDefinitionArn", "Task definition revision the schedule runs.", Ref(task_def)),
         ("LogGroupName", "CloudWatch log group of the ETL runs.", Ref(log_group)),
-        (
-            "SecurityGroupId",
-            "Security group of the ETL task (use it for manual runs).",
-            GetAtt(network.security_group, "GroupId"),
-        ),
-        (
-            "AlertTopicArn",
-            "SNS topic of the alerts; subscribe more endpoints to it.",
-            Ref(alerting.topic),
-        ),
+        ("SecurityGroupId", "Security group of the ETL task (use it for manual runs).",
+         GetAtt(network.security_group, "GroupId")),
+        ("AlertTopicArn", "SNS topic of the alerts; subscribe more endpoints to it.",
+         Ref(alerting.topic)),
         ("ScheduleRuleName", "EventBridge rule that starts the ETL.", Ref(schedule)),
-        (
-            "SqlCredentialsSecretArn",
-            'Secret holding {"username", "password"} of the SQL login.',
-            credentials.arn,
-        ),
+        ("SqlCredentialsSecretArn", "Secret holding {\"username\", \"password\"} of the SQL login.",
+         credentials.arn),
     ]
     return [
         template.add_output(

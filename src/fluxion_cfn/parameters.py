@@ -14,120 +14,48 @@ from troposphere import Parameter, Template
 
 #: CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
 )
 
 #: (environment variable, parameter name, properties) for the ETL settings the task passes through.
 #: ETL_TIENDAS is not here: it is set only when non-empty (an empty value means "all active").
 ETL_SETTINGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    (
-        "ETL_ENGINE",
-        "EtlEngine",
-        {
-            "Type": "String",
-            "Default": "arrow",
-            "AllowedValues": ["arrow", "pyodbc"],
-            "Description": "ETL_ENGINE: extraction engine, arrow (arrow-odbc bulk fetch) or pyodbc.",
-        },
-    ),
-    (
-        "ETL_BATCH_SIZE",
-        "EtlBatchSize",
-        {
-            "Type": "Number",
-            "Default": 50000,
-            "MinValue": 1000,
-            "MaxValue": 1000000,
-            "Description": "ETL_BATCH_SIZE: rows per fetched batch (bounds the task's memory).",
-        },
-    ),
-    (
-        "ETL_WORKERS",
-        "EtlWorkers",
-        {
-            "Type": "Number",
-            "Default": 4,
-            "MinValue": 1,
-            "MaxValue": 32,
-            "Description": "ETL_WORKERS: stores extracted at once.",
-        },
-    ),
-    (
-        "ETL_MAX_RETRIES",
-        "EtlMaxRetries",
-        {
-            "Type": "Number",
-            "Default": 3,
-            "MinValue": 1,
-            "MaxValue": 10,
-            "Description": "ETL_MAX_RETRIES: attempts per store for transient errors.",
-        },
-    ),
-    (
-        "ETL_TIMEOUT_SECONDS",
-        "EtlTimeoutSeconds",
-        {
-            "Type": "Number",
-            "Default": 1800,
-            "MinValue": 60,
-            "MaxValue": 86400,
-            "Description": "ETL_TIMEOUT_SECONDS: whole-run deadline; the duration alarm fires when a"
-            " run reaches it.",
-        },
-    ),
-    (
-        "ETL_LOCK_WAIT_SECONDS",
-        "EtlLockWaitSeconds",
-        {
-            "Type": "Number",
-            "Default": 600,
-            "MinValue": 0,
-            "MaxValue": 3600,
-            "Description": "ETL_LOCK_WAIT_SECONDS: how long to wait for another process to release"
-            " the DuckDB file.",
-        },
-    ),
-    (
-        "SQL_ODBC_DRIVER",
-        "SqlOdbcDriver",
-        {
-            "Type": "String",
-            "Default": "ODBC Driver 18 for SQL Server",
-            "MinLength": 1,
-            "Description": "SQL_ODBC_DRIVER: ODBC driver name installed in the image.",
-        },
-    ),
-    (
-        "LOG_LEVEL",
-        "LogLevel",
-        {
-            "Type": "String",
-            "Default": "INFO",
-            "AllowedValues": ["DEBUG", "INFO", "WARNING", "ERROR"],
-            "Description": "LOG_LEVEL of the ETL.",
-        },
-    ),
+    ("ETL_ENGINE", "EtlEngine", {
+        "Type": "String", "Default": "arrow", "AllowedValues": ["arrow", "pyodbc"],
+        "Description": "ETL_ENGINE: extraction engine, arrow (arrow-odbc bulk fetch) or pyodbc.",
+    }),
+    ("ETL_BATCH_SIZE", "EtlBatchSize", {
+        "Type": "Number", "Default": 50000, "MinValue": 1000, "MaxValue": 1000000,
+        "Description": "ETL_BATCH_SIZE: rows per fetched batch (bounds the task's memory).",
+    }),
+    ("ETL_WORKERS", "EtlWorkers", {
+        "Type": "Number", "Default": 4, "MinValue": 1, "MaxValue": 32,
+        "Description": "ETL_WORKERS: stores extracted at once.",
+    }),
+    ("ETL_MAX_RETRIES", "EtlMaxRetries", {
+        "Type": "Number", "Default": 3, "MinValue": 1, "MaxValue": 10,
+        "Description": "ETL_MAX_RETRIES: attempts per store for transient errors.",
+    }),
+    ("ETL_TIMEOUT_SECONDS", "EtlTimeoutSeconds", {
+        "Type": "Number", "Default": 1800, "MinValue": 60, "MaxValue": 86400,
+        "Description": "ETL_TIMEOUT_SECONDS: whole-run deadline; the duration alarm fires when a"
+        " run reaches it.",
+    }),
+    ("ETL_LOCK_WAIT_SECONDS", "EtlLockWaitSeconds", {
+        "Type": "Number", "Default": 600, "MinValue": 0, "MaxValue": 3600,
+        "Description": "ETL_LOCK_WAIT_SECONDS: how long to wait for another process to release"
+        " the DuckDB file.",
+    }),
+    ("SQL_ODBC_DRIVER", "SqlOdbcDriver", {
+        "Type": "String", "Default": "ODBC Driver 18 for SQL Server", "MinLength": 1,
+        "Description": "SQL_ODBC_DRIVER: ODBC driver name installed in the image.",
+    }),
+    ("LOG_LEVEL", "LogLevel", {
+        "Type": "String", "Default": "INFO",
+        "AllowedValues": ["DEBUG", "INFO", "WARNING", "ERROR"],
+        "Description": "LOG_LEVEL of the ETL.",
+    }),
 )
 
 
@@ -170,180 +98,91 @@ def add_parameters(template: Template) -> Parameters:
         return parameter
 
     network, shared, task, etl, schedule = (
-        "Network",
-        "Shared ECS cluster and EFS",
-        "Task",
-        "ETL settings",
-        "Schedule and alerts",
+        "Network", "Shared ECS cluster and EFS", "Task", "ETL settings", "Schedule and alerts",
     )
     params = Parameters(
-        vpc=add(
-            "VpcId",
-            network,
-            Type="AWS::EC2::VPC::Id",
-            Description="VPC of the private subnets, the cluster and the EFS file system.",
-        ),
+        vpc=add("VpcId", network, Type="AWS::EC2::VPC::Id",
+                Description="VPC of the private subnets, the cluster and the EFS file system."),
         private_subnets=add(
-            "PrivateSubnetIds",
-            network,
-            Type="List<AWS::EC2::Subnet::Id>",
+            "PrivateSubnetIds", network, Type="List<AWS::EC2::Subnet::Id>",
             Description="Private subnets for the task (no public IP): they need a route to the"
-            " store VPN and to AWS APIs (NAT gateway or VPC endpoints).",
-        ),
+            " store VPN and to AWS APIs (NAT gateway or VPC endpoints)."),
         source_cidr=add(
-            "SourceCidr",
-            network,
-            Type="String",
-            Default="192.168.0.0/16",
+            "SourceCidr", network, Type="String", Default="192.168.0.0/16",
             AllowedPattern=r"^(\d{1,3}\.){3}\d{1,3}/\d{1,2}$",
             ConstraintDescription="an IPv4 CIDR block such as 192.168.0.0/16",
-            Description="Address range of the stores' SQL Servers, reached over the VPN.",
-        ),
+            Description="Address range of the stores' SQL Servers, reached over the VPN."),
         sql_ports=(
-            add(
-                "SqlServerPort",
-                network,
-                Type="Number",
-                Default=1433,
-                MinValue=1,
-                MaxValue=65535,
-                Description="SQL Server port of most stores.",
-            ),
-            add(
-                "SqlServerAltPort",
-                network,
-                Type="Number",
-                Default=14348,
-                MinValue=1,
-                MaxValue=65535,
-                Description="Second SQL Server port some stores listen on.",
-            ),
+            add("SqlServerPort", network, Type="Number", Default=1433, MinValue=1,
+                MaxValue=65535, Description="SQL Server port of most stores."),
+            add("SqlServerAltPort", network, Type="Number", Default=14348, MinValue=1,
+                MaxValue=65535, Description="Second SQL Server port some stores listen on."),
         ),
         cluster=add(
-            "ClusterName",
-            shared,
-            Type="String",
-            AllowedPattern=r"^[A-Za-z0-9_-]{1,255}$",
-            Description="Name of the existing ECS cluster the task runs in.",
-        ),
+            "ClusterName", shared, Type="String", AllowedPattern=r"^[A-Za-z0-9_-]{1,255}$",
+            Description="Name of the existing ECS cluster the task runs in."),
         file_system=add(
-            "FileSystemId",
-            shared,
-            Type="String",
-            AllowedPattern=r"^fs-[0-9a-f]{8,40}$",
-            Description="Existing EFS file system holding /data (DuckDB file, stores.toml).",
-        ),
+            "FileSystemId", shared, Type="String", AllowedPattern=r"^fs-[0-9a-f]{8,40}$",
+            Description="Existing EFS file system holding /data (DuckDB file, stores.toml)."),
         access_point=add(
-            "AccessPointId",
-            shared,
-            Type="String",
-            AllowedPattern=r"^fsap-[0-9a-f]{8,40}$",
-            Description="EFS access point the task mounts at /data (it sets the POSIX user).",
-        ),
+            "AccessPointId", shared, Type="String", AllowedPattern=r"^fsap-[0-9a-f]{8,40}$",
+            Description="EFS access point the task mounts at /data (it sets the POSIX user)."),
         efs_security_group=add(
-            "EfsSecurityGroupId",
-            shared,
-            Type="AWS::EC2::SecurityGroup::Id",
+            "EfsSecurityGroupId", shared, Type="AWS::EC2::SecurityGroup::Id",
             Description="Security group of the EFS mount targets; the stack adds an NFS ingress"
-            " rule from the task's group to it.",
-        ),
+            " rule from the task's group to it."),
         image_tag=add(
-            "ImageTag",
-            task,
-            Type="String",
-            AllowedPattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+            "ImageTag", task, Type="String", AllowedPattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
             Description="Tag of the ETL image in the stack's ECR repository. Tags are immutable:"
-            " every deploy pins a new tag (for example the git commit).",
-        ),
-        cpu=add(
-            "TaskCpu",
-            task,
-            Type="String",
-            Default="2048",
-            AllowedValues=["256", "512", "1024", "2048", "4096", "8192", "16384"],
-            Description="Fargate task CPU units (1024 = 1 vCPU).",
-        ),
-        memory=add(
-            "TaskMemory",
-            task,
-            Type="String",
-            Default="4096",
-            AllowedPattern=r"^[1-9][0-9]{2,5}$",
-            Description="Fargate task memory in MiB; must suit TaskCpu.",
-        ),
+            " every deploy pins a new tag (for example the git commit)."),
+        cpu=add("TaskCpu", task, Type="String", Default="2048",
+                AllowedValues=["256", "512", "1024", "2048", "4096", "8192", "16384"],
+                Description="Fargate task CPU units (1024 = 1 vCPU)."),
+        memory=add("TaskMemory", task, Type="String", Default="4096",
+                   AllowedPattern=r"^[1-9][0-9]{2,5}$",
+                   Description="Fargate task memory in MiB; must suit TaskCpu."),
         environment=add(
-            "EnvironmentName",
-            task,
-            Type="String",
-            Default="production",
+            "EnvironmentName", task, Type="String", Default="production",
             AllowedPattern=r"^[a-z][a-z0-9-]{0,31}$",
             Description="ENVIRONMENT of the task, the Environment dimension of its Fluxion/ETL"
-            " metrics (the alarms watch that dimension) and the Environment tag.",
-        ),
+            " metrics (the alarms watch that dimension) and the Environment tag."),
         log_retention=add(
-            "LogRetentionDays",
-            task,
-            Type="Number",
-            Default=7,
+            "LogRetentionDays", task, Type="Number", Default=7,
             AllowedValues=list(LOG_RETENTION_DAYS),
-            Description="Days CloudWatch keeps the task's logs.",
-        ),
+            Description="Days CloudWatch keeps the task's logs."),
         existing_secret_arn=add(
-            "ExistingSecretArn",
-            task,
-            Type="String",
-            Default="",
+            "ExistingSecretArn", task, Type="String", Default="",
             AllowedPattern=r"^$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:\S+$",
-            Description='Full ARN of an existing secret {"username", "password"} (encrypted'
+            Description="Full ARN of an existing secret {\"username\", \"password\"} (encrypted"
             " with the aws/secretsmanager key). Empty: the stack creates an empty secret whose"
-            " value you set after the first deploy.",
-        ),
+            " value you set after the first deploy."),
         stores=add(
-            "EtlStores",
-            etl,
-            Type="String",
-            Default="",
+            "EtlStores", etl, Type="String", Default="",
             AllowedPattern=r"^$|^[a-z0-9_]+(,[a-z0-9_]+)*$",
             Description="ETL_TIENDAS: comma list of store ids to run; empty runs every active"
-            " store of stores.toml.",
-        ),
-        etl_settings={env: add(name, etl, **props) for env, name, props in ETL_SETTINGS},
+            " store of stores.toml."),
+        etl_settings={
+            env: add(name, etl, **props) for env, name, props in ETL_SETTINGS
+        },
         schedule_expression=add(
-            "ScheduleExpression",
-            schedule,
-            Type="String",
-            Default="rate(6 hours)",
+            "ScheduleExpression", schedule, Type="String", Default="rate(6 hours)",
             AllowedPattern=r"^(rate|cron)\(.+\)$",
-            Description="EventBridge schedule of the run: rate(...) or cron(...), UTC.",
-        ),
+            Description="EventBridge schedule of the run: rate(...) or cron(...), UTC."),
         schedule_state=add(
-            "ScheduleState",
-            schedule,
-            Type="String",
-            Default="DISABLED",
+            "ScheduleState", schedule, Type="String", Default="DISABLED",
             AllowedValues=["ENABLED", "DISABLED"],
             Description="DISABLED until the secret has a value and a manual run-task succeeded;"
-            " the no-success alarm only notifies while ENABLED.",
-        ),
+            " the no-success alarm only notifies while ENABLED."),
         schedule_period=add(
-            "SchedulePeriodSeconds",
-            schedule,
-            Type="Number",
-            Default=21600,
-            MinValue=3600,
+            "SchedulePeriodSeconds", schedule, Type="Number", Default=21600, MinValue=3600,
             MaxValue=302400,
             Description="Longest gap in seconds between two scheduled runs (21600 for"
             " rate(6 hours); for a cron schedule, its longest gap), a multiple of 60. The"
-            " no-success alarm fires after two such periods without a successful run.",
-        ),
+            " no-success alarm fires after two such periods without a successful run."),
         alert_email=add(
-            "AlertEmail",
-            schedule,
-            Type="String",
-            Default="",
+            "AlertEmail", schedule, Type="String", Default="",
             AllowedPattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$",
             Description="Optional e-mail address subscribed to the alert topic (confirm the"
-            " subscription mail). Empty: subscribe later to the AlertTopicArn output.",
-        ),
+            " subscription mail). Empty: subscribe later to the AlertTopicArn output."),
     )
     return params
