@@ -18,6 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import structlog
 from tenacity import (
     Retrying,
@@ -307,6 +308,9 @@ class _Run:
             self.target.publish(store.id, prepared.ready, entry)
         except StoreError as exc:
             return self._failed_entry(store, prepared.started, prepared.attempts, exc)
+        except duckdb.Error as exc:  # rolled back: the store keeps its previous snapshot
+            error = DataError(f"{store.id}: publish failed: {type(exc).__name__}: {exc}")
+            return self._failed_entry(store, prepared.started, prepared.attempts, error)
         finally:
             prepared.ready.unlink(missing_ok=True)
         slog.info(

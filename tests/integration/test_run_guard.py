@@ -1,0 +1,53 @@
+"""Exit codes that need no store server: the single-run guard (4), over SQLite demo stores."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+from fluxion_etl.demo.runner import build_demo_stores
+
+
+def write_stores_file(tmp_path: Path) -> Path:
+    stores = build_demo_stores(tmp_path / "stores", count=2, products=200)
+    blocks = [
+        f'[[stores]]\nid = "{s.id}"\nname = "{s.name}"\ntype = "{s.type}"\n'
+        f'database = "{s.database}"\nwarehouse = "{s.warehouse}"\ndriver = "{s.driver}"\n'
+        for s in stores
+    ]
+    path = tmp_path / "stores.toml"
+    path.write_text("\n".join(blocks), encoding="utf-8")
+    return path
+
+
+def run(tmp_path: Path, db: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SQL_", "ETL_"))},
+        "ETL_STORES_FILE": str(write_stores_file(tmp_path)),
+        "DATABASE_PATH": str(db),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "fluxion_etl", "run"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_a_second_run_on_the_same_target_exits_4_and_touches_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "target.duckdb"
+    first = run(tmp_path, db)
+    assert first.returncode == 0, first.stdout[-2000:]
+    before = db.stat().st_mtime_ns
+    with open(db.with_name(db.name + ".run.lock"), "a+") as guard:  # a run in progress
+        fcntl.flock(guard.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        second = run(tmp_path, db)
+    assert second.returncode == 4
+    assert "another run holds" in second.stderr
+    assert db.stat().st_mtime_ns == before
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(DISTINCT run_id) FROM etl_ejecuciones").fetchone() == (1,)
+    assert run(tmp_path, db).returncode == 0  # released guard: the next run goes ahead
