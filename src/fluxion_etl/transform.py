@@ -26,16 +26,9 @@ CREATE OR REPLACE MACRO fluxion_clean(x) AS
     )
 """
 
-_NUMERIC_SOURCES = (
-    "cantidad_actual",
-    "costo_unitario_actual",
-    "precio_venta_actual",
-    "impuesto_porcentaje",
-    "peso_producto",
-    "volumen_producto",
-    "cantidad_bultos",
-)
-_DECIMAL_TYPES = {
+#: The exact type of each numeric column (the casts in sql/transform.sql use the same types;
+#: a unit test checks the published schema against this table).
+DECIMAL_TYPES = {
     "cantidad_actual": "DECIMAL(18,3)",
     "costo_unitario_actual": "DECIMAL(18,4)",
     "precio_venta_actual": "DECIMAL(18,4)",
@@ -104,8 +97,8 @@ def transform_store(
 
 def _counters(con: duckdb.DuckDBPyConnection, staged: Path, ready: Path) -> QualityCounters:
     invalid = " OR ".join(
-        f"({name} IS NOT NULL AND TRY_CAST({name} AS {_DECIMAL_TYPES[name]}) IS NULL)"
-        for name in _NUMERIC_SOURCES
+        f"({name} IS NOT NULL AND TRY_CAST({name} AS {DECIMAL_TYPES[name]}) IS NULL)"
+        for name in DECIMAL_TYPES
     )
     extracted, rejected, invalid_values = _one(
         con,

@@ -19,18 +19,12 @@ from typing import Any
 import duckdb
 import pytest
 
+from fluxion_etl.transform import DECIMAL_TYPES
+
 pytestmark = pytest.mark.postgres
 
 PG_DRIVER = "PostgreSQL Unicode"
-NUMERIC_COLUMNS = (
-    "cantidad_actual",
-    "costo_unitario_actual",
-    "precio_venta_actual",
-    "impuesto_porcentaje",
-    "peso_producto",
-    "volumen_producto",
-    "cantidad_bultos",
-)
+NUMERIC_COLUMNS = tuple(DECIMAL_TYPES)
 TEXT_COLUMNS = (
     "codigo_barras",
     "descripcion_producto",

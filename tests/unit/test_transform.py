@@ -11,7 +11,7 @@ import pytest
 
 from fluxion_etl.query import STAGED_COLUMNS
 from fluxion_etl.stores import Store
-from fluxion_etl.transform import transform_store
+from fluxion_etl.transform import DECIMAL_TYPES, transform_store
 
 STORE = Store("tienda_03", "MAÑONGO", "tienda", "192.168.3.10", 14348, "VAD10", "0302")
 WHEN = dt.datetime(2026, 11, 27, 22, 0, tzinfo=dt.UTC)
@@ -130,6 +130,9 @@ def test_published_types_are_exact_decimals(tmp_path: Path) -> None:
         WHEN,
     )
     schema = pq.read_schema(result.path)
+    for column, sql_type in DECIMAL_TYPES.items():
+        precision, scale = sql_type.removeprefix("DECIMAL(").rstrip(")").split(",")
+        assert schema.field(column).type == pa.decimal128(int(precision), int(scale)), column
     assert schema.field("cantidad_actual").type == pa.decimal128(18, 3)
     assert schema.field("costo_unitario_actual").type == pa.decimal128(18, 4)
     assert schema.field("valor_inventario_actual").type == pa.decimal128(18, 2)
