@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import gc
 import random
+import tomllib
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Literal
+
+from fluxion_etl.stores import example_text, parse_stores
 
 __all__ = [
     "CHAIN_LOCATIONS",
@@ -184,29 +187,13 @@ class Location:
     warehouse: str
 
 
-CHAIN_LOCATIONS: tuple[Location, ...] = (
-    Location("tienda_02", "AV. BOLIVAR", "0202"),
-    Location("tienda_03", "MAÑONGO", "0302"),
-    Location("tienda_04", "NAGUANAGUA", "0402"),
-    Location("tienda_05", "SAN DIEGO", "0502"),
-    Location("tienda_06", "LOS GUAYOS", "0602"),
-    Location("tienda_07", "TOCUYITO", "0702"),
-    Location("tienda_08", "LA ISABELICA", "0802"),
-    Location("tienda_09", "FLOR AMARILLO", "0902"),
-    Location("tienda_10", "GUACARA", "1002"),
-    Location("tienda_11", "LA VIÑA", "1102"),
-    Location("tienda_12", "EL TRIGAL", "1202"),
-    Location("tienda_14", "PREBO", "1402"),
-    Location("tienda_15", "CAMORUCO", "1502"),
-    Location("tienda_16", "LOS SAUCES", "1602"),
-    Location("tienda_18", "PARQUE VALENCIA", "1802"),
-    Location("tienda_19", "SANTA ROSA", "1902"),
-    Location("tienda_21", "BARRIO OBRERO", "2102"),
-    Location("cedi_seco", "CEDI SECO", "2001"),
-    Location("cedi_frio", "CEDI FRIO", "0001"),
-    Location("cedi_verde", "CEDI VERDE", "1710"),
-    Location("cedi_frutas", "CEDI FRUTAS", "1801"),
-)
+def _chain_locations() -> tuple[Location, ...]:
+    """The locations of the packaged example stores file: one list of the chain, not two."""
+    document = tomllib.loads(example_text())
+    return tuple(Location(s.id, s.name, s.warehouse) for s in parse_stores(document))
+
+
+CHAIN_LOCATIONS: tuple[Location, ...] = _chain_locations()
 """Realistic locations: two-digit store ids with gaps, 4 distribution centres, the warehouse
 exceptions (``2001``, ``0001``, ``1710``, ``1801``) and names with ``Ñ`` and dots."""
 
