@@ -1,4 +1,4 @@
-"""Exit codes that need no store server: the single-run guard (4), over SQLite demo stores."""
+"""CLI behaviour that needs no store server, over SQLite demo stores: run guard, terminal view."""
 
 from __future__ import annotations
 
@@ -51,3 +51,35 @@ def test_a_second_run_on_the_same_target_exits_4_and_touches_nothing(tmp_path: P
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(DISTINCT run_id) FROM etl_ejecuciones").fetchone() == (1,)
     assert run(tmp_path, db).returncode == 0  # released guard: the next run goes ahead
+
+
+def test_in_a_terminal_the_run_shows_a_live_table_instead_of_json(tmp_path: Path) -> None:
+    import pty
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SQL_", "ETL_"))},
+        "ETL_STORES_FILE": str(write_stores_file(tmp_path)),
+        "DATABASE_PATH": str(tmp_path / "tty.duckdb"),
+        "COLUMNS": "120",
+    }
+    primary, secondary = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "fluxion_etl", "run"],
+        env=env, stdin=secondary, stdout=secondary, stderr=secondary,
+    )  # fmt: skip
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    assert child.wait(timeout=120) == 0
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert "tienda_01" in screen and "published" in screen
+    assert "ETL completed successfully" in screen
+    assert '{"' not in screen  # no JSON lines on a terminal
