@@ -50,7 +50,10 @@ def check_store(
     started = time.monotonic()
     where = f"{store.id} ({store.address})"
     connection = build_connection_string(
-        store, store.driver or settings.odbc_driver, credentials, settings.connect_timeout_seconds
+        store,
+        store.odbc_driver(settings.odbc_driver),
+        credentials,
+        settings.connect_timeout_seconds,
     )
 
     def result(tcp: bool | None, login: bool | None, ok: bool | None, detail: str) -> CheckResult:

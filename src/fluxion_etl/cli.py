@@ -137,7 +137,7 @@ def cmd_stores(args: argparse.Namespace) -> int:
             s.database,
             s.warehouse,
             "yes" if s.active else "no",
-            s.driver or settings.odbc_driver,
+            s.odbc_driver(settings.odbc_driver),
         )
     _print(table)
     return EXIT_OK
@@ -232,7 +232,7 @@ def _selected_stores(settings: Settings) -> list[Store]:
 def _credentials_for(stores: Sequence[Store], settings: Settings) -> Credentials | None:
     """Credentials, required as soon as one selected store's driver needs a login."""
     try:
-        families = {driver_family(s.driver or settings.odbc_driver) for s in stores}
+        families = {driver_family(s.odbc_driver(settings.odbc_driver)) for s in stores}
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     credentials = load_credentials()

@@ -89,7 +89,6 @@ class RunResult:
     entries: list[LedgerEntry]
     seconds: float
     lock_held_seconds: float
-    stale_closed: int = 0
 
     @property
     def published(self) -> list[LedgerEntry]:
@@ -177,7 +176,6 @@ class _Run:
             entries=entries,
             seconds=time.monotonic() - started,
             lock_held_seconds=self.target.lock_held_seconds,
-            stale_closed=stale,
         )
 
     def _extract_and_publish(self, staging: StagingArea, deadline: float) -> list[LedgerEntry]:
@@ -222,12 +220,14 @@ class _Run:
         started = utcnow()
         attempts = 0
         where = f"{store.id} ({store.address})"
-        driver = store.driver or self.settings.odbc_driver
         try:
             request = FetchRequest(
                 where=where,
                 connection=build_connection_string(
-                    store, driver, self.credentials, self.settings.connect_timeout_seconds
+                    store,
+                    store.odbc_driver(self.settings.odbc_driver),
+                    self.credentials,
+                    self.settings.connect_timeout_seconds,
                 ),
                 credentials=self.credentials,
                 query=self.query,

@@ -35,6 +35,10 @@ class Store:
     active: bool = True
     driver: str | None = None
 
+    def odbc_driver(self, default: str) -> str:
+        """The store's own driver override, else ``default`` (SQL_ODBC_DRIVER)."""
+        return self.driver or default
+
     @property
     def address(self) -> str:
         """Where the store's database is, for messages (never contains credentials)."""
