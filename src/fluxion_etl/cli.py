@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import replace
@@ -25,29 +28,69 @@ from fluxion_etl import __version__
 from fluxion_etl.check import check_stores
 from fluxion_etl.config import Settings, parse_id_list
 from fluxion_etl.connection import driver_family
-from fluxion_etl.credentials import Credentials, load_credentials
+from fluxion_etl.credentials import Credentials, load_credentials, redact
 from fluxion_etl.errors import ConfigError, FluxionError, RunLockedError
 from fluxion_etl.ledger import last_runs
 from fluxion_etl.logs import configure_logging
 from fluxion_etl.metrics import emf_line
-from fluxion_etl.pipeline import RunControl, RunResult, run_pipeline
+from fluxion_etl.pipeline import (
+    WORKER_THREAD_PREFIX,
+    RunControl,
+    RunResult,
+    new_run_id,
+    run_pipeline,
+)
 from fluxion_etl.query import load_query
+from fluxion_etl.sentry import SentryMonitor
 from fluxion_etl.stores import Store, example_text, load_stores, select_stores
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_LOCKED = 0, 1, 2, 3, 4
+#: how long a finished run waits for fetch threads to notice the stop before leaving them
+WORKER_EXIT_GRACE_SECONDS = 3.0
 log = structlog.get_logger("fluxion_etl.cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)  # usage errors: argparse exits 2
     try:
-        return int(args.handler(args))
+        code = int(args.handler(args))
     except ConfigError as exc:
         print(f"fluxion-etl: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except RunLockedError as exc:
         print(f"fluxion-etl: {exc}", file=sys.stderr)
         return EXIT_LOCKED
+    _leave_blocked_workers(code)
+    return code
+
+
+def _leave_blocked_workers(code: int) -> None:
+    """Exit now if a fetch thread is still stuck in a driver call after the run has ended.
+
+    A worker blocked in native ODBC code (a link that went silent mid-transfer) cannot be
+    interrupted, and Python joins worker threads at exit, so the process would outlive the
+    deadline or Fargate's SIGTERM grace. By now the ledger is written and the store kept its
+    previous snapshot, so nothing is lost by leaving without it.
+    """
+    grace_ends = time.monotonic() + WORKER_EXIT_GRACE_SECONDS
+    for thread in threading.enumerate():
+        if thread.name.startswith(WORKER_THREAD_PREFIX):
+            thread.join(max(0.0, grace_ends - time.monotonic()))
+    blocked = [
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith(WORKER_THREAD_PREFIX) and t.is_alive()
+    ]
+    if blocked:
+        log.warning(
+            "leaving fetch threads blocked in the ODBC driver; exiting without them",
+            phase="done",
+            threads=blocked,
+            exit_code=code,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -255,22 +298,34 @@ def _execute(
         for sig in (signal.SIGTERM, signal.SIGINT)
     }
     environment = settings.context.get("environment", "default")
+    monitor = SentryMonitor.from_env(credentials)
+    run_id = new_run_id()
+    if monitor:
+        monitor.run_started(run_id)
     result: RunResult | None = None
     try:
         with display if display is not None else nullcontext():
-            result = run_pipeline(settings, stores, credentials, control=control)
+            result = run_pipeline(settings, stores, credentials, run_id=run_id, control=control)
     except RunLockedError:
         raise
     except FluxionError as exc:
-        log.error("ETL failed", phase="run", error=str(exc))
+        log.error("ETL failed", phase="run", error=redact(str(exc), credentials))
     except Exception as exc:  # last resort: one line, a traceback in the log, exit 1
-        log.exception("ETL failed", phase="run", error=f"{type(exc).__name__}: {exc}")
+        error = redact(f"{type(exc).__name__}: {exc}", credentials)
+        log.exception("ETL failed", phase="run", error=error)
+        if monitor:
+            monitor.run_crashed(exc)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if not interactive:
-        print(emf_line(_metrics(result, len(stores)), environment, _run_id(result)), flush=True)
+        print(emf_line(_metrics(result, len(stores)), environment, run_id), flush=True)
     _log_outcome(result)
+    if monitor:
+        monitor.stores_failed(result.failed if result else [])
+        monitor.run_finished(
+            result.exit_code if result else EXIT_FAILED, result.seconds if result else None
+        )
     return result
 
 
@@ -288,10 +343,6 @@ def _metrics(result: RunResult | None, store_count: int) -> dict[str, float]:
         "DurationSeconds": round(result.seconds, 3),
         "LockHeldSeconds": round(result.lock_held_seconds, 3),
     }
-
-
-def _run_id(result: RunResult | None) -> str:
-    return result.run_id if result else "none"
 
 
 def _log_outcome(result: RunResult | None) -> None:

@@ -38,16 +38,18 @@ from fluxion_etl.errors import (
     Interrupted,
     StoreError,
 )
-from fluxion_etl.extract import FetchRequest, get_engine
+from fluxion_etl.extract import FetchRequest, RefetchNeeded, get_engine
 from fluxion_etl.ledger import LedgerEntry, utcnow
 from fluxion_etl.publish import Target
 from fluxion_etl.query import load_query
 from fluxion_etl.runguard import RunGuard
-from fluxion_etl.stage import StagingArea, stage_batches
+from fluxion_etl.stage import StagedFile, StagingArea, stage_batches
 from fluxion_etl.stores import Store
 from fluxion_etl.transform import QualityCounters, transform_store
 
 log = structlog.get_logger("fluxion_etl.pipeline")
+#: name prefix of the fetch threads (the CLI looks for ones still blocked in a driver at exit)
+WORKER_THREAD_PREFIX = "fluxion-fetch"
 
 
 def new_run_id() -> str:
@@ -57,10 +59,16 @@ def new_run_id() -> str:
 
 @dataclass
 class RunControl:
-    """How the outside world stops a run: a deadline, or a signal handler calling ``stop``."""
+    """How the outside world stops a run: the deadline timer, or a signal handler calling ``stop``.
+
+    Everything that waits (fetch loops between batches, retry back-offs, the DuckDB lock wait,
+    the main loop) watches the one ``stop_event``, so a stop takes effect within a batch or a
+    back-off step wherever the run is. ``reason`` says why: ``timeout`` or the signal's name.
+    """
 
     stop_event: threading.Event = field(default_factory=threading.Event)
     reason: str | None = None
+    _timer: threading.Timer | None = field(default=None, repr=False)
 
     def sleep(self, seconds: float) -> None:
         """A retry back-off that a stop request cuts short."""
@@ -70,6 +78,27 @@ class RunControl:
         if self.reason is None:
             self.reason = reason
         self.stop_event.set()
+
+    def arm_deadline(self, seconds: float) -> None:
+        """Stop the run with reason ``timeout`` after ``seconds`` (ETL_TIMEOUT_SECONDS).
+
+        A timer rather than a check in the main loop: the deadline must also cut a publish that
+        is waiting for the DuckDB lock, which runs on the main thread.
+        """
+        self._timer = threading.Timer(seconds, self.stop, args=("timeout",))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+@dataclass
+class _Attempts:
+    """How many times a store's fetch was started (the ledger's ``intentos``)."""
+
+    count: int = 0
 
 
 @dataclass(frozen=True)
@@ -143,12 +172,12 @@ class _Run:
         self.control = control
         self.query = query
         self.engine = get_engine(settings.engine)
-        self.target = Target(settings.database_path, settings.lock_wait_seconds)
+        self.target = Target(settings.database_path, settings.lock_wait_seconds, control.stop_event)
         self.log = log.bind(run_id=run_id)
 
     def execute(self) -> RunResult:
         started = time.monotonic()
-        deadline = started + self.settings.timeout_seconds
+        self.control.arm_deadline(self.settings.timeout_seconds)
         self.log.info(
             "ETL started",
             phase="plan",
@@ -168,8 +197,9 @@ class _Run:
         staging = StagingArea(self.settings.staging_dir, self.run_id)
         entries: list[LedgerEntry] = []
         try:
-            entries = self._extract_and_publish(staging, deadline)
+            entries = self._extract_and_publish(staging)
         finally:
+            self.control.disarm()
             staging.cleanup()
         return RunResult(
             run_id=self.run_id,
@@ -178,26 +208,20 @@ class _Run:
             lock_held_seconds=self.target.lock_held_seconds,
         )
 
-    def _extract_and_publish(self, staging: StagingArea, deadline: float) -> list[LedgerEntry]:
+    def _extract_and_publish(self, staging: StagingArea) -> list[LedgerEntry]:
         entries: dict[str, LedgerEntry] = {}
         failures: list[LedgerEntry] = []
         pool = ThreadPoolExecutor(
-            max_workers=min(self.settings.workers, len(self.stores)), thread_name_prefix="extract"
+            max_workers=min(self.settings.workers, len(self.stores)),
+            thread_name_prefix=WORKER_THREAD_PREFIX,
         )
         futures: dict[Future[Prepared | LedgerEntry], Store] = {
             pool.submit(self._prepare, store, staging): store for store in self.stores
         }
         pending = set(futures)
         try:
-            while pending:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self.control.stop("timeout")
-                if self.control.stop_event.is_set():
-                    break
-                done, pending = wait(
-                    pending, timeout=min(remaining, 0.5), return_when=FIRST_COMPLETED
-                )
+            while pending and not self.control.stop_event.is_set():
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 for future in done:
                     outcome = future.result()
                     entry = self._publish(outcome) if isinstance(outcome, Prepared) else outcome
@@ -205,6 +229,8 @@ class _Run:
                     if entry.state != "exitoso":
                         failures.append(entry)
         finally:
+            # Workers see the stop event between batches; one blocked inside a driver call is
+            # left behind (the CLI does not wait for it at exit: see cli._leave_blocked_workers).
             pool.shutdown(wait=False, cancel_futures=True)
         for future in pending:
             store = futures[future]
@@ -218,7 +244,7 @@ class _Run:
         """Fetch, stage and transform one store (in a worker). Failures become ledger entries."""
         slog = self.log.bind(store=store.id)
         started = utcnow()
-        attempts = 0
+        attempts = _Attempts()
         where = f"{store.id} ({store.address})"
         try:
             request = FetchRequest(
@@ -236,29 +262,10 @@ class _Run:
                 batch_bytes=self.settings.batch_bytes,
                 connect_timeout_seconds=self.settings.connect_timeout_seconds,
             )
-            staged_path = staging.file_for(store.id, "staged")
-            retrying = Retrying(
-                retry=retry_if_exception(lambda exc: isinstance(exc, StoreError) and exc.transient),
-                stop=stop_after_attempt(self.settings.max_retries)
-                | stop_when_event_set(self.control.stop_event),
-                wait=wait_exponential_jitter(initial=1.0, max=30.0, jitter=1.0),
-                sleep=self.control.sleep,
-                before_sleep=lambda state: slog.warning(
-                    "transient error; retrying the store from scratch",
-                    phase="extract",
-                    attempt=state.attempt_number,
-                    error=str(state.outcome.exception()) if state.outcome else None,
-                ),
-                reraise=True,
+            extract_started = time.monotonic()
+            staged = self._fetch_and_stage(
+                request, staging.file_for(store.id, "staged"), slog, attempts
             )
-            for attempt in retrying:
-                with attempt:
-                    attempts = attempt.retry_state.attempt_number
-                    extract_started = time.monotonic()
-                    slog.info("extract started", phase="extract", attempt=attempts)
-                    staged = stage_batches(
-                        self.engine.batches(request, self.control.stop_event), staged_path, where
-                    )
             slog.info(
                 "extract staged",
                 phase="stage",
@@ -280,15 +287,61 @@ class _Run:
                 rejected=transformed.counters.rejected,
                 negative_stock=transformed.counters.negative_stock,
             )
-            return Prepared(store, transformed.path, transformed.counters, started, attempts)
+            return Prepared(store, transformed.path, transformed.counters, started, attempts.count)
         except StoreError as exc:
-            return self._failed_entry(store, started, attempts, exc)
+            return self._failed_entry(store, started, attempts.count, exc)
         except Exception as exc:  # a bug or unexpected data must not take the other stores down
             error = DataError(
                 f"{where}: {type(exc).__name__}: {redact(str(exc), self.credentials)}"
             )
             slog.exception("unexpected error while preparing the store", phase="transform")
-            return self._failed_entry(store, started, attempts, error)
+            return self._failed_entry(store, started, attempts.count, error)
+
+    def _fetch_and_stage(
+        self,
+        request: FetchRequest,
+        path: Path,
+        slog: structlog.stdlib.BoundLogger,
+        attempts: _Attempts,
+    ) -> StagedFile:
+        """Fetch the store into the staged file ``path``, from scratch on every attempt.
+
+        Transient errors (VPN reset, timeout, deadlock victim) are retried with jittered
+        exponential back-off, at most ETL_MAX_RETRIES attempts, cut short by a stop request. Data
+        that does not fit the fetch settings (RefetchNeeded) is fetched again with the wider
+        settings the engine asks for; that does not count against the retries, and terminates
+        because each refetch only widens a bounded setting.
+        """
+        retrying = Retrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, StoreError) and exc.transient),
+            stop=stop_after_attempt(self.settings.max_retries)
+            | stop_when_event_set(self.control.stop_event),
+            wait=wait_exponential_jitter(initial=1.0, max=30.0, jitter=1.0),
+            sleep=self.control.sleep,
+            before_sleep=lambda state: slog.warning(
+                "transient error; retrying the store from scratch",
+                phase="extract",
+                attempt=state.attempt_number,
+                error=str(state.outcome.exception()) if state.outcome else None,
+            ),
+            reraise=True,
+        )
+        while True:
+            try:
+                for attempt in retrying:
+                    with attempt:
+                        attempts.count += 1
+                        slog.info("extract started", phase="extract", attempt=attempts.count)
+                        return stage_batches(
+                            self.engine.batches(request, self.control.stop_event),
+                            path,
+                            request.where,
+                        )
+            except RefetchNeeded as exc:
+                slog.warning(
+                    "fetching the store again with wider settings", phase="extract", reason=str(exc)
+                )
+                request = exc.request
 
     def _publish(self, prepared: Prepared) -> LedgerEntry:
         store = prepared.store
@@ -306,6 +359,8 @@ class _Run:
         publish_started = time.monotonic()
         try:
             self.target.publish(store.id, prepared.ready, entry)
+        except Interrupted:  # the deadline or a signal cut the lock wait: nothing was written
+            return self._stopped_entry(store, prepared.started, prepared.attempts)
         except StoreError as exc:
             return self._failed_entry(store, prepared.started, prepared.attempts, exc)
         except duckdb.Error as exc:  # rolled back: the store keeps its previous snapshot
@@ -322,7 +377,9 @@ class _Run:
         )
         return entry
 
-    def _stopped_entry(self, store: Store) -> LedgerEntry:
+    def _stopped_entry(
+        self, store: Store, started: dt.datetime | None = None, attempts: int = 0
+    ) -> LedgerEntry:
         error: StoreError
         if self.control.reason == "timeout":
             error = DeadlineExceeded(
@@ -331,7 +388,7 @@ class _Run:
             )
         else:
             error = Interrupted(f"{store.id}: run stopped ({self.control.reason or 'signal'})")
-        return self._failed_entry(store, None, 0, error)
+        return self._failed_entry(store, started, attempts, error)
 
     def _failed_entry(
         self, store: Store, started: dt.datetime | None, attempts: int, exc: StoreError

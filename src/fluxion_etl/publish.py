@@ -9,6 +9,7 @@ Either the whole new snapshot is visible or the previous one stays.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,14 +22,19 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_delay,
+    stop_when_event_set,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 from fluxion_etl import ledger
-from fluxion_etl.errors import PublishLockTimeout
+from fluxion_etl.errors import Interrupted, PublishLockTimeout
 from fluxion_etl.ledger import LedgerEntry
 
 T = TypeVar("T")
+#: After a stop (deadline, SIGTERM) the failed stores' ledger rows still deserve a short wait
+#: for the lock: Fargate's 120 s grace leaves room for it, and the next run would close them.
+CLOSING_LOCK_WAIT_SECONDS = 20.0
 log = structlog.get_logger("fluxion_etl.publish")
 
 
@@ -40,15 +46,19 @@ def is_lock_conflict(exc: BaseException) -> bool:
 class Target:
     """The target DuckDB file, opened read-write only for short, retried transactions."""
 
-    def __init__(self, path: Path, lock_wait_seconds: float) -> None:
+    def __init__(
+        self, path: Path, lock_wait_seconds: float, stop: threading.Event | None = None
+    ) -> None:
         self.path = path
         self.lock_wait_seconds = lock_wait_seconds
+        #: set by the run's deadline or a signal: cuts a lock wait short (raises Interrupted)
+        self.stop = stop or threading.Event()
         #: total seconds the write lock was held by this process (for the run's metrics)
         self.lock_held_seconds = 0.0
 
     @contextmanager
-    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = self._connect()
+    def _transaction(self, *, interruptible: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = self._connect(interruptible)
         opened = time.monotonic()
         try:
             con.execute("BEGIN TRANSACTION")
@@ -62,13 +72,27 @@ class Target:
             con.close()
             self.lock_held_seconds += time.monotonic() - opened
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
-        """Open the file read-write, waiting for another process's lock up to the bound."""
+    def _connect(self, interruptible: bool) -> duckdb.DuckDBPyConnection:
+        """Open the file read-write, waiting for another process's lock up to the bound.
+
+        An ``interruptible`` wait also ends as soon as the run is stopped (``Interrupted``);
+        the closing write of failed stores is not interruptible but waits at most
+        ``CLOSING_LOCK_WAIT_SECONDS`` once the run has been stopped.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        bound = self.lock_wait_seconds
+        if not interruptible and self.stop.is_set():
+            bound = min(bound, CLOSING_LOCK_WAIT_SECONDS)
+        stop: stop_base = stop_after_delay(bound)
+        sleep: Callable[[float], None] = time.sleep
+        if interruptible:
+            stop = stop | stop_when_event_set(self.stop)
+            sleep = self._sleep_unless_stopped
         retrying = Retrying(
             retry=retry_if_exception(is_lock_conflict),
-            stop=stop_after_delay(self.lock_wait_seconds),
+            stop=stop,
             wait=wait_exponential_jitter(initial=0.2, max=10.0, jitter=0.5),
+            sleep=sleep,
             before_sleep=lambda state: log.warning(
                 "target database is locked by another process; waiting",
                 phase="publish",
@@ -82,15 +106,24 @@ class Target:
         except duckdb.IOException as exc:
             if not is_lock_conflict(exc):
                 raise
+            if interruptible and self.stop.is_set():
+                raise Interrupted(
+                    f"{self.path}: run stopped while waiting for another process's lock"
+                ) from None
             raise PublishLockTimeout(
                 f"{self.path} stayed locked by another process for more than "
-                f"{self.lock_wait_seconds:g} s (ETL_LOCK_WAIT_SECONDS); is the backend holding "
+                f"{bound:g} s (ETL_LOCK_WAIT_SECONDS); is the backend holding "
                 "a long-lived connection?"
             ) from None
 
-    def run(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+    def _sleep_unless_stopped(self, seconds: float) -> None:
+        self.stop.wait(seconds)
+
+    def run(
+        self, work: Callable[[duckdb.DuckDBPyConnection], T], *, interruptible: bool = True
+    ) -> T:
         """Run ``work`` inside one write transaction on the target."""
-        with self._transaction() as con:
+        with self._transaction(interruptible=interruptible) as con:
             return work(con)
 
     def open_run(self, run_id: str, store_ids: Sequence[str], engine: str) -> int:
@@ -121,4 +154,4 @@ class Target:
             for entry in entries:
                 ledger.close_entry(con, entry)
 
-        self.run(work)
+        self.run(work, interruptible=False)

@@ -17,6 +17,11 @@ import pyarrow as pa
 
 from fluxion_etl.connection import ConnectionString
 from fluxion_etl.credentials import Credentials
+from fluxion_etl.errors import StoreError
+
+#: The widest text column an engine will buffer (characters). Beyond it a store fails with
+#: ``datos`` instead of allocating without bound.
+MAX_TEXT_SIZE_LIMIT = 1_048_576
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,23 @@ class FetchRequest:
     batch_bytes: int
     connect_timeout_seconds: int
     max_text_size: int = 8000
+    #: ask the driver for UTF-16 text even where narrow text would do (None: by driver family)
+    wide_text: bool | None = None
+
+
+class RefetchNeeded(StoreError):
+    """This store's data does not fit the fetch settings; fetch it again, from scratch, with
+    ``request`` (a text longer than ``max_text_size``; narrow text that is not valid UTF-8).
+
+    Raised by an engine, handled by the pipeline, which restarts the store's staging: a refetch
+    never appends to what was already staged.
+    """
+
+    error_tipo = "datos"
+
+    def __init__(self, message: str, request: FetchRequest) -> None:
+        super().__init__(message)
+        self.request = request
 
 
 class Engine(Protocol):
