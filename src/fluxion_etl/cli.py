@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
-import threading
-import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import replace
@@ -33,20 +30,12 @@ from fluxion_etl.errors import ConfigError, FluxionError, RunLockedError
 from fluxion_etl.ledger import last_runs
 from fluxion_etl.logs import configure_logging
 from fluxion_etl.metrics import emf_line
-from fluxion_etl.pipeline import (
-    WORKER_THREAD_PREFIX,
-    RunControl,
-    RunResult,
-    new_run_id,
-    run_pipeline,
-)
+from fluxion_etl.pipeline import RunControl, RunResult, new_run_id, run_pipeline
 from fluxion_etl.query import load_query
 from fluxion_etl.sentry import SentryMonitor
 from fluxion_etl.stores import Store, example_text, load_stores, select_stores
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_LOCKED = 0, 1, 2, 3, 4
-#: how long a finished run waits for fetch threads to notice the stop before leaving them
-WORKER_EXIT_GRACE_SECONDS = 3.0
 log = structlog.get_logger("fluxion_etl.cli")
 
 
@@ -60,37 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunLockedError as exc:
         print(f"fluxion-etl: {exc}", file=sys.stderr)
         return EXIT_LOCKED
-    _leave_blocked_workers(code)
     return code
-
-
-def _leave_blocked_workers(code: int) -> None:
-    """Exit now if a fetch thread is still stuck in a driver call after the run has ended.
-
-    A worker blocked in native ODBC code (a link that went silent mid-transfer) cannot be
-    interrupted, and Python joins worker threads at exit, so the process would outlive the
-    deadline or Fargate's SIGTERM grace. By now the ledger is written and the store kept its
-    previous snapshot, so nothing is lost by leaving without it.
-    """
-    grace_ends = time.monotonic() + WORKER_EXIT_GRACE_SECONDS
-    for thread in threading.enumerate():
-        if thread.name.startswith(WORKER_THREAD_PREFIX):
-            thread.join(max(0.0, grace_ends - time.monotonic()))
-    blocked = [
-        t.name
-        for t in threading.enumerate()
-        if t.name.startswith(WORKER_THREAD_PREFIX) and t.is_alive()
-    ]
-    if blocked:
-        log.warning(
-            "leaving fetch threads blocked in the ODBC driver; exiting without them",
-            phase="done",
-            threads=blocked,
-            exit_code=code,
-        )
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -39,17 +39,16 @@ from fluxion_etl.errors import (
     StoreError,
 )
 from fluxion_etl.extract import FetchRequest, RefetchNeeded, get_engine
+from fluxion_etl.extract.isolated import fetch_to_staging
 from fluxion_etl.ledger import LedgerEntry, utcnow
 from fluxion_etl.publish import Target
 from fluxion_etl.query import load_query
 from fluxion_etl.runguard import RunGuard
-from fluxion_etl.stage import StagedFile, StagingArea, stage_batches
+from fluxion_etl.stage import StagedFile, StagingArea
 from fluxion_etl.stores import Store
 from fluxion_etl.transform import QualityCounters, transform_store
 
 log = structlog.get_logger("fluxion_etl.pipeline")
-#: name prefix of the fetch threads (the CLI looks for ones still blocked in a driver at exit)
-WORKER_THREAD_PREFIX = "fluxion-fetch"
 
 
 def new_run_id() -> str:
@@ -213,7 +212,7 @@ class _Run:
         failures: list[LedgerEntry] = []
         pool = ThreadPoolExecutor(
             max_workers=min(self.settings.workers, len(self.stores)),
-            thread_name_prefix=WORKER_THREAD_PREFIX,
+            thread_name_prefix="fluxion-store",
         )
         futures: dict[Future[Prepared | LedgerEntry], Store] = {
             pool.submit(self._prepare, store, staging): store for store in self.stores
@@ -229,8 +228,7 @@ class _Run:
                     if entry.state != "exitoso":
                         failures.append(entry)
         finally:
-            # Workers see the stop event between batches; one blocked inside a driver call is
-            # left behind (the CLI does not wait for it at exit: see cli._leave_blocked_workers).
+            # Workers see the stop event within a poll interval and kill their fetch process.
             pool.shutdown(wait=False, cancel_futures=True)
         for future in pending:
             store = futures[future]
@@ -288,6 +286,8 @@ class _Run:
                 negative_stock=transformed.counters.negative_stock,
             )
             return Prepared(store, transformed.path, transformed.counters, started, attempts.count)
+        except Interrupted:  # stopped by the deadline or a signal: say which
+            return self._stopped_entry(store, started, attempts.count)
         except StoreError as exc:
             return self._failed_entry(store, started, attempts.count, exc)
         except Exception as exc:  # a bug or unexpected data must not take the other stores down
@@ -332,10 +332,8 @@ class _Run:
                     with attempt:
                         attempts.count += 1
                         slog.info("extract started", phase="extract", attempt=attempts.count)
-                        return stage_batches(
-                            self.engine.batches(request, self.control.stop_event),
-                            path,
-                            request.where,
+                        return fetch_to_staging(
+                            self.engine.name, request, path, self.control.stop_event
                         )
             except RefetchNeeded as exc:
                 slog.warning(

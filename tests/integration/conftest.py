@@ -9,10 +9,12 @@ silent hole in the suite, so they fail instead.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from etl_cli import stores_toml
 
 from fluxion_etl.demo.postgres_source import (
     PgServer,
@@ -89,11 +91,12 @@ def _create_store(
     products: int,
     seed: int,
     traps: Traps,
+    encoding: str = "UTF8",
 ) -> PgStore:
     data = generate_store(warehouse, products, seed=seed, traps=traps)
     database = new_database_name("fluxion_t_")
     registry.append(database)
-    create_store_database(server, database, data)
+    create_store_database(server, database, data, encoding)
     return PgStore(id=id, name=name, database=database, warehouse=warehouse, data=data)
 
 
@@ -120,7 +123,7 @@ def pg_stores(pg_server: PgServer, _pg_databases: list[str]) -> list[PgStore]:
 def make_pg_store(pg_server: PgServer, _pg_databases: list[str]) -> MakePgStore:
     """Factory for a test's own store database (dropped at session end):
     ``make_pg_store(products=500, seed=7, traps=Traps.disabled(), warehouse="0402",
-    id="tienda_04", name="NAGUANAGUA")``; every argument has a default."""
+    id="tienda_04", name="NAGUANAGUA", encoding="LATIN1")``; every argument has a default."""
 
     def make(
         products: int = 500,
@@ -130,6 +133,7 @@ def make_pg_store(pg_server: PgServer, _pg_databases: list[str]) -> MakePgStore:
         warehouse: str = "0202",
         id: str = "tienda_02",
         name: str = "AV. BOLIVAR",
+        encoding: str = "UTF8",
     ) -> PgStore:
         return _create_store(
             pg_server,
@@ -140,6 +144,24 @@ def make_pg_store(pg_server: PgServer, _pg_databases: list[str]) -> MakePgStore:
             products=products,
             seed=seed,
             traps=traps,
+            encoding=encoding,
         )
 
     return make
+
+
+@pytest.fixture
+def etl_env(tmp_path: Path, pg_server: PgServer, pg_stores: Sequence[PgStore]) -> dict[str, str]:
+    stores_file = tmp_path / "stores.toml"
+    stores_file.write_text(stores_toml(pg_stores, pg_server), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SQL_", "ETL_"))}
+    env.update(
+        ETL_STORES_FILE=str(stores_file),
+        DATABASE_PATH=str(tmp_path / "target.duckdb"),
+        SQL_USER=pg_server.user,
+        SQL_PASS=pg_server.password,
+        ETL_STAGING_DIR=str(tmp_path / "staging"),
+        ETL_BATCH_SIZE="700",  # several batches per store
+        ENVIRONMENT="test",
+    )
+    return env

@@ -8,9 +8,6 @@ generator's own oracle (what the business rules select), not from the pipeline.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -18,12 +15,12 @@ from typing import Any
 
 import duckdb
 import pytest
+from etl_cli import json_lines, published_rows, run_cli, stores_toml
 
 from fluxion_etl.transform import DECIMAL_TYPES
 
 pytestmark = pytest.mark.postgres
 
-PG_DRIVER = "PostgreSQL Unicode"
 NUMERIC_COLUMNS = tuple(DECIMAL_TYPES)
 TEXT_COLUMNS = (
     "codigo_barras",
@@ -35,68 +32,6 @@ TEXT_COLUMNS = (
     "presentacion",
     "cuadrante",
 )
-
-
-def stores_toml(stores: Sequence[Any], pg_server: Any, extra: str = "") -> str:
-    blocks = [
-        f"""
-[[stores]]
-id = "{store.id}"
-name = "{store.name}"
-type = "{"cedi" if store.id.startswith("cedi") else "tienda"}"
-host = "{pg_server.host}"
-port = {pg_server.port}
-database = "{store.database}"
-warehouse = "{store.warehouse}"
-driver = "{PG_DRIVER}"
-"""
-        for store in stores
-    ]
-    return "\n".join(blocks) + extra
-
-
-def run_cli(
-    args: Sequence[str], env: dict[str, str], timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fluxion_etl", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def json_lines(stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-
-
-@pytest.fixture
-def etl_env(tmp_path: Path, pg_server: Any, pg_stores: Sequence[Any]) -> dict[str, str]:
-    stores_file = tmp_path / "stores.toml"
-    stores_file.write_text(stores_toml(pg_stores, pg_server), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SQL_", "ETL_"))}
-    env.update(
-        ETL_STORES_FILE=str(stores_file),
-        DATABASE_PATH=str(tmp_path / "target.duckdb"),
-        SQL_USER=pg_server.user,
-        SQL_PASS=pg_server.password,
-        ETL_STAGING_DIR=str(tmp_path / "staging"),
-        ETL_BATCH_SIZE="700",  # several batches per store
-        ENVIRONMENT="test",
-    )
-    return env
-
-
-def published_rows(db: Path, store_id: str) -> dict[str, dict[str, Any]]:
-    with duckdb.connect(str(db), read_only=True) as con:
-        cursor = con.execute("SELECT * FROM inventario_raw WHERE ubicacion_id = ?", [store_id])
-        names = [c[0] for c in cursor.description]
-        return {
-            row[names.index("codigo_producto")]: dict(zip(names, row, strict=True))
-            for row in cursor.fetchall()
-        }
 
 
 def test_run_publishes_exactly_the_rows_the_business_rules_select(

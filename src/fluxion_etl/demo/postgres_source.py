@@ -216,9 +216,10 @@ def _check_name(name: str) -> None:
         raise ValueError(f"database name must match {_DATABASE_NAME.pattern}, got {name!r}")
 
 
-def create_database(server: PgServer, name: str) -> None:
-    """CREATE DATABASE `name`: UTF-8 with byte-order ("C") collation, so text survives
-    exactly and string order (MIN of a code) is the same as Python's."""
+def create_database(server: PgServer, name: str, encoding: str = "UTF8") -> None:
+    """CREATE DATABASE `name`: UTF-8 (or `encoding`, e.g. LATIN1 like an old store server) with
+    byte-order ("C") collation, so text survives exactly and string order (MIN of a code) is the
+    same as Python's."""
     from psycopg2 import sql
 
     _check_name(name)
@@ -228,9 +229,8 @@ def create_database(server: PgServer, name: str) -> None:
         with conn.cursor() as cur:
             cur.execute(
                 sql.SQL(
-                    "CREATE DATABASE {} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
-                    " TEMPLATE template0"
-                ).format(sql.Identifier(name))
+                    "CREATE DATABASE {} ENCODING {} LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+                ).format(sql.Identifier(name), sql.Literal(encoding))
             )
     finally:
         conn.close()
@@ -253,10 +253,12 @@ def drop_database(server: PgServer, name: str) -> None:
         conn.close()
 
 
-def create_store_database(server: PgServer, name: str, store: StellarStore) -> None:
+def create_store_database(
+    server: PgServer, name: str, store: StellarStore, encoding: str = "UTF8"
+) -> None:
     """Create database `name` and load `store` into it; on failure drop it again, so no
     half-loaded store database is ever left behind."""
-    create_database(server, name)
+    create_database(server, name, encoding)
     try:
         conn = server.connect(name)
         try:

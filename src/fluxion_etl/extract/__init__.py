@@ -55,6 +55,10 @@ class RefetchNeeded(StoreError):
         super().__init__(message)
         self.request = request
 
+    def __reduce__(self) -> tuple[type[RefetchNeeded], tuple[str, FetchRequest]]:
+        """Picklable, as it crosses back from the fetch's child process."""
+        return (type(self), (str(self), self.request))
+
 
 class Engine(Protocol):
     """Give me Arrow record batches for this query and this warehouse code."""

@@ -1,0 +1,101 @@
+"""Each fetch runs in a child process of its own, which writes the store's staged file.
+
+ODBC drivers are native code that the run cannot protect itself from. psqlODBC 13 dies of a
+segmentation fault when a link drops between two fetch blocks (reproduced by
+tests/integration/test_faults.py), and any driver can block in a socket read that no thread can
+interrupt. In a child process a crash costs one attempt of one store, classified and retried
+like the dropped link it usually is, and a stop (deadline, SIGTERM) kills the child at once,
+which also closes its connection to the store's server. Only the staged file's summary crosses
+back; the rows go through the staged Parquet file, as they would in-process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from fluxion_etl.credentials import redact
+from fluxion_etl.errors import ConnectionFailed, DataError, Interrupted, StoreError
+from fluxion_etl.extract import FetchRequest, get_engine
+from fluxion_etl.stage import StagedFile, stage_batches
+
+#: how often the parent checks for a stop request while the child fetches
+_POLL_SECONDS = 0.2
+
+# A fork server: children start from a small, single-threaded process that has already imported
+# the engines (fast starts), never from the multi-threaded run itself (fork would copy its locks).
+_context = multiprocessing.get_context("forkserver")
+_context.set_forkserver_preload(
+    ["fluxion_etl.extract.isolated", "fluxion_etl.extract.arrow_engine", "pyodbc"]
+)
+
+
+def fetch_to_staging(
+    engine: str, request: FetchRequest, path: Path, stop: threading.Event
+) -> StagedFile:
+    """Fetch ``request`` with ``engine`` into the staged file ``path``, in a child process.
+
+    Raises what the fetch raised (a StoreError), ``Interrupted`` when ``stop`` is set first, or
+    ``ConnectionFailed`` (transient) when the child died without an answer.
+    """
+    receiver, sender = _context.Pipe(duplex=False)
+    child = _context.Process(
+        target=_fetch_in_child,
+        args=(engine, request, str(path), sender),
+        name=f"fluxion-fetch-{path.stem}",
+        daemon=True,
+    )
+    child.start()
+    sender.close()
+    try:
+        while not receiver.poll(_POLL_SECONDS):
+            if stop.is_set():
+                raise Interrupted(f"{request.where}: fetch stopped")
+            if not child.is_alive() and not receiver.poll(0):
+                raise _died(request, child.exitcode)
+        try:
+            outcome: StagedFile | StoreError = receiver.recv()
+        except EOFError:  # the child died after the poll saw its pipe close
+            child.join()
+            raise _died(request, child.exitcode) from None
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join()
+        receiver.close()
+    if isinstance(outcome, StoreError):
+        raise outcome
+    return outcome
+
+
+def _died(request: FetchRequest, exitcode: int | None) -> ConnectionFailed:
+    if exitcode is not None and exitcode < 0:
+        how = f"was killed by {signal.Signals(-exitcode).name}"
+    else:
+        how = f"exited with code {exitcode}"
+    return ConnectionFailed(
+        f"{request.where}: the ODBC driver's process {how} while fetching "
+        "(drivers crash like this when the link drops mid-transfer)"
+    )
+
+
+def _fetch_in_child(engine: str, request: FetchRequest, path: str, sender: Connection) -> None:
+    """The child: fetch and stage, then send back the StagedFile or the StoreError."""
+    # The parent decides when to stop (and kills us): a Ctrl-C in the terminal reaches the
+    # whole process group, and must not turn into a half-written traceback here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    outcome: StagedFile | StoreError
+    try:
+        batches = get_engine(engine).batches(request, threading.Event())
+        outcome = stage_batches(batches, Path(path), request.where)
+    except StoreError as exc:
+        outcome = exc
+    except Exception as exc:  # unexpected data or a bug: one store's DataError, never a crash
+        outcome = DataError(
+            f"{request.where}: {type(exc).__name__}: {redact(str(exc), request.credentials)}"
+        )
+    sender.send(outcome)
+    sender.close()

@@ -1,0 +1,247 @@
+"""Faults of the stores' links and servers, end to end through the real CLI, psqlODBC and DuckDB.
+
+Each test reproduces one thing the chain's operators lived through -- a VPN reset mid-transfer,
+a store whose server accepts TCP and never answers, a server that hangs mid-query, a deadline,
+Fargate's SIGTERM -- and checks the ledger, the exit code and the published rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from etl_cli import json_lines, ledger_rows, published_rows, run_cli, stores_toml
+from netfaults import FaultyProxy, SilentListener
+from running import BackgroundRun, event, table_locked
+
+from fluxion_etl.demo.postgres_source import PgServer, PgStore
+from fluxion_etl.query import load_query
+
+pytestmark = pytest.mark.postgres
+
+
+def write_stores(env: dict[str, str], *groups: tuple[Sequence[PgStore], PgServer]) -> None:
+    """The stores file: each group of stores reached at its own (host, port)."""
+    text = "".join(stores_toml(stores, server) for stores, server in groups)
+    Path(env["ETL_STORES_FILE"]).write_text(text, encoding="utf-8")
+
+
+def via(server: PgServer, port: int) -> PgServer:
+    return dataclasses.replace(server, port=port)
+
+
+def assert_published_exactly(db: Path, store: PgStore) -> None:
+    rows = published_rows(db, store.id)
+    assert set(rows) == set(store.data.expected)
+    assert len({row["batch_id"] for row in rows.values()}) == 1
+
+
+@pytest.fixture
+def two_stores(make_pg_store: Any) -> tuple[PgStore, PgStore]:
+    return (
+        make_pg_store(1500, seed=11, id="tienda_02", warehouse="0202"),
+        make_pg_store(1500, seed=12, id="tienda_03", warehouse="0302", name="MAÑONGO"),
+    )
+
+
+# --- retries ---------------------------------------------------------------------------------
+
+
+def test_a_vpn_reset_mid_transfer_is_retried_from_scratch_without_duplicates(
+    etl_env: dict[str, str], pg_server: PgServer, make_pg_store: Any
+) -> None:
+    # ~16,000 rows, ~3.8 MB on the wire; psqlODBC fetches 10,000 rows a round trip, so when the
+    # link drops at 3 MB the first 10,000 rows have already been staged, in 700-row batches.
+    flaky = make_pg_store(20_000, seed=11, id="tienda_02", warehouse="0202")
+    steady = make_pg_store(1500, seed=12, id="tienda_03", warehouse="0302", name="MAÑONGO")
+    upstream = (pg_server.host, pg_server.port)
+    with FaultyProxy(upstream, fault="reset", after_bytes=3_000_000, spoil=1) as proxy:
+        write_stores(etl_env, ([flaky], via(pg_server, proxy.port)), ([steady], pg_server))
+        result = run_cli(["run"], {**etl_env, "ETL_MAX_RETRIES": "3"})
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert (proxy.connections, proxy.spoiled) == (2, 1)
+    retried = [
+        line
+        for line in json_lines(result.stdout)
+        if line.get("event") == "transient error; retrying the store from scratch"
+    ]
+    assert [line["store"] for line in retried] == [flaky.id]
+    db = Path(etl_env["DATABASE_PATH"])
+    ledger = ledger_rows(db)
+    assert (ledger[flaky.id]["estado"], ledger[flaky.id]["intentos"]) == ("exitoso", 2)
+    assert ledger[steady.id]["intentos"] == 1
+    for store in (flaky, steady):  # the half-fetched first attempt left no row behind
+        assert_published_exactly(db, store)
+        assert ledger[store.id]["registros_cargados"] == len(store.data.expected)
+
+
+def test_a_link_that_keeps_resetting_fails_after_etl_max_retries_and_alone(
+    etl_env: dict[str, str], pg_server: PgServer, two_stores: tuple[PgStore, PgStore]
+) -> None:
+    flaky, steady = two_stores
+    upstream = (pg_server.host, pg_server.port)
+    with FaultyProxy(upstream, fault="reset", after_bytes=4096, spoil=None) as proxy:
+        write_stores(etl_env, ([flaky], via(pg_server, proxy.port)), ([steady], pg_server))
+        result = run_cli(["run"], {**etl_env, "ETL_MAX_RETRIES": "2"})
+    assert result.returncode == 3, result.stdout[-3000:]
+    assert proxy.connections == 2
+    ledger = ledger_rows(Path(etl_env["DATABASE_PATH"]))
+    failed = ledger[flaky.id]
+    assert (failed["estado"], failed["error_tipo"], failed["intentos"]) == (
+        "fallido",
+        "conexion",
+        2,
+    )
+    assert ledger[steady.id]["estado"] == "exitoso"
+
+
+def test_a_serialization_failure_is_retried_and_then_succeeds(
+    etl_env: dict[str, str], pg_server: PgServer, make_pg_store: Any, tmp_path: Path
+) -> None:
+    """SQLSTATE 40001 raised by the store's server on the first execution only."""
+    store = make_pg_store(800, seed=21)
+    conn = pg_server.connect(store.database)
+    with conn, conn.cursor() as cur:
+        cur.execute("CREATE SEQUENCE fluxion_executions")
+        cur.execute(
+            "CREATE FUNCTION fluxion_victim_once() RETURNS integer LANGUAGE plpgsql AS $$ BEGIN "
+            "IF nextval('fluxion_executions') = 1 THEN RAISE EXCEPTION 'could not serialize "
+            "access' USING ERRCODE = '40001'; END IF; RETURN 1; END $$"
+        )
+    conn.close()
+    query = tmp_path / "query.sql"
+    query.write_text(load_query(None) + "\n  AND fluxion_victim_once() = 1\n", encoding="utf-8")
+    write_stores(etl_env, ([store], pg_server))
+    result = run_cli(["run"], {**etl_env, "ETL_QUERY_FILE": str(query)})
+    assert result.returncode == 0, result.stdout[-3000:]
+    ledger = ledger_rows(Path(etl_env["DATABASE_PATH"]))
+    assert ledger[store.id]["intentos"] == 2
+    assert_published_exactly(Path(etl_env["DATABASE_PATH"]), store)
+
+
+@pytest.mark.parametrize(
+    ("change", "error_tipo"),
+    [
+        ("wrong_database", "login"),
+        ("wrong_password", "login"),
+        ("query_error", "consulta"),
+    ],
+)
+def test_login_and_query_errors_are_not_retried(
+    etl_env: dict[str, str],
+    pg_server: PgServer,
+    make_pg_store: Any,
+    tmp_path: Path,
+    change: str,
+    error_tipo: str,
+) -> None:
+    store = make_pg_store(300, seed=31)
+    env = {**etl_env, "ETL_MAX_RETRIES": "3"}
+    if change == "wrong_database":
+        store = dataclasses.replace(store, database=store.database + "_missing")
+    elif change == "wrong_password":
+        env["SQL_PASS"] = "not-" + pg_server.password
+    else:
+        query = tmp_path / "query.sql"
+        query.write_text(load_query(None).replace("p.n_Peso", "p.n_PesoX"), encoding="utf-8")
+        env["ETL_QUERY_FILE"] = str(query)
+    write_stores(env, ([store], pg_server))
+    result = run_cli(["run"], env)
+    assert result.returncode == 1, result.stdout[-3000:]
+    entry = ledger_rows(Path(env["DATABASE_PATH"]))[store.id]
+    assert (entry["estado"], entry["error_tipo"], entry["intentos"]) == ("fallido", error_tipo, 1)
+    assert "retrying" not in result.stdout
+
+
+def test_a_server_that_never_answers_is_bounded_by_the_login_timeout(
+    etl_env: dict[str, str], pg_server: PgServer, two_stores: tuple[PgStore, PgStore]
+) -> None:
+    silent_store, steady = two_stores
+    with SilentListener() as silent:
+        write_stores(etl_env, ([silent_store], via(pg_server, silent.port)), ([steady], pg_server))
+        result = run_cli(
+            ["run"],
+            {**etl_env, "ETL_CONNECT_TIMEOUT_SECONDS": "2", "ETL_MAX_RETRIES": "1"},
+            timeout=120,
+        )
+    assert result.returncode == 3, result.stdout[-3000:]
+    ledger = ledger_rows(Path(etl_env["DATABASE_PATH"]))
+    failed = ledger[silent_store.id]
+    assert (failed["estado"], failed["error_tipo"]) == ("fallido", "conexion")
+    assert "timeout expired" in failed["error_mensaje"]
+    assert failed["duracion_segundos"] < 10  # 2 s login timeout, not the OS's minutes
+    assert ledger[steady.id]["estado"] == "exitoso"
+
+
+# --- deadline and signals ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def previous_snapshot(
+    etl_env: dict[str, str], pg_server: PgServer, two_stores: tuple[PgStore, PgStore]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """A first good run of both stores, then new quantities at the source of every store."""
+    write_stores(etl_env, (two_stores, pg_server))
+    first = run_cli(["run"], etl_env)
+    assert first.returncode == 0, first.stdout[-3000:]
+    db = Path(etl_env["DATABASE_PATH"])
+    snapshot = {store.id: published_rows(db, store.id) for store in two_stores}
+    for store in two_stores:
+        conn = pg_server.connect(store.database)
+        with conn, conn.cursor() as cur:
+            cur.execute("UPDATE ma_depoprod SET n_cantidad = n_cantidad + 1")
+        conn.close()
+    return snapshot
+
+
+def assert_new_snapshot(db: Path, store_id: str, old: dict[str, dict[str, Any]]) -> None:
+    rows = published_rows(db, store_id)
+    assert set(rows) == set(old)
+    assert all(rows[code]["cantidad_actual"] == old[code]["cantidad_actual"] + 1 for code in rows)
+    assert len({row["batch_id"] for row in rows.values()}) == 1
+
+
+def test_the_deadline_stops_a_hung_store_and_keeps_its_previous_snapshot(
+    etl_env: dict[str, str],
+    pg_server: PgServer,
+    two_stores: tuple[PgStore, PgStore],
+    previous_snapshot: dict[str, dict[str, dict[str, Any]]],
+) -> None:
+    done, hung = two_stores
+    db = Path(etl_env["DATABASE_PATH"])
+    with table_locked(pg_server, hung.database):
+        run = BackgroundRun(["run"], {**etl_env, "ETL_TIMEOUT_SECONDS": "6"})
+        code, seconds, stderr = run.finish(timeout=60)
+    assert code == 3, run.text[-3000:] + stderr
+    assert seconds < 6 + 10  # the store's fetch process is killed at the deadline, not awaited
+    ledger = ledger_rows(db)
+    assert (ledger[hung.id]["estado"], ledger[hung.id]["error_tipo"]) == ("fallido", "timeout")
+    assert ledger[done.id]["estado"] == "exitoso"
+    assert published_rows(db, hung.id) == previous_snapshot[hung.id]
+    assert_new_snapshot(db, done.id, previous_snapshot[done.id])
+
+
+def test_sigterm_stops_the_run_promptly_and_every_store_is_wholly_old_or_wholly_new(
+    etl_env: dict[str, str],
+    pg_server: PgServer,
+    two_stores: tuple[PgStore, PgStore],
+    previous_snapshot: dict[str, dict[str, dict[str, Any]]],
+) -> None:
+    done, hung = two_stores
+    db = Path(etl_env["DATABASE_PATH"])
+    with table_locked(pg_server, hung.database):
+        run = BackgroundRun(["run"], etl_env)
+        run.wait_for(event("store published", store=done.id))
+        run.process.send_signal(signal.SIGTERM)
+        code, _, stderr = run.finish(timeout=30)  # Fargate allows 120 s before SIGKILL
+    assert code == 3, run.text[-3000:] + stderr
+    ledger = ledger_rows(db)
+    stopped = ledger[hung.id]
+    assert (stopped["estado"], stopped["error_tipo"]) == ("interrumpido", "interrumpido")
+    assert "SIGTERM" in stopped["error_mensaje"]
+    assert published_rows(db, hung.id) == previous_snapshot[hung.id]
+    assert_new_snapshot(db, done.id, previous_snapshot[done.id])
