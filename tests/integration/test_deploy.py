@@ -216,6 +216,12 @@ def test_the_first_deploy_creates_the_stack_through_a_create_change_set(
     assert described["StackStatus"] == "CREATE_COMPLETE"
     assert parameter(aws, "ImageTag") == "v1"
     assert parameter(aws, "ScheduleState") == "DISABLED"  # the template's default
+    # What deploy printed are the stack's outputs (moto reports none: module docstring).
+    outputs = described.get("Outputs") or []
+    if outputs:
+        assert all(f"{o['OutputKey']}  " in first_deploy.stdout for o in outputs)
+    else:
+        assert first_deploy.stdout.rstrip().endswith("(the stack reports no outputs)")
     assert {t["Key"]: t["Value"] for t in described["Tags"]} == {
         "Team": "data",
         "CostCentre": "inventory",
