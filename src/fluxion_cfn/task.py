@@ -36,6 +36,12 @@ COMMAND = ["fluxion-etl", "run"]
 STOP_TIMEOUT_SECONDS = 120
 #: Non-root; file ownership on /data is decided by the access point's POSIX user anyway.
 RUN_AS = "1000:1000"
+#: Container-level soft memory reservation, MiB. On Fargate the task's ``Memory`` (TaskMemory) is
+#: the hard limit and the container may use all of it; this only states a floor. It is a literal,
+#: not ``Ref(TaskMemory)`` (a String parameter), and 512 is the smallest task memory Fargate
+#: offers, so it can never exceed TaskMemory. It is here because tools that add up container
+#: memory (moto's RunTask among them, which the run-task test drives) need one per container.
+MEMORY_RESERVATION_MIB = 512
 
 #: Environment the task always has (DESIGN §1.1); the tunable settings come from parameters.
 FIXED_ENVIRONMENT = {
@@ -108,6 +114,7 @@ def add_task_definition(
         Image=Sub(f"${{{repo.title}.RepositoryUri}}:${{{params.image_tag.title}}}"),
         Command=COMMAND,
         Essential=True,
+        MemoryReservation=MEMORY_RESERVATION_MIB,
         User=RUN_AS,
         StopTimeout=STOP_TIMEOUT_SECONDS,
         LinuxParameters=LinuxParameters(InitProcessEnabled=True),  # signals reach the ETL

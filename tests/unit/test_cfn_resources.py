@@ -204,6 +204,12 @@ def test_container_runs_the_etl_as_non_root_with_init_and_a_120s_stop_timeout() 
     assert sub_text(c["Image"]) == "${Repository.RepositoryUri}:${ImageTag}"
 
 
+def test_the_container_memory_reservation_fits_the_smallest_fargate_task() -> None:
+    # A soft floor, never above the task's hard limit: 512 MiB is Fargate's smallest task memory.
+    assert 0 < container()["MemoryReservation"] <= 512
+    assert "Memory" not in container()  # no container hard limit below TaskMemory
+
+
 def test_container_environment_is_the_designs() -> None:
     values = {v["Name"]: v["Value"] for v in _environment()}
     assert values == {
