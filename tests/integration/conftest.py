@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from aws_local import MotoEndpoint
 from etl_cli import stores_toml
 
 from fluxion_etl.demo.postgres_source import (
@@ -165,3 +166,34 @@ def etl_env(tmp_path: Path, pg_server: PgServer, pg_stores: Sequence[PgStore]) -
         ENVIRONMENT="test",
     )
     return env
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(
+    tmp_path_factory: pytest.TempPathFactory, unavailable: Callable[[str], NoReturn]
+) -> Iterator[MotoEndpoint]:
+    """One moto server for the session, on a free port of 127.0.0.1.
+
+    moto keeps its state per process, not per server, so one server loses nothing; the tests
+    using it keep their names (stacks, clusters, secrets) apart.
+    """
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        unavailable("moto[server] is not installed (pip install -e '.[dev]')")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    nowhere = tmp_path_factory.mktemp("aws") / "none"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(nowhere),
+        "AWS_SHARED_CREDENTIALS_FILE": str(nowhere),
+    }
+    try:
+        yield MotoEndpoint(url=f"http://{host}:{port}", env=env)
+    finally:
+        server.stop()

@@ -7,11 +7,11 @@ from the template with the operator's parameters, and that the outputs name reso
 really exist with the planned settings. The unit tests assert the rest on the template.
 """
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_local import MotoEndpoint
 
 pytestmark = [
     pytest.mark.aws,
@@ -20,9 +20,6 @@ pytestmark = [
 ]
 
 boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip(
-    "moto.server", reason="moto[server] is not installed (pip install 'moto[server]')"
-)
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "fluxion-etl.yaml"
 STACK = "fluxion-it"
@@ -30,20 +27,9 @@ IMAGE_TAG = "0123abc"
 
 
 @pytest.fixture(scope="module")
-def aws() -> Iterator[dict[str, Any]]:
-    """boto3 client settings for a moto server of our own on 127.0.0.1 (a free port)."""
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield {
-            "endpoint_url": f"http://{host}:{port}",
-            "region_name": "us-east-1",
-            "aws_access_key_id": "testing",  # moto accepts any key
-            "aws_secret_access_key": "testing",
-        }
-    finally:
-        server.stop()
+def aws(moto_endpoint: MotoEndpoint) -> dict[str, Any]:
+    """boto3 client settings for the session's moto server on 127.0.0.1."""
+    return moto_endpoint.client_kwargs
 
 
 @pytest.fixture(scope="module")

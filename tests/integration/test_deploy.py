@@ -27,11 +27,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_local import MotoEndpoint
 
 import fluxion_cfn
 
@@ -42,9 +42,6 @@ pytestmark = [
 ]
 
 boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip(
-    "moto.server", reason="moto[server] is not installed (pip install 'moto[server]')"
-)
 cfn_flip = pytest.importorskip("cfn_flip")
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,39 +62,18 @@ NO_PHYSICAL_ID = {"AWS::EC2::SecurityGroupIngress"}
 
 
 @pytest.fixture(scope="module")
-def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A moto server of our own on 127.0.0.1 (a free port): boto3 settings and the CLI's env.
+def aws(moto_endpoint: MotoEndpoint) -> dict[str, Any]:
+    """boto3 settings and the CLI's env for the session's moto server.
 
     moto keeps its state per process, not per server: every name here (cluster, file system,
     repository) differs from test_cfn_stack.py's, which shares that state.
     """
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
     src = str(Path(fluxion_cfn.__file__).resolve().parents[1])  # the fluxion_cfn under test
-    nowhere = tmp_path_factory.mktemp("aws") / "none"
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        **moto_endpoint.env,
         "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
-        "AWS_ACCESS_KEY_ID": "testing",  # moto accepts any key
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_CONFIG_FILE": str(nowhere),  # no profile of the machine's user
-        "AWS_SHARED_CREDENTIALS_FILE": str(nowhere),
     }
-    try:
-        yield {
-            "url": url,
-            "env": env,
-            "client": {
-                "endpoint_url": url,
-                "region_name": REGION,
-                "aws_access_key_id": "testing",
-                "aws_secret_access_key": "testing",
-            },
-        }
-    finally:
-        server.stop()
+    return {"url": moto_endpoint.url, "env": env, "client": moto_endpoint.client_kwargs}
 
 
 def client(aws: dict[str, Any], service: str) -> Any:
