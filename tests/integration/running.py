@@ -38,8 +38,18 @@ class BackgroundRun:
             text=True,
         )
         self.lines: list[dict[str, Any]] = []
+        self._stderr: list[str] = []
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._readers = [
+            threading.Thread(target=self._read, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        self._stderr.extend(self.process.stderr)
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -65,12 +75,14 @@ class BackgroundRun:
     def finish(self, timeout: float = 60) -> tuple[int, float, str]:
         """(exit code, seconds since start, stderr); fails the test if the run does not end."""
         try:
-            _, stderr = self.process.communicate(timeout=timeout)
+            code = self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise AssertionError(f"the run did not end within {timeout} s") from None
-        time.sleep(0.1)  # let the reader thread drain the last lines
-        return self.process.returncode, time.monotonic() - self.started, stderr
+        seconds = time.monotonic() - self.started
+        for reader in self._readers:  # the pipes close with the process: drain the last lines
+            reader.join(timeout=10)
+        return code, seconds, "".join(self._stderr)
 
     @property
     def text(self) -> str:
