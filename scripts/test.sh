@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command, fresh Debian machine -> the whole test suite:
 # installs the ODBC packages and PostgreSQL, starts PostgreSQL on 127.0.0.1, creates a throw-away
-# login with a random password (never written to disk), then runs tox. Extra arguments go to tox.
+# login with a random password (never written to disk; CREATEDB for the store databases,
+# CREATEROLE for the secrets test's own login), then runs tox. Extra arguments go to tox.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/system-packages.sh --postgres
@@ -27,9 +28,10 @@ export FLUXION_TEST_PG_PASSWORD
 su postgres -c "psql -q -v ON_ERROR_STOP=1 -p $pg_port" <<SQL
 DO \$\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fluxion_test') THEN
-    CREATE ROLE fluxion_test LOGIN CREATEDB;
+    CREATE ROLE fluxion_test LOGIN CREATEDB CREATEROLE;
   END IF;
 END \$\$;
+ALTER ROLE fluxion_test CREATEDB CREATEROLE;
 ALTER ROLE fluxion_test PASSWORD '$FLUXION_TEST_PG_PASSWORD';
 SQL
 
