@@ -155,14 +155,15 @@ def _copy_text(rows: Iterable[tuple[object, ...]]) -> Iterator[bytes]:
         yield ("\n".join(lines) + "\n").encode()
 
 
-def write_postgres(store: StellarStore, conn: Connection) -> None:
+def write_postgres(store: StellarStore, conn: Connection, encoding: str = "UTF8") -> None:
     """Write the store's tables into the database of the open psycopg2 connection `conn`.
 
     Existing Stellar tables are dropped first, so a rerun gives the same database. Rows are
     loaded with COPY (declared UTF-8, whatever the client encoding), then the primary keys and
     the indexes the query relies on are built and the tables analysed. Everything runs in one
     transaction (unless `conn` is in autocommit mode): committed on success, rolled back on error.
-    The database must be UTF-8 (`create_database` makes it so); anything else would mangle 'Ñ'.
+    The database must have the `encoding` the caller meant (UTF-8 unless a test asks for an old
+    server's LATIN1): a database created with another one by accident would mangle 'Ñ'.
     """
     try:
         with conn.cursor() as cur:
@@ -170,11 +171,11 @@ def write_postgres(store: StellarStore, conn: Connection) -> None:
                 "SELECT pg_encoding_to_char(encoding) FROM pg_database"
                 " WHERE datname = current_database()"
             )
-            (encoding,) = cur.fetchone()
-            if encoding != "UTF8":
+            (actual,) = cur.fetchone()
+            if actual != encoding:
                 raise ValueError(
-                    f"database encoding is {encoding}, not UTF8: Stellar texts would not survive; "
-                    "create the database with ENCODING 'UTF8' TEMPLATE template0 "
+                    f"database encoding is {actual}, not {encoding}: Stellar texts would not "
+                    f"survive; create the database with ENCODING '{encoding}' TEMPLATE template0 "
                     "(fluxion_etl.demo.postgres_source.create_database does)"
                 )
             for table in reversed(SCHEMA):
@@ -262,7 +263,7 @@ def create_store_database(
     try:
         conn = server.connect(name)
         try:
-            write_postgres(store, conn)
+            write_postgres(store, conn, encoding)
         finally:
             conn.close()
     except BaseException:
