@@ -1,10 +1,11 @@
 """The run: plan -> extract (parallel, retried) -> stage -> transform -> publish -> ledger.
 
-Workers fetch, stage and transform stores concurrently (each store is bound by its own network
-link); the main thread publishes each store as soon as it is ready, one short write transaction
-at a time. A failing store is recorded and the others carry on. A deadline or a stop request
-(SIGTERM) stops the fetches between batches; what is not published by then keeps its previous
-snapshot and is recorded as ``timeout`` / ``interrumpido``.
+Worker threads fetch, stage and transform stores concurrently (each store is bound by its own
+network link; the fetch itself runs in a child process, see extract/isolated.py); the main thread
+publishes each store as soon as it is ready, one short write transaction at a time. A failing
+store is recorded and the others carry on. A deadline or a stop request (SIGTERM) kills the
+fetches and cuts lock waits short; what is not published by then keeps its previous snapshot
+and is recorded as ``timeout`` / ``interrumpido``.
 """
 
 from __future__ import annotations
