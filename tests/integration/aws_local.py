@@ -29,3 +29,32 @@ class MotoEndpoint:
         import boto3
 
         return boto3.client(service, **self.client_kwargs)
+
+
+def create_shared_infrastructure(
+    endpoint: MotoEndpoint, *, name: str, cidr_prefix: str
+) -> dict[str, str]:
+    """What the stack expects to exist already (VPC with two private subnets, ECS cluster ``name``,
+    EFS file system, access point and its security group), as the parameters that name it.
+    moto's state is per process: each caller gives its own ``name`` and ``cidr_prefix``."""
+    ec2 = endpoint.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock=f"{cidr_prefix}.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr_prefix}.{i}.0/24")["Subnet"]["SubnetId"]
+        for i in (1, 2)
+    ]
+    efs_group = ec2.create_security_group(
+        GroupName=f"{name}-efs", Description="EFS mount targets", VpcId=vpc
+    )["GroupId"]
+    endpoint.client("ecs").create_cluster(clusterName=name)
+    efs = endpoint.client("efs")
+    fs = efs.create_file_system(CreationToken=name)["FileSystemId"]
+    ap = efs.create_access_point(FileSystemId=fs, ClientToken=name)["AccessPointId"]
+    return {
+        "VpcId": vpc,
+        "PrivateSubnetIds": ",".join(subnets),
+        "ClusterName": name,
+        "FileSystemId": fs,
+        "AccessPointId": ap,
+        "EfsSecurityGroupId": efs_group,
+    }

@@ -36,6 +36,21 @@ driver = "{PG_DRIVER}"
     return "\n".join(blocks) + extra
 
 
+def closed_port_store(store_id: str = "tienda_99") -> str:
+    """A stores-file entry for a store behind a closed port on 127.0.0.1 (VPN down)."""
+    return f"""
+[[stores]]
+id = "{store_id}"
+name = "SIN VPN"
+type = "tienda"
+host = "127.0.0.1"
+port = 9
+database = "VAD10"
+warehouse = "9902"
+driver = "{PG_DRIVER}"
+"""
+
+
 def run_cli(
     args: Sequence[str], env: dict[str, str], timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:

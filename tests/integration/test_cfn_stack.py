@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_local import MotoEndpoint
+from aws_local import MotoEndpoint, create_shared_infrastructure
 
 pytestmark = [
     pytest.mark.aws,
@@ -33,30 +33,14 @@ def aws(moto_endpoint: MotoEndpoint) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def stack(aws: dict[str, Any]) -> dict[str, Any]:
+def stack(aws: dict[str, Any], moto_endpoint: MotoEndpoint) -> dict[str, Any]:
     """The shared infrastructure the stack expects, then the stack itself; its outputs."""
-    ec2 = boto3.client("ec2", **aws)
-    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24")["Subnet"]["SubnetId"]
-        for i in (1, 2)
-    ]
-    efs_group = ec2.create_security_group(
-        GroupName="efs", Description="EFS mount targets", VpcId=vpc
-    )["GroupId"]
-    boto3.client("ecs", **aws).create_cluster(clusterName="fluxion")
-    efs = boto3.client("efs", **aws)
-    fs = efs.create_file_system(CreationToken="fluxion-data")["FileSystemId"]
-    ap = efs.create_access_point(FileSystemId=fs, ClientToken="fluxion-data")["AccessPointId"]
-    secret = boto3.client("secretsmanager", **aws).create_secret(Name="fluxion/sql")["ARN"]
-
+    infrastructure = create_shared_infrastructure(
+        moto_endpoint, name="fluxion", cidr_prefix="10.20"
+    )
+    secret = moto_endpoint.client("secretsmanager").create_secret(Name="fluxion/sql")["ARN"]
     parameters = {
-        "VpcId": vpc,
-        "PrivateSubnetIds": ",".join(subnets),
-        "ClusterName": "fluxion",
-        "FileSystemId": fs,
-        "AccessPointId": ap,
-        "EfsSecurityGroupId": efs_group,
+        **infrastructure,
         "ImageTag": IMAGE_TAG,
         "ExistingSecretArn": secret,
         "AlertEmail": "ops@example.com",

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_local import MotoEndpoint
+from aws_local import MotoEndpoint, create_shared_infrastructure
 
 import fluxion_cfn
 
@@ -90,28 +90,10 @@ def cli(aws: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def shared(aws: dict[str, Any]) -> dict[str, str]:
+def shared(moto_endpoint: MotoEndpoint) -> dict[str, str]:
     """The shared infrastructure the stack expects, as the parameters that name it."""
-    ec2 = client(aws, "ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24")["Subnet"]["SubnetId"]
-        for i in (1, 2)
-    ]
-    efs_group = ec2.create_security_group(
-        GroupName="efs", Description="EFS mount targets", VpcId=vpc
-    )["GroupId"]
-    client(aws, "ecs").create_cluster(clusterName=CLUSTER)
-    efs = client(aws, "efs")
-    fs = efs.create_file_system(CreationToken=STACK)["FileSystemId"]
-    ap = efs.create_access_point(FileSystemId=fs, ClientToken=STACK)["AccessPointId"]
     return {
-        "VpcId": vpc,
-        "PrivateSubnetIds": ",".join(subnets),
-        "ClusterName": CLUSTER,
-        "FileSystemId": fs,
-        "AccessPointId": ap,
-        "EfsSecurityGroupId": efs_group,
+        **create_shared_infrastructure(moto_endpoint, name=CLUSTER, cidr_prefix="10.30"),
         # The ECR repository is fluxion-etl-<EnvironmentName>: one per stack in this account.
         "EnvironmentName": "deploy-it",
     }

@@ -205,43 +205,37 @@ def assert_new_snapshot(db: Path, store_id: str, old: dict[str, dict[str, Any]])
     assert len({row["batch_id"] for row in rows.values()}) == 1
 
 
-def test_the_deadline_stops_a_hung_store_and_keeps_its_previous_snapshot(
+@pytest.mark.parametrize(
+    ("stop", "estado", "error_tipo"),
+    [("deadline", "fallido", "timeout"), ("SIGTERM", "interrumpido", "interrumpido")],
+)
+def test_a_stopped_run_ends_promptly_and_every_store_is_wholly_old_or_wholly_new(
     etl_env: dict[str, str],
     pg_server: PgServer,
     two_stores: tuple[PgStore, PgStore],
     previous_snapshot: dict[str, dict[str, dict[str, Any]]],
+    stop: str,
+    estado: str,
+    error_tipo: str,
 ) -> None:
+    """One store publishes, the other hangs in its server; then ETL_TIMEOUT_SECONDS expires or
+    SIGTERM arrives (Fargate allows 120 s before SIGKILL). The hung store's fetch process is
+    killed, not awaited; it keeps its previous snapshot, the other has its new one."""
     done, hung = two_stores
     db = Path(etl_env["DATABASE_PATH"])
+    env = {**etl_env, "ETL_TIMEOUT_SECONDS": "6"} if stop == "deadline" else etl_env
     with table_locked(pg_server, hung.database):
-        run = BackgroundRun(["run"], {**etl_env, "ETL_TIMEOUT_SECONDS": "6"})
+        run = BackgroundRun(["run"], env)
+        run.wait_for(event("store published", store=done.id))
+        if stop == "SIGTERM":
+            run.process.send_signal(signal.SIGTERM)
         code, seconds, stderr = run.finish(timeout=60)
     assert code == 3, run.text[-3000:] + stderr
-    assert seconds < 6 + 10  # the store's fetch process is killed at the deadline, not awaited
-    ledger = ledger_rows(db)
-    assert (ledger[hung.id]["estado"], ledger[hung.id]["error_tipo"]) == ("fallido", "timeout")
-    assert ledger[done.id]["estado"] == "exitoso"
-    assert published_rows(db, hung.id) == previous_snapshot[hung.id]
-    assert_new_snapshot(db, done.id, previous_snapshot[done.id])
-
-
-def test_sigterm_stops_the_run_promptly_and_every_store_is_wholly_old_or_wholly_new(
-    etl_env: dict[str, str],
-    pg_server: PgServer,
-    two_stores: tuple[PgStore, PgStore],
-    previous_snapshot: dict[str, dict[str, dict[str, Any]]],
-) -> None:
-    done, hung = two_stores
-    db = Path(etl_env["DATABASE_PATH"])
-    with table_locked(pg_server, hung.database):
-        run = BackgroundRun(["run"], etl_env)
-        run.wait_for(event("store published", store=done.id))
-        run.process.send_signal(signal.SIGTERM)
-        code, _, stderr = run.finish(timeout=30)  # Fargate allows 120 s before SIGKILL
-    assert code == 3, run.text[-3000:] + stderr
+    assert seconds < 6 + 10
     ledger = ledger_rows(db)
     stopped = ledger[hung.id]
-    assert (stopped["estado"], stopped["error_tipo"]) == ("interrumpido", "interrumpido")
-    assert "SIGTERM" in stopped["error_mensaje"]
+    assert (stopped["estado"], stopped["error_tipo"]) == (estado, error_tipo)
+    assert ("SIGTERM" in stopped["error_mensaje"]) == (stop == "SIGTERM")
+    assert ledger[done.id]["estado"] == "exitoso"
     assert published_rows(db, hung.id) == previous_snapshot[hung.id]
     assert_new_snapshot(db, done.id, previous_snapshot[done.id])

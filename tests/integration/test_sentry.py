@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from etl_cli import json_lines, run_cli, stores_toml
+from etl_cli import closed_port_store, json_lines, run_cli, stores_toml
 
 from fluxion_etl.demo.postgres_source import PgServer, PgStore
 
@@ -72,17 +72,7 @@ def test_a_partial_run_checks_in_and_reports_the_failed_store(
     pg_stores: list[PgStore],
     sentry: SentryIngestStandIn,
 ) -> None:
-    closed_port = """
-[[stores]]
-id = "tienda_99"
-name = "SIN VPN"
-type = "tienda"
-host = "127.0.0.1"
-port = 9
-database = "x"
-warehouse = "9902"
-driver = "PostgreSQL Unicode"
-"""
+    closed_port = closed_port_store()
     Path(etl_env["ETL_STORES_FILE"]).write_text(
         stores_toml(pg_stores[:1], pg_server, closed_port), encoding="utf-8"
     )
