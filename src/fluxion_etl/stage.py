@@ -3,6 +3,11 @@
 Staging decouples the slow part (fetching over the VPN) from the part that needs the DuckDB
 write lock: a store reaches the target only from a complete staged file, so a half-fetched store
 can never be published, and the lock is held only for the short publish transaction.
+
+Each batch is cleaned row by row (:class:`fluxion_etl.transform.RowCleanup`) and written on a
+background thread while the caller's thread fetches the next one (DuckDB and the Parquet writer
+release the GIL), so the clean-up costs no wall time as long as it keeps up with the network.
+At most :data:`BATCHES_IN_FLIGHT` batches wait for that thread, which bounds memory.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +26,10 @@ import pyarrow.parquet as pq
 
 from fluxion_etl.errors import QueryFailed
 from fluxion_etl.query import STAGED_COLUMNS
+from fluxion_etl.transform import RowCleanup
+
+#: Fetched batches handed to the background clean-and-write thread and not yet written.
+BATCHES_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True)
@@ -46,34 +57,64 @@ class StagingArea:
 
 
 def stage_batches(batches: Iterable[pa.RecordBatch], path: Path, where: str) -> StagedFile:
-    """Write ``batches`` to ``path`` atomically (``.part`` file, fsync, rename).
+    """Clean ``batches`` row by row and write them to ``path`` atomically (``.part``, fsync,
+    rename).
 
     The first batch's columns are checked against the staging contract so a custom query that
     forgot a column fails here, clearly, instead of deep inside the transform.
     """
     partial = path.with_name(path.name + ".part")
-    writer: pq.ParquetWriter | None = None
+    writer = _CleanedWriter(partial)
+    in_flight: deque[Future[int]] = deque()
     rows = count = 0
     try:
-        for batch in batches:
-            if writer is None:
-                _check_columns(batch.schema, where)
-                writer = pq.ParquetWriter(partial, batch.schema, compression="snappy")
-            writer.write_batch(batch)
-            rows += batch.num_rows
-            count += 1
-        if writer is None:  # the query returned no batch at all: stage an empty extract
-            writer = pq.ParquetWriter(partial, _empty_schema())
-        writer.close()
-        writer = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage") as background:
+            for batch in batches:
+                if count == 0:
+                    _check_columns(batch.schema, where)
+                in_flight.append(background.submit(writer.write, batch))
+                count += 1
+                if len(in_flight) > BATCHES_IN_FLIGHT:
+                    rows += in_flight.popleft().result()
+            while in_flight:
+                rows += in_flight.popleft().result()
+        writer.finish()
         with open(partial, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(partial, path)
     finally:
-        if writer is not None:
-            writer.close()
+        writer.abort()
         partial.unlink(missing_ok=True)
     return StagedFile(path=path, rows=rows, batches=count)
+
+
+class _CleanedWriter:
+    """Cleans batches and appends them to one Parquet file (used from one thread at a time)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._cleanup = RowCleanup()
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, batch: pa.RecordBatch) -> int:
+        cleaned = self._cleanup(batch)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._path, cleaned.schema, compression="snappy")
+        self._writer.write_table(cleaned)
+        return int(batch.num_rows)
+
+    def finish(self) -> None:
+        """Complete the file; an empty extract still gets the cleaned columns."""
+        if self._writer is None:
+            self.write(pa.RecordBatch.from_pylist([], schema=_empty_schema()))
+        self.abort()
+
+    def abort(self) -> None:
+        """Close the file and the clean-up database (idempotent; the file may be incomplete)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._cleanup.close()
 
 
 def _check_columns(schema: pa.Schema, where: str) -> None:

@@ -1,36 +1,13 @@
--- fluxion transform: staged extract (read_parquet($staged)) -> rows of inventario_raw.
+-- fluxion transform: the cleaned staged extract (read_parquet($staged)) -> rows of inventario_raw.
 -- Parameters: $staged, $ubicacion_id, $ubicacion_nombre, $tipo_ubicacion, $fecha_extraccion, $batch_id.
--- Text clean-up is lossless: trim, collapse whitespace/control runs to one space, Unicode NFC.
--- Characters such as / % & ( ) are kept. Numbers become exact DECIMALs (TRY_CAST: a value that
--- is not a number becomes NULL and is counted, a row without code or quantity is rejected).
-WITH cleaned AS (
-    SELECT
-        origen_id,
-        upper(fluxion_clean(codigo_producto))     AS codigo_producto,
-        fluxion_clean(codigo_barras)              AS codigo_barras,
-        fluxion_clean(descripcion_producto)       AS descripcion_producto,
-        fluxion_clean(categoria)                  AS categoria,
-        fluxion_clean(grupo)                      AS grupo,
-        fluxion_clean(subgrupo)                   AS subgrupo,
-        fluxion_clean(marca)                      AS marca,
-        fluxion_clean(presentacion)               AS presentacion,
-        fluxion_clean(cuadrante)                  AS cuadrante,
-        TRY_CAST(cantidad_actual AS DECIMAL(18,3))       AS cantidad_actual,
-        TRY_CAST(costo_unitario_actual AS DECIMAL(18,4)) AS costo_unitario_actual,
-        TRY_CAST(precio_venta_actual AS DECIMAL(18,4))   AS precio_venta_actual,
-        TRY_CAST(impuesto_porcentaje AS DECIMAL(9,2))    AS impuesto_porcentaje,
-        TRY_CAST(peso_producto AS DECIMAL(18,3))         AS peso_producto,
-        TRY_CAST(volumen_producto AS DECIMAL(18,3))      AS volumen_producto,
-        TRY_CAST(cantidad_bultos AS DECIMAL(18,3))       AS cantidad_bultos
-    FROM read_parquet($staged)
-),
-accepted AS (
-    SELECT * FROM cleaned
-    WHERE codigo_producto IS NOT NULL AND cantidad_actual IS NOT NULL
-),
-winners AS (
+-- The per-row clean-up (text: trim, collapse whitespace/control runs to one space, Unicode NFC;
+-- upper-cased codes; numbers as exact DECIMALs, NULL when not a number) already ran on each batch
+-- during the fetch (transform.RowCleanup); what is left needs the whole store: reject rows
+-- without code or quantity, keep one row per product, derive fields, order.
+WITH winners AS (
     -- one row per product; deterministic winner: the lowest source row id, then the values
-    SELECT * FROM accepted
+    SELECT * FROM read_parquet($staged)
+    WHERE codigo_producto IS NOT NULL AND cantidad_actual IS NOT NULL
     QUALIFY row_number() OVER (
         PARTITION BY codigo_producto
         ORDER BY origen_id ASC NULLS LAST, cantidad_actual, codigo_barras, descripcion_producto
