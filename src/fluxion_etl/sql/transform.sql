@@ -3,15 +3,31 @@
 -- The per-row clean-up (text: trim, collapse whitespace/control runs to one space, Unicode NFC;
 -- upper-cased codes; numbers as exact DECIMALs, NULL when not a number) already ran on each batch
 -- during the fetch (transform.RowCleanup); what is left needs the whole store: reject rows
--- without code or quantity, keep one row per product, derive fields, order.
-WITH winners AS (
-    -- one row per product; deterministic winner: the lowest source row id, then the values
-    SELECT * FROM read_parquet($staged)
+-- without code or quantity, keep one row per product, derive fields.
+-- Why the de-duplication is written this way: a window over every row would hold the whole store
+-- in memory (and sort it), yet only a few products have more than one row. So the repeated codes
+-- are found first (one narrow column), the other rows stream straight through, and only the
+-- repeated ones are ranked. For the same reason there is no final ORDER BY: the rows keep the
+-- order they were fetched in. Memory stays flat in the store's size.
+WITH repeated AS (
+    SELECT codigo_producto FROM read_parquet($staged)
     WHERE codigo_producto IS NOT NULL AND cantidad_actual IS NOT NULL
+    GROUP BY codigo_producto
+    HAVING count(*) > 1
+),
+losers AS (
+    SELECT file_row_number FROM read_parquet($staged, file_row_number = true)
+    WHERE codigo_producto IN (SELECT codigo_producto FROM repeated)
+      AND cantidad_actual IS NOT NULL
     QUALIFY row_number() OVER (
         PARTITION BY codigo_producto
         ORDER BY origen_id ASC NULLS LAST, cantidad_actual, codigo_barras, descripcion_producto
-    ) = 1
+    ) > 1
+),
+winners AS (
+    SELECT * FROM read_parquet($staged, file_row_number = true)
+    WHERE codigo_producto IS NOT NULL AND cantidad_actual IS NOT NULL
+      AND file_row_number NOT IN (SELECT file_row_number FROM losers)
 )
 SELECT
     CAST($ubicacion_id AS VARCHAR)       AS ubicacion_id,
@@ -50,4 +66,3 @@ SELECT
     CAST($fecha_extraccion AS TIMESTAMP) AS fecha_extraccion,
     CAST($batch_id AS VARCHAR)           AS batch_id
 FROM winners
-ORDER BY codigo_producto
