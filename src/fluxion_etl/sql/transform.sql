@@ -6,9 +6,10 @@
 -- without code or quantity, keep one row per product, derive fields.
 -- Why the de-duplication is written this way: a window over every row would hold the whole store
 -- in memory (and sort it), yet only a few products have more than one row. So the repeated codes
--- are found first (one narrow column), the other rows stream straight through, and only the
--- repeated ones are ranked. For the same reason there is no final ORDER BY: the rows keep the
--- order they were fetched in. Memory stays flat in the store's size.
+-- are found first (one narrow column), only their rows are ranked, and the losers are dropped
+-- by their position in the staged file while every other row streams straight through. For the
+-- same reason there is no final ORDER BY: the rows keep the order they were fetched in. Memory
+-- stays flat in the store's size.
 WITH repeated AS (
     SELECT codigo_producto FROM read_parquet($staged)
     WHERE codigo_producto IS NOT NULL AND cantidad_actual IS NOT NULL
