@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -36,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -78,9 +80,21 @@ def server_from_env() -> PgServer:
 @dataclass(frozen=True)
 class Measurement:
     seconds: float
+    cpu_seconds: float
+    """User + system CPU of the child (the database server's CPU is not in it)."""
     peak_rss_mib: float
     rows_out: int
     lock_held_seconds: float | None
+    phases: dict[str, float]
+    """fluxion only: seconds per phase, from its log lines, summed over stores."""
+
+
+#: fluxion's log events that close a phase, and the phase's name in the report.
+PHASE_EVENTS = {
+    "extract staged": "fetch + clean + stage",
+    "transformed": "de-duplicate + derive",
+    "store published": "publish (lock held)",
+}
 
 
 def measure(command: Sequence[str], env: dict[str, str], what: str) -> Measurement:
@@ -101,13 +115,24 @@ def measure(command: Sequence[str], env: dict[str, str], what: str) -> Measureme
             errors.seek(0)
             raise SystemExit(f"{what}: exit {code}\n{stdout[-1500:]}\n{errors.read()[-1500:]}")
     reports = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-    report = next((r for r in reports if "_aws" in r), reports[-1])
-    if "_aws" in report:
-        return Measurement(
-            seconds, usage.ru_maxrss / 1024, report["RowsPublished"], report["LockHeldSeconds"]
-        )
+    phases: dict[str, float] = {}
+    for line in reports:
+        phase = PHASE_EVENTS.get(line.get("event", ""))
+        if phase:
+            phases[phase] = phases.get(phase, 0.0) + float(line.get("seconds", 0.0))
+    emf = next((r for r in reports if "_aws" in r), None)
+    rows, lock = (
+        (emf["RowsPublished"], emf["LockHeldSeconds"])
+        if emf
+        else (reports[-1]["rows"], reports[-1].get("lock_held_seconds"))
+    )
     return Measurement(
-        seconds, usage.ru_maxrss / 1024, report["rows"], report.get("lock_held_seconds")
+        seconds=seconds,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        peak_rss_mib=usage.ru_maxrss / 1024,
+        rows_out=rows,
+        lock_held_seconds=lock,
+        phases=phases,
     )
 
 
@@ -130,25 +155,32 @@ class BuiltStore:
 def stores_in_postgres(
     server: PgServer, locations: Sequence[Location], products: int
 ) -> Iterator[list[BuiltStore]]:
-    """One database per location, ``products`` products each, dropped on the way out."""
+    """One database per location, ``products`` products each, dropped on the way out.
+
+    Generated in a separate (spawned) process: the generator holds ~1.4 KB per product, and a
+    child forked from a big parent would report the parent's pages in its own peak RSS.
+    """
     built: list[BuiltStore] = []
+    spawn = multiprocessing.get_context("spawn")
     try:
-        for location in locations:
-            data = generate_store(location.warehouse, products, seed=42)
-            name = new_database_name("fluxion_bench_")
-            create_store_database(server, name, data)
-            built.append(
-                BuiltStore(
-                    location,
-                    name,
-                    _create_inventory_view(server, name, location),
-                    len(data.expected),
-                )
-            )
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as builder:
+            for location in locations:
+                name = new_database_name("fluxion_bench_")
+                future = builder.submit(_build_store, server, name, location, products)
+                built.append(BuiltStore(location, name, 0, 0))  # dropped even if half-built
+                source_rows, published_rows = future.result()
+                built[-1] = BuiltStore(location, name, source_rows, published_rows)
         yield built
     finally:
         for store in built:
             drop_database(server, store.database)
+
+
+def _build_store(server: PgServer, name: str, location: Location, products: int) -> tuple[int, int]:
+    """(In the builder process.) Generate and load one store; its source and published rows."""
+    data = generate_store(location.warehouse, products, seed=42)
+    create_store_database(server, name, data)
+    return _create_inventory_view(server, name, location), len(data.expected)
 
 
 def _create_inventory_view(server: PgServer, database: str, location: Location) -> int:
@@ -235,8 +267,16 @@ class Row:
         return statistics.median(m.peak_rss_mib for m in self.runs)
 
     @property
+    def cpu_seconds(self) -> float:
+        return statistics.median(m.cpu_seconds for m in self.runs)
+
+    @property
     def rows_out(self) -> int:
         return self.runs[-1].rows_out
+
+    def phase_seconds(self, phase: str) -> float | None:
+        values = [m.phases[phase] for m in self.runs if phase in m.phases]
+        return statistics.median(values) if values else None
 
     @property
     def lock_share(self) -> float | None:
@@ -296,7 +336,12 @@ def single_store(
                 work,
             )
             scenarios = {name: _bind(TOOLS[name], env, work) for name in tools}
-            return store, alternate(rounds, scenarios, f"{products:,} products")
+            rows = alternate(rounds, scenarios, f"{products:,} products")
+    for row in rows.values():
+        expected = store.published_rows if row.label.startswith("fluxion") else store.source_rows
+        if any(m.rows_out != expected for m in row.runs):
+            raise SystemExit(f"{row.label} moved {row.rows_out:,} rows, expected {expected:,}")
+    return store, rows
 
 
 def fleet(
@@ -324,7 +369,12 @@ def fleet(
                     scenarios[label] = _bind(
                         fluxion("arrow"), {**env, "ETL_WORKERS": str(workers)}, work
                     )
-            return built, alternate(rounds, scenarios, "fleet")
+            rows = alternate(rounds, scenarios, "fleet")
+    expected = sum(store.published_rows for store in built)
+    for row in rows.values():
+        if any(m.rows_out != expected for m in row.runs):
+            raise SystemExit(f"fleet {row.label} published {row.rows_out:,}, expected {expected:,}")
+    return built, rows
 
 
 def _bind(tool: Tool, env: dict[str, str], work: Path) -> Callable[[], Measurement]:
@@ -364,15 +414,33 @@ def latency_proxy(target_port: int, latency_ms: float) -> Iterator[int]:
 
 def single_table(store: BuiltStore, rows: dict[str, Row]) -> list[str]:
     lines = [
-        "| tool | rows out | seconds | source rows/s | peak RSS | write lock held |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| tool | rows out | seconds | source rows/s | CPU s | peak RSS | write lock held |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows.values():
         share = row.lock_share
         lock = "—" if share is None else f"{share * row.seconds:.2f} s ({share:.1%})"
         lines.append(
             f"| {row.label} | {row.rows_out:,} | {row.seconds:.2f} | "
-            f"{store.source_rows / row.seconds:,.0f} | {row.peak_rss_mib:,.0f} MiB | {lock} |"
+            f"{store.source_rows / row.seconds:,.0f} | {row.cpu_seconds:.1f} | "
+            f"{row.peak_rss_mib:,.0f} MiB | {lock} |"
+        )
+    return lines
+
+
+def phase_table(rows: dict[str, Row]) -> list[str]:
+    """Where fluxion's time goes, from its own log (the phases run one after the other)."""
+    ours = [row for row in rows.values() if row.label.startswith("fluxion")]
+    if not ours:
+        return []
+    lines = [
+        "| phase | " + " | ".join(row.label for row in ours) + " |",
+        "|---|" + "---:|" * len(ours),
+    ]
+    for phase in PHASE_EVENTS.values():
+        cells = [row.phase_seconds(phase) for row in ours]
+        lines.append(
+            f"| {phase} | " + " | ".join("—" if c is None else f"{c:.2f} s" for c in cells) + " |"
         )
     return lines
 
@@ -534,6 +602,10 @@ def main() -> None:
             f"products ({store.source_rows:,} source rows, {store.published_rows:,} published)",
             "",
             *single_table(store, rows),
+            "",
+            "fluxion's phases (median seconds, from its log):",
+            "",
+            *phase_table(rows),
             "",
         ]
     report += ["## Targets", "", *targets(big, small), ""]
