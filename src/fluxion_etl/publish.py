@@ -27,6 +27,7 @@ from tenacity import (
 from fluxion_etl import ledger
 from fluxion_etl.errors import PublishLockTimeout
 from fluxion_etl.ledger import LedgerEntry
+from fluxion_etl.transform import sql_literal
 
 T = TypeVar("T")
 log = structlog.get_logger("fluxion_etl.publish")
@@ -103,13 +104,18 @@ class Target:
         return self.run(work)
 
     def publish(self, store_id: str, ready: Path, entry: LedgerEntry) -> None:
-        """Replace ``store_id``'s snapshot with the rows of ``ready`` and close its ledger row."""
+        """Replace ``store_id``'s snapshot with the rows of ``ready`` and close its ledger row.
+
+        ``ready`` is the store's ready database (:func:`fluxion_etl.transform.transform_store`):
+        its view ``inventario`` gives the new snapshot's rows, in the target's row-group size.
+        """
 
         def work(con: duckdb.DuckDBPyConnection) -> None:
             con.execute("DELETE FROM inventario_raw WHERE ubicacion_id = ?", [store_id])
-            con.execute(
-                "INSERT INTO inventario_raw BY NAME SELECT * FROM read_parquet(?)", [str(ready)]
-            )
+            # ATTACH takes no parameter; the path is one the transform made
+            con.execute(f"ATTACH {sql_literal(str(ready))} AS ready (READ_ONLY)")
+            con.execute("INSERT INTO inventario_raw BY NAME SELECT * FROM ready.inventario")
+            con.execute("DETACH ready")
             ledger.close_entry(con, entry)
 
         self.run(work)

@@ -1,27 +1,28 @@
 """Transform: one store's extract -> the exact rows of ``inventario_raw``, plus counters.
 
-Two parts, so that little is left to do once the (slow, network-bound) fetch ends:
+Two parts, so that almost nothing is left to do once the (slow, network-bound) fetch ends:
 
-* :class:`RowCleanup` -- everything that looks at one row at a time (text clean-up, upper-cased
-  product codes, exact decimals, flagging numbers that are not numbers). The staging step applies
-  it to each batch while the engine fetches the next one, so its cost hides behind the fetch.
-* :func:`transform_store` -- what needs the whole store: de-duplication, derived fields, order,
-  counters. It runs in a private DuckDB (in the worker thread, no target lock held) over the
-  cleaned staged file and writes a ``ready`` Parquet file with the target's column order and
-  types, so the publish step is a plain ``INSERT ... SELECT`` that holds the write lock for as
-  short a time as possible.
+* :class:`RowCleanup` (``sql/clean.sql``) -- everything that looks at one row at a time: text
+  clean-up, upper-cased product codes, exact decimals, derived fields, flagging numbers that are
+  not numbers. The staging step applies it to each chunk while the engine fetches the next one,
+  so its cost hides behind the fetch, and the staged file already holds the published values.
+* :func:`transform_store` -- what needs the whole store: which rows lose the de-duplication
+  (``sql/duplicates.sql``), the store's constants, the counters. It writes them to the store's
+  *ready database*, a small DuckDB file whose view ``inventario`` (``sql/transform.sql``) reads
+  the staged rows, so the publish step is one ``INSERT ... SELECT`` from that view and the write
+  lock is held for the copy alone. Nothing is rewritten after the fetch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from fluxion_etl.stores import Store
 
@@ -54,56 +55,28 @@ DECIMAL_TYPES = {
     "cantidad_bultos": "DECIMAL(18,3)",
 }
 
-#: Rows per row group of a DuckDB table (its ``row_group_size``): the ready file is cut the same
-#: way (see :func:`_write_in_table_row_groups`).
+#: Rows per row group of a DuckDB table (its ``row_group_size``). The staged file is cut the same
+#: way (see :mod:`fluxion_etl.stage`): the publish INSERT then turns each of its row groups
+#: straight into one table row group, while smaller ones are merged and compressed again under
+#: the write lock (measured at 500k products: 0.69 s aligned, 1.27 s unaligned).
 TABLE_ROW_GROUP_ROWS = 122_880
-#: Rows per batch read back from the transform query (small: they wait for a whole row group).
-_READ_ROWS = 16_384
-
-#: Text columns cleaned as they are (the product code is also upper-cased).
-TEXT_COLUMNS = (
-    "codigo_barras",
-    "descripcion_producto",
-    "categoria",
-    "grupo",
-    "subgrupo",
-    "marca",
-    "presentacion",
-    "cuadrante",
-)
 
 
-def row_cleanup_sql() -> str:
-    """The per-row clean-up of one batch (``extract_batch``), columns in staging order.
-
-    ``valor_invalido`` is true when the row had a number the cast could not read (TRY_CAST gave
-    NULL): it is counted, and the value is published as NULL.
-    """
-    invalid = " OR ".join(
-        f"({name} IS NOT NULL AND TRY_CAST({name} AS {sql_type}) IS NULL)"
-        for name, sql_type in DECIMAL_TYPES.items()
-    )
-    columns = [
-        "origen_id",
-        "upper(fluxion_clean(codigo_producto)) AS codigo_producto",
-        *(f"fluxion_clean({name}) AS {name}" for name in TEXT_COLUMNS),
-        *(f"TRY_CAST({name} AS {sql_type}) AS {name}" for name, sql_type in DECIMAL_TYPES.items()),
-        f"coalesce({invalid}, false) AS valor_invalido",
-    ]
-    return "SELECT\n    " + ",\n    ".join(columns) + "\nFROM extract_batch"
+def _sql(name: str) -> str:
+    return (resources.files("fluxion_etl") / "sql" / name).read_text("utf-8")
 
 
 class RowCleanup:
-    """Applies :func:`row_cleanup_sql` to one batch at a time, in a private DuckDB.
+    """Applies ``sql/clean.sql`` to one chunk of rows at a time, in a private DuckDB.
 
     One thread: it runs beside the fetch (the engine's own thread and the database server need
-    the other core), and one batch is too small for parallelism to pay.
+    the other core), and one chunk is too small for parallelism to pay.
     """
 
     def __init__(self) -> None:
         self._con = duckdb.connect(":memory:", config={"threads": 1, "memory_limit": "256MB"})
         self._con.execute(CLEAN_MACRO)
-        self._sql = row_cleanup_sql()
+        self._sql = _sql("clean.sql")
 
     def __call__(self, batch: pa.RecordBatch | pa.Table) -> pa.Table:
         cleaned = self._con.from_arrow(batch).query("extract_batch", self._sql)
@@ -137,11 +110,10 @@ class QualityCounters:
 @dataclass(frozen=True)
 class Transformed:
     path: Path
+    """The ready database: attach it and copy its view ``inventario``."""
+    rows: Path
+    """The cleaned rows that view reads (the staged file, moved next to it)."""
     counters: QualityCounters
-
-
-def transform_sql() -> str:
-    return (resources.files("fluxion_etl") / "sql" / "transform.sql").read_text("utf-8")
 
 
 def transform_store(
@@ -152,50 +124,47 @@ def transform_store(
     extracted_at: dt.datetime,
     memory_limit: str = "192MB",
 ) -> Transformed:
-    """Transform ``staged`` (written by :func:`fluxion_etl.stage.stage_batches`, so already
-    cleaned row by row) into ``ready`` (Parquet) for ``store``; return the counters."""
+    """Make ``ready`` (a DuckDB file) publish ``staged`` for ``store``; return the counters.
+
+    ``staged`` must come from :func:`fluxion_etl.stage.stage_batches` (already cleaned row by
+    row). It is moved to ``<ready>.rows.parquet``, because the ready database's view reads it:
+    it lives as long as the staging area, and is removed with it.
+    """
+    rows = ready.with_name(ready.name + ".rows.parquet")
+    os.replace(staged, rows)
+    ready.unlink(missing_ok=True)
     con = duckdb.connect(
-        ":memory:",
+        str(ready),
         config={"threads": 2, "memory_limit": memory_limit, "temp_directory": str(ready.parent)},
     )
     try:
-        params = {
-            "staged": str(staged),
-            "ubicacion_id": store.id,
-            "ubicacion_nombre": store.name,
-            "tipo_ubicacion": store.type,
-            "fecha_extraccion": extracted_at.astimezone(dt.UTC).replace(tzinfo=None),
-            "batch_id": run_id,
-        }
-        rows = con.sql(transform_sql(), params=params)
-        assert rows is not None  # a SELECT always gives a relation
-        _write_in_table_row_groups(rows.to_arrow_reader(_READ_ROWS), ready)
-        return Transformed(ready, _counters(con, staged, ready))
+        con.execute(
+            """
+            CREATE TABLE store_run AS SELECT
+                CAST($ubicacion_id AS VARCHAR) AS ubicacion_id,
+                CAST($ubicacion_nombre AS VARCHAR) AS ubicacion_nombre,
+                CAST($tipo_ubicacion AS VARCHAR) AS tipo_ubicacion,
+                CAST($fecha_extraccion AS TIMESTAMP) AS fecha_extraccion,
+                CAST($batch_id AS VARCHAR) AS batch_id
+            """,
+            {
+                "ubicacion_id": store.id,
+                "ubicacion_nombre": store.name,
+                "tipo_ubicacion": store.type,
+                "fecha_extraccion": extracted_at.astimezone(dt.UTC).replace(tzinfo=None),
+                "batch_id": run_id,
+            },
+        )
+        con.execute(f"CREATE TABLE losers AS {_sql('duplicates.sql')}", {"rows": str(rows)})
+        # a view cannot take parameters: the path is one we made, written as a literal
+        con.execute(_sql("transform.sql").replace("{rows}", sql_literal(str(rows))))
+        counters = _counters(con, rows)
     finally:
         con.close()
+    return Transformed(ready, rows, counters)
 
 
-def _write_in_table_row_groups(batches: pa.RecordBatchReader, path: Path) -> None:
-    """Write ``batches`` to ``path`` in row groups of exactly :data:`TABLE_ROW_GROUP_ROWS` rows.
-
-    Why: the publish step inserts this file under the target's write lock, and DuckDB turns
-    each aligned row group straight into one table row group, while misaligned ones (what
-    DuckDB's own parallel COPY writes) are merged and compressed again at commit. Measured on
-    the 500k-product store: the INSERT takes 0.69 s instead of 1.27 s.
-    """
-    with pq.ParquetWriter(path, batches.schema, compression="snappy") as writer:
-        pending = pa.Table.from_batches([], schema=batches.schema)
-        for batch in batches:
-            pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
-            while pending.num_rows >= TABLE_ROW_GROUP_ROWS:
-                group = pending.slice(0, TABLE_ROW_GROUP_ROWS)
-                writer.write_table(group, row_group_size=TABLE_ROW_GROUP_ROWS)
-                pending = pending.slice(TABLE_ROW_GROUP_ROWS)
-        if pending.num_rows:
-            writer.write_table(pending, row_group_size=TABLE_ROW_GROUP_ROWS)
-
-
-def _counters(con: duckdb.DuckDBPyConnection, staged: Path, ready: Path) -> QualityCounters:
+def _counters(con: duckdb.DuckDBPyConnection, rows: Path) -> QualityCounters:
     extracted, rejected, invalid_values = _one(
         con,
         """
@@ -204,7 +173,7 @@ def _counters(con: duckdb.DuckDBPyConnection, staged: Path, ready: Path) -> Qual
                count(*) FILTER (WHERE valor_invalido)
         FROM read_parquet(?)
         """,
-        staged,
+        [str(rows)],
     )
     loaded, negative, missing_price, missing_description = _one(
         con,
@@ -213,9 +182,9 @@ def _counters(con: duckdb.DuckDBPyConnection, staged: Path, ready: Path) -> Qual
                count(*) FILTER (WHERE cantidad_actual < 0),
                count(*) FILTER (WHERE precio_venta_actual IS NULL),
                count(*) FILTER (WHERE descripcion_producto IS NULL)
-        FROM read_parquet(?)
+        FROM inventario
         """,
-        ready,
+        [],
     )
     return QualityCounters(
         extracted=extracted,
@@ -229,7 +198,13 @@ def _counters(con: duckdb.DuckDBPyConnection, staged: Path, ready: Path) -> Qual
     )
 
 
-def _one(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> tuple[int, ...]:
-    row = con.execute(sql, [str(path)]).fetchone()
+def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[str]) -> tuple[int, ...]:
+    row = con.execute(sql, params).fetchone()
     assert row is not None  # an aggregate without GROUP BY always returns one row
     return tuple(int(value) for value in row)
+
+
+def sql_literal(text: str) -> str:
+    """``text`` as a SQL string literal, for the few statements that take no parameter (a view's
+    definition, ATTACH); only ever used for paths fluxion made itself."""
+    return "'" + text.replace("'", "''") + "'"

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from fluxion_etl.query import STAGED_COLUMNS
@@ -30,12 +29,17 @@ def staged(tmp_path: Path, rows: list[dict[str, object]], numeric: pa.DataType) 
 
 
 def published(ready: Path) -> dict[str, dict[str, object]]:
-    cursor = duckdb.sql(f"SELECT * FROM read_parquet('{ready}')")
-    names = [c[0] for c in cursor.description]
-    return {
-        row[names.index("codigo_producto")]: dict(zip(names, row, strict=True))
-        for row in cursor.fetchall()
-    }
+    """What the publish step copies: the ready database's view."""
+    con = duckdb.connect(str(ready), read_only=True)
+    try:
+        cursor = con.execute("SELECT * FROM inventario")
+        names = [c[0] for c in cursor.description]
+        return {
+            row[names.index("codigo_producto")]: dict(zip(names, row, strict=True))
+            for row in cursor.fetchall()
+        }
+    finally:
+        con.close()
 
 
 ROWS: list[dict[str, object]] = [
@@ -84,7 +88,7 @@ def as_floats(rows: list[dict[str, object]]) -> list[dict[str, object]]:
 def test_transform_cleans_dedupes_and_derives(tmp_path: Path, numeric: pa.DataType) -> None:
     rows = as_floats(ROWS) if numeric == pa.float64() else ROWS
     result = transform_store(
-        staged(tmp_path, rows, numeric), tmp_path / "ready.parquet", STORE, "run-1", WHEN
+        staged(tmp_path, rows, numeric), tmp_path / "ready.duckdb", STORE, "run-1", WHEN
     )
     out = published(result.path)
     assert sorted(out) == ["AB-01", "NEG", "ZERO"]
@@ -124,24 +128,26 @@ def test_transform_cleans_dedupes_and_derives(tmp_path: Path, numeric: pa.DataTy
 def test_published_types_are_exact_decimals(tmp_path: Path) -> None:
     result = transform_store(
         staged(tmp_path, as_floats(ROWS), pa.float64()),
-        tmp_path / "ready.parquet",
+        tmp_path / "ready.duckdb",
         STORE,
         "r",
         WHEN,
     )
-    schema = pq.read_schema(result.path)
+    con = duckdb.connect(str(result.path), read_only=True)
+    types = dict(
+        con.execute("SELECT column_name, column_type FROM (DESCRIBE inventario)").fetchall()
+    )
+    con.close()
     for column, sql_type in DECIMAL_TYPES.items():
-        precision, scale = sql_type.removeprefix("DECIMAL(").rstrip(")").split(",")
-        assert schema.field(column).type == pa.decimal128(int(precision), int(scale)), column
-    assert schema.field("cantidad_actual").type == pa.decimal128(18, 3)
-    assert schema.field("costo_unitario_actual").type == pa.decimal128(18, 4)
-    assert schema.field("valor_inventario_actual").type == pa.decimal128(18, 2)
-    assert schema.field("fecha_extraccion").type == pa.timestamp("us")
+        assert types[column] == sql_type, column
+    assert types["valor_inventario_actual"] == "DECIMAL(18,2)"
+    assert types["margen_porcentaje"] == "DECIMAL(12,2)"
+    assert types["fecha_extraccion"] == "TIMESTAMP"
 
 
 def test_empty_extract_publishes_nothing(tmp_path: Path) -> None:
     result = transform_store(
-        staged(tmp_path, [], pa.string()), tmp_path / "ready.parquet", STORE, "r", WHEN
+        staged(tmp_path, [], pa.string()), tmp_path / "ready.duckdb", STORE, "r", WHEN
     )
     assert published(result.path) == {}
     assert result.counters.extracted == 0 and result.counters.duplicates == 0
