@@ -32,6 +32,12 @@ from fluxion_etl.transform import sql_literal
 T = TypeVar("T")
 log = structlog.get_logger("fluxion_etl.publish")
 
+#: DuckDB's memory for a publish. Without a limit (DuckDB's default is 80% of the machine) it
+#: keeps every block of the uncommitted snapshot cached, so the ETL's peak memory would grow
+#: with the largest store (1M products: 545 MiB); with it, blocks already written are dropped.
+#: Measured: 1M products 545 -> 359 MiB in the publish, 500k 386 -> 333 MiB, same lock time.
+PUBLISH_MEMORY_LIMIT = "256MB"
+
 
 def is_lock_conflict(exc: BaseException) -> bool:
     """True for DuckDB's 'another process holds this file' error."""
@@ -111,6 +117,7 @@ class Target:
         """
 
         def work(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(f"SET memory_limit = '{PUBLISH_MEMORY_LIMIT}'")
             con.execute("DELETE FROM inventario_raw WHERE ubicacion_id = ?", [store_id])
             # ATTACH takes no parameter; the path is one the transform made
             con.execute(f"ATTACH {sql_literal(str(ready))} AS ready (READ_ONLY)")
