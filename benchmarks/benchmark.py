@@ -620,7 +620,9 @@ def main() -> None:
         ]
     text = "\n".join(report)
     print("\n" + text)
-    args.results.write_text(text, encoding="utf-8")
+    # the hand-written reading of the figures (what bounds each target) follows the tables
+    analysis = (HERE / "analysis.md").read_text(encoding="utf-8")
+    args.results.write_text(text + "\n" + analysis, encoding="utf-8")
     print(f"\nwritten to {args.results}")
 
 
