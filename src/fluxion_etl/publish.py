@@ -30,12 +30,19 @@ from tenacity.stop import stop_base
 from fluxion_etl import ledger
 from fluxion_etl.errors import Interrupted, PublishLockTimeout
 from fluxion_etl.ledger import LedgerEntry
+from fluxion_etl.transform import sql_literal
 
 T = TypeVar("T")
 #: After a stop (deadline, SIGTERM) the failed stores' ledger rows still deserve a short wait
 #: for the lock: Fargate's 120 s grace leaves room for it, and the next run would close them.
 CLOSING_LOCK_WAIT_SECONDS = 20.0
 log = structlog.get_logger("fluxion_etl.publish")
+
+#: DuckDB's memory for a publish. Without a limit (DuckDB's default is 80% of the machine) it
+#: keeps every block of the uncommitted snapshot cached, so the ETL's peak memory would grow
+#: with the largest store (1M products: 545 MiB); with it, blocks already written are dropped.
+#: Measured: 1M products 545 -> 359 MiB in the publish, 500k 386 -> 333 MiB, same lock time.
+PUBLISH_MEMORY_LIMIT = "256MB"
 
 
 def is_lock_conflict(exc: BaseException) -> bool:
@@ -136,13 +143,19 @@ class Target:
         return self.run(work)
 
     def publish(self, store_id: str, ready: Path, entry: LedgerEntry) -> None:
-        """Replace ``store_id``'s snapshot with the rows of ``ready`` and close its ledger row."""
+        """Replace ``store_id``'s snapshot with the rows of ``ready`` and close its ledger row.
+
+        ``ready`` is the store's ready database (:func:`fluxion_etl.transform.transform_store`):
+        its view ``inventario`` gives the new snapshot's rows, in the target's row-group size.
+        """
 
         def work(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(f"SET memory_limit = '{PUBLISH_MEMORY_LIMIT}'")
             con.execute("DELETE FROM inventario_raw WHERE ubicacion_id = ?", [store_id])
-            con.execute(
-                "INSERT INTO inventario_raw BY NAME SELECT * FROM read_parquet(?)", [str(ready)]
-            )
+            # ATTACH takes no parameter; the path is one the transform made
+            con.execute(f"ATTACH {sql_literal(str(ready))} AS ready (READ_ONLY)")
+            con.execute("INSERT INTO inventario_raw BY NAME SELECT * FROM ready.inventario")
+            con.execute("DETACH ready")
             ledger.close_entry(con, entry)
 
         self.run(work)

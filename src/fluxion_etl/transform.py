@@ -1,33 +1,51 @@
-"""Transform: one store's staged extract -> the exact rows of ``inventario_raw``, plus counters.
+"""Transform: one store's extract -> the exact rows of ``inventario_raw``, plus counters.
 
-Runs in a private in-memory DuckDB (in the worker thread, no target lock held) and writes a
-``ready`` Parquet file with the target's column order and types, so the publish step is a plain
-``INSERT ... SELECT`` that holds the write lock for as short a time as possible.
+Two parts, so that almost nothing is left to do once the (slow, network-bound) fetch ends:
+
+* :class:`RowCleanup` (``sql/clean.sql``) -- everything that looks at one row at a time: text
+  clean-up, upper-cased product codes, exact decimals, derived fields, flagging numbers that are
+  not numbers. The staging step applies it to each chunk while the engine fetches the next one,
+  so its cost hides behind the fetch, and the staged file already holds the published values.
+* :func:`transform_store` -- what needs the whole store: which rows lose the de-duplication
+  (``sql/duplicates.sql``), the store's constants, the counters. It writes them to the store's
+  *ready database*, a small DuckDB file whose view ``inventario`` (``sql/transform.sql``) reads
+  the staged rows, so the publish step is one ``INSERT ... SELECT`` from that view and the write
+  lock is held for the copy alone. Nothing is rewritten after the fetch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from fluxion_etl.stores import Store
 
 #: Lossless text clean-up shared by every text column: NFC, whitespace/control runs -> one
 #: space, trimmed, empty -> NULL. Nothing else is removed (``/ % & ( )`` stay).
+#: Why the CASE: the regex replacement builds a new string for every value, and most values
+#: need no replacement. A value needs it only if it holds a run of two such characters, or one
+#: that is not a plain space (a tab, a no-break space, a control character); a match (which
+#: builds nothing) finds those, and the others pass as they are. Measured on the 500k-product
+#: benchmark store: 1.74 s -> 1.16 s for its 400k rows, same output.
 CLEAN_MACRO = r"""
+CREATE OR REPLACE MACRO fluxion_collapse(s) AS
+    CASE WHEN regexp_matches(s, '[\s\p{Z}\p{Cc}]{2}|[^ \P{Z}]|\p{Cc}')
+         THEN regexp_replace(s, '[\s\p{Z}\p{Cc}]+', ' ', 'g')
+         ELSE s
+    END;
 CREATE OR REPLACE MACRO fluxion_clean(x) AS
-    nullif(
-        trim(regexp_replace(nfc_normalize(CAST(x AS VARCHAR)), '[\s\p{Z}\p{Cc}]+', ' ', 'g')),
-        ''
-    )
+    nullif(trim(fluxion_collapse(nfc_normalize(CAST(x AS VARCHAR)))), '')
 """
 
-#: The exact type of each numeric column (the casts in sql/transform.sql use the same types;
-#: a unit test checks the published schema against this table).
+#: The exact type of each numeric column (the per-row clean-up casts to these types; a unit
+#: test checks the published schema against this table).
 DECIMAL_TYPES = {
     "cantidad_actual": "DECIMAL(18,3)",
     "costo_unitario_actual": "DECIMAL(18,4)",
@@ -37,6 +55,71 @@ DECIMAL_TYPES = {
     "volumen_producto": "DECIMAL(18,3)",
     "cantidad_bultos": "DECIMAL(18,3)",
 }
+
+#: Rows per row group of a DuckDB table (its ``row_group_size``). The staged file is cut the same
+#: way (see :mod:`fluxion_etl.stage`): the publish INSERT then turns each of its row groups
+#: straight into one table row group, while smaller ones are merged and compressed again under
+#: the write lock (measured at 500k products: 0.69 s aligned, 1.27 s unaligned).
+TABLE_ROW_GROUP_ROWS = 122_880
+
+
+def _sql(name: str) -> str:
+    return (resources.files("fluxion_etl") / "sql" / name).read_text("utf-8")
+
+
+#: Catalog texts: a chunk holds a few hundred distinct values of each (department, group,
+#: brand, ... repeat on every product), so each distinct value is cleaned once and mapped back
+#: instead of cleaning every row: 0.82 -> 0.16 s of CPU for the 500k-product store.
+CATALOG_COLUMNS = ("categoria", "grupo", "subgrupo", "marca", "presentacion", "cuadrante")
+
+
+class RowCleanup:
+    """Applies ``sql/clean.sql`` to one chunk of rows at a time, in a private DuckDB.
+
+    One thread: it runs beside the fetch (the engine's own thread and the database server need
+    the other core), and one chunk is too small for parallelism to pay.
+    """
+
+    def __init__(self) -> None:
+        self._con = duckdb.connect(":memory:", config={"threads": 1, "memory_limit": "256MB"})
+        self._con.execute(CLEAN_MACRO)
+        self._sql = _sql("clean.sql")
+
+    def __call__(self, chunk: pa.RecordBatch | pa.Table) -> pa.Table:
+        table = chunk if isinstance(chunk, pa.Table) else pa.Table.from_batches([chunk])
+        cleaned = self._con.from_arrow(self._clean_catalog_texts(table)).query(
+            "extract_batch", self._sql
+        )
+        assert cleaned is not None  # a SELECT always gives a relation
+        return cleaned.to_arrow_table()
+
+    def _clean_catalog_texts(self, table: pa.Table) -> pa.Table:
+        """``table`` with its :data:`CATALOG_COLUMNS` cleaned by ``fluxion_clean``, one query
+        over all their distinct values."""
+        encoded = [pc.dictionary_encode(table[name]).combine_chunks() for name in CATALOG_COLUMNS]
+        values = pa.concat_arrays([column.dictionary.cast(pa.string()) for column in encoded])
+        cleaned_values = self._con.from_arrow(pa.table({"v": values})).query(
+            "catalog_values", "SELECT fluxion_clean(v) AS v FROM catalog_values"
+        )
+        assert cleaned_values is not None
+        cleaned = cleaned_values.to_arrow_table()["v"].combine_chunks()
+        offset = 0
+        for name, column in zip(CATALOG_COLUMNS, encoded, strict=True):
+            positions = pc.add(column.indices.cast(pa.int64()), offset)
+            table = table.set_column(
+                table.schema.get_field_index(name), name, pc.take(cleaned, positions)
+            )
+            offset += len(column.dictionary)
+        return table
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> RowCleanup:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)
@@ -56,11 +139,10 @@ class QualityCounters:
 @dataclass(frozen=True)
 class Transformed:
     path: Path
+    """The ready database: attach it and copy its view ``inventario``."""
+    rows: Path
+    """The cleaned rows that view reads (the staged file, moved next to it)."""
     counters: QualityCounters
-
-
-def transform_sql() -> str:
-    return (resources.files("fluxion_etl") / "sql" / "transform.sql").read_text("utf-8")
 
 
 def transform_store(
@@ -69,48 +151,58 @@ def transform_store(
     store: Store,
     run_id: str,
     extracted_at: dt.datetime,
-    memory_limit: str = "512MB",
+    memory_limit: str = "192MB",
 ) -> Transformed:
-    """Transform ``staged`` into ``ready`` (Parquet) for ``store``; return the counters."""
+    """Make ``ready`` (a DuckDB file) publish ``staged`` for ``store``; return the counters.
+
+    ``staged`` must come from :func:`fluxion_etl.stage.stage_batches` (already cleaned row by
+    row). It is moved to ``<ready>.rows.parquet``, because the ready database's view reads it:
+    it lives as long as the staging area, and is removed with it.
+    """
+    rows = ready.with_name(ready.name + ".rows.parquet")
+    os.replace(staged, rows)
+    ready.unlink(missing_ok=True)
     con = duckdb.connect(
-        ":memory:",
+        str(ready),
         config={"threads": 2, "memory_limit": memory_limit, "temp_directory": str(ready.parent)},
     )
     try:
-        con.execute(CLEAN_MACRO)
-        params = {
-            "staged": str(staged),
-            "ubicacion_id": store.id,
-            "ubicacion_nombre": store.name,
-            "tipo_ubicacion": store.type,
-            "fecha_extraccion": extracted_at.astimezone(dt.UTC).replace(tzinfo=None),
-            "batch_id": run_id,
-        }
         con.execute(
-            f"COPY ({transform_sql()}) TO {_literal(ready)} (FORMAT parquet, COMPRESSION snappy)",
-            params,
+            """
+            CREATE TABLE store_run AS SELECT
+                CAST($ubicacion_id AS VARCHAR) AS ubicacion_id,
+                CAST($ubicacion_nombre AS VARCHAR) AS ubicacion_nombre,
+                CAST($tipo_ubicacion AS VARCHAR) AS tipo_ubicacion,
+                CAST($fecha_extraccion AS TIMESTAMP) AS fecha_extraccion,
+                CAST($batch_id AS VARCHAR) AS batch_id
+            """,
+            {
+                "ubicacion_id": store.id,
+                "ubicacion_nombre": store.name,
+                "tipo_ubicacion": store.type,
+                "fecha_extraccion": extracted_at.astimezone(dt.UTC).replace(tzinfo=None),
+                "batch_id": run_id,
+            },
         )
-        return Transformed(ready, _counters(con, staged, ready))
+        con.execute(f"CREATE TABLE losers AS {_sql('duplicates.sql')}", {"rows": str(rows)})
+        # a view cannot take parameters: the path is one we made, written as a literal
+        con.execute(_sql("transform.sql").replace("{rows}", sql_literal(str(rows))))
+        counters = _counters(con, rows)
     finally:
         con.close()
+    return Transformed(ready, rows, counters)
 
 
-def _counters(con: duckdb.DuckDBPyConnection, staged: Path, ready: Path) -> QualityCounters:
-    invalid = " OR ".join(
-        f"({name} IS NOT NULL AND TRY_CAST({name} AS {DECIMAL_TYPES[name]}) IS NULL)"
-        for name in DECIMAL_TYPES
-    )
+def _counters(con: duckdb.DuckDBPyConnection, rows: Path) -> QualityCounters:
     extracted, rejected, invalid_values = _one(
         con,
-        f"""
+        """
         SELECT count(*),
-               count(*) FILTER (
-                   WHERE fluxion_clean(codigo_producto) IS NULL
-                      OR TRY_CAST(cantidad_actual AS DECIMAL(18,3)) IS NULL),
-               count(*) FILTER (WHERE {invalid})
+               count(*) FILTER (WHERE codigo_producto IS NULL OR cantidad_actual IS NULL),
+               count(*) FILTER (WHERE valor_invalido)
         FROM read_parquet(?)
         """,
-        staged,
+        [str(rows)],
     )
     loaded, negative, missing_price, missing_description = _one(
         con,
@@ -119,9 +211,9 @@ def _counters(con: duckdb.DuckDBPyConnection, staged: Path, ready: Path) -> Qual
                count(*) FILTER (WHERE cantidad_actual < 0),
                count(*) FILTER (WHERE precio_venta_actual IS NULL),
                count(*) FILTER (WHERE descripcion_producto IS NULL)
-        FROM read_parquet(?)
+        FROM inventario
         """,
-        ready,
+        [],
     )
     return QualityCounters(
         extracted=extracted,
@@ -135,12 +227,13 @@ def _counters(con: duckdb.DuckDBPyConnection, staged: Path, ready: Path) -> Qual
     )
 
 
-def _one(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> tuple[int, ...]:
-    row = con.execute(sql, [str(path)]).fetchone()
+def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[str]) -> tuple[int, ...]:
+    row = con.execute(sql, params).fetchone()
     assert row is not None  # an aggregate without GROUP BY always returns one row
     return tuple(int(value) for value in row)
 
 
-def _literal(path: Path) -> str:
-    """A SQL string literal for a path we created ourselves (COPY TO takes no parameter)."""
-    return "'" + str(path).replace("'", "''") + "'"
+def sql_literal(text: str) -> str:
+    """``text`` as a SQL string literal, for the few statements that take no parameter (a view's
+    definition, ATTACH); only ever used for paths fluxion made itself."""
+    return "'" + text.replace("'", "''") + "'"

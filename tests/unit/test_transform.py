@@ -1,4 +1,4 @@
-"""The transform on real DuckDB over a staged Parquet file: clean-up, dedupe, derived fields."""
+"""Staging then transform on real DuckDB: per-row clean-up while staging, dedupe, derivation."""
 
 import datetime as dt
 from decimal import Decimal
@@ -6,12 +6,12 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from fluxion_etl.query import STAGED_COLUMNS
+from fluxion_etl.stage import stage_batches
 from fluxion_etl.stores import Store
-from fluxion_etl.transform import DECIMAL_TYPES, transform_store
+from fluxion_etl.transform import CLEAN_MACRO, DECIMAL_TYPES, transform_store
 
 STORE = Store("tienda_03", "MAÑONGO", "tienda", "192.168.3.10", 14348, "VAD10", "0302")
 WHEN = dt.datetime(2026, 11, 27, 22, 0, tzinfo=dt.UTC)
@@ -24,18 +24,22 @@ def staged(tmp_path: Path, rows: list[dict[str, object]], numeric: pa.DataType) 
         types[name] = numeric
     schema = pa.schema([(name, types[name]) for name in STAGED_COLUMNS])
     full = [{name: row.get(name) for name in STAGED_COLUMNS} for row in rows]
-    path = tmp_path / "staged.parquet"
-    pq.write_table(pa.Table.from_pylist(full, schema=schema), path)
-    return path
+    batch = pa.RecordBatch.from_pylist(full, schema=schema)
+    return stage_batches([batch], tmp_path / "staged.parquet", "tienda_03").path
 
 
 def published(ready: Path) -> dict[str, dict[str, object]]:
-    cursor = duckdb.sql(f"SELECT * FROM read_parquet('{ready}')")
-    names = [c[0] for c in cursor.description]
-    return {
-        row[names.index("codigo_producto")]: dict(zip(names, row, strict=True))
-        for row in cursor.fetchall()
-    }
+    """What the publish step copies: the ready database's view."""
+    con = duckdb.connect(str(ready), read_only=True)
+    try:
+        cursor = con.execute("SELECT * FROM inventario")
+        names = [c[0] for c in cursor.description]
+        return {
+            row[names.index("codigo_producto")]: dict(zip(names, row, strict=True))
+            for row in cursor.fetchall()
+        }
+    finally:
+        con.close()
 
 
 ROWS: list[dict[str, object]] = [
@@ -45,6 +49,7 @@ ROWS: list[dict[str, object]] = [
         "codigo_barras": "7591",
         "descripcion_producto": "  CAFE\u0301  MOLIDO\t1/2 KG ",
         "marca": "P&G",
+        "categoria": " VIVERES \t Y  ABARROTES ",
         "cantidad_actual": Decimal("12.500"),
         "costo_unitario_actual": Decimal("2.0000"),
         "precio_venta_actual": Decimal("2.5000"),
@@ -60,6 +65,7 @@ ROWS: list[dict[str, object]] = [
         "origen_id": 2,
         "codigo_producto": "NEG",
         "descripcion_producto": "LECHE 50% GRASA (AZUL)",
+        "categoria": "VIVERES Y ABARROTES",
         "cantidad_actual": Decimal("-3.000"),
         "costo_unitario_actual": Decimal("1.1111"),
         "precio_venta_actual": None,
@@ -84,7 +90,7 @@ def as_floats(rows: list[dict[str, object]]) -> list[dict[str, object]]:
 def test_transform_cleans_dedupes_and_derives(tmp_path: Path, numeric: pa.DataType) -> None:
     rows = as_floats(ROWS) if numeric == pa.float64() else ROWS
     result = transform_store(
-        staged(tmp_path, rows, numeric), tmp_path / "ready.parquet", STORE, "run-1", WHEN
+        staged(tmp_path, rows, numeric), tmp_path / "ready.duckdb", STORE, "run-1", WHEN
     )
     out = published(result.path)
     assert sorted(out) == ["AB-01", "NEG", "ZERO"]
@@ -92,6 +98,7 @@ def test_transform_cleans_dedupes_and_derives(tmp_path: Path, numeric: pa.DataTy
     cafe = out["AB-01"]
     assert cafe["descripcion_producto"] == "CAFÉ MOLIDO 1/2 KG"  # NFC, collapsed, trimmed
     assert cafe["marca"] == "P&G"
+    assert cafe["categoria"] == "VIVERES Y ABARROTES"  # catalog texts: cleaned per value
     assert cafe["cantidad_actual"] == Decimal("12.500")
     assert cafe["valor_inventario_actual"] == Decimal("25.00")
     assert cafe["margen_porcentaje"] == Decimal("20.00")
@@ -109,6 +116,7 @@ def test_transform_cleans_dedupes_and_derives(tmp_path: Path, numeric: pa.DataTy
     assert neg["cantidad_actual"] == Decimal("-3.000")  # kept, not clamped
     assert neg["estado_stock"] == "negativo"
     assert neg["descripcion_producto"] == "LECHE 50% GRASA (AZUL)"
+    assert neg["categoria"] == "VIVERES Y ABARROTES"
     assert neg["margen_porcentaje"] is None and neg["valor_inventario_actual"] == Decimal("-3.33")
 
     zero = out["ZERO"]
@@ -124,24 +132,59 @@ def test_transform_cleans_dedupes_and_derives(tmp_path: Path, numeric: pa.DataTy
 def test_published_types_are_exact_decimals(tmp_path: Path) -> None:
     result = transform_store(
         staged(tmp_path, as_floats(ROWS), pa.float64()),
-        tmp_path / "ready.parquet",
+        tmp_path / "ready.duckdb",
         STORE,
         "r",
         WHEN,
     )
-    schema = pq.read_schema(result.path)
+    con = duckdb.connect(str(result.path), read_only=True)
+    types = dict(
+        con.execute("SELECT column_name, column_type FROM (DESCRIBE inventario)").fetchall()
+    )
+    con.close()
     for column, sql_type in DECIMAL_TYPES.items():
-        precision, scale = sql_type.removeprefix("DECIMAL(").rstrip(")").split(",")
-        assert schema.field(column).type == pa.decimal128(int(precision), int(scale)), column
-    assert schema.field("cantidad_actual").type == pa.decimal128(18, 3)
-    assert schema.field("costo_unitario_actual").type == pa.decimal128(18, 4)
-    assert schema.field("valor_inventario_actual").type == pa.decimal128(18, 2)
-    assert schema.field("fecha_extraccion").type == pa.timestamp("us")
+        assert types[column] == sql_type, column
+    assert types["valor_inventario_actual"] == "DECIMAL(18,2)"
+    assert types["margen_porcentaje"] == "DECIMAL(12,2)"
+    assert types["fecha_extraccion"] == "TIMESTAMP"
 
 
 def test_empty_extract_publishes_nothing(tmp_path: Path) -> None:
     result = transform_store(
-        staged(tmp_path, [], pa.string()), tmp_path / "ready.parquet", STORE, "r", WHEN
+        staged(tmp_path, [], pa.string()), tmp_path / "ready.duckdb", STORE, "r", WHEN
     )
     assert published(result.path) == {}
     assert result.counters.extracted == 0 and result.counters.duplicates == 0
+
+
+TRICKY_TEXTS = [
+    "a b",
+    " a",
+    "a ",
+    "a  b",
+    "a\tb",
+    "a\u00a0b",
+    "a \u00a0b",
+    "\u2028",
+    "\u3000x\u3000",
+    "a\x85b",
+    "a\x00b",
+    "a\x1fb",
+    "  ",
+    "",
+    "CAFE\u0301",
+    "x\u200bx",
+    "50% (AZUL) / P&G",
+    "ÑAME\r\n",
+]
+
+
+def test_the_fast_clean_up_gives_what_the_plain_rule_gives() -> None:
+    """The CASE in CLEAN_MACRO only skips work: same result as always running the regex."""
+    con = duckdb.connect()
+    con.execute(CLEAN_MACRO)
+    plain = r"nullif(trim(regexp_replace(nfc_normalize(x), '[\s\p{Z}\p{Cc}]+', ' ', 'g')), '')"
+    rows = con.execute(
+        f"SELECT x, fluxion_clean(x), {plain} FROM unnest(?) AS t(x)", [TRICKY_TEXTS]
+    ).fetchall()
+    assert [(x, fast) for x, fast, _ in rows] == [(x, slow) for x, _, slow in rows]
