@@ -7,7 +7,8 @@ every trap of the fixtures on), then, alternating the tools within each round:
 * ``raw fetch`` -- fluxion's arrow-odbc engine reading the same rows, nothing else (the floor);
 * ``dlt`` -- dlt's ``sql_table(backend="pyarrow")`` into DuckDB (see ``contenders.py``).
 
-Each runs in its own child process: wall time from spawn to exit, peak RSS from ``wait4``, and
+Each runs in its own child process: wall time from spawn to exit, peak memory of its process
+tree (sampled PSS, ``tree_memory.py``; fluxion fetches in child processes), and
 the DuckDB write-lock hold (fluxion: its EMF line; dlt: its load step). The median of the rounds
 is reported. The single-store comparison runs at ``--products`` and again at
 ``--small-products`` (memory must be flat in the row count). Then the fleet: ``--fleet-stores``
@@ -42,6 +43,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+
+from tree_memory import TreeMemorySampler
 
 from fluxion_etl.config import Settings
 from fluxion_etl.demo.postgres_source import (
@@ -82,7 +85,9 @@ class Measurement:
     seconds: float
     cpu_seconds: float
     """User + system CPU of the child (the database server's CPU is not in it)."""
-    peak_rss_mib: float
+    peak_memory_mib: float
+    """The process tree's sampled peak PSS (tree_memory.py), at least the largest process's
+    peak RSS (wait4)."""
     rows_out: int
     lock_held_seconds: float | None
     phases: dict[str, float]
@@ -98,7 +103,7 @@ PHASE_EVENTS = {
 
 
 def measure(command: Sequence[str], env: dict[str, str], what: str) -> Measurement:
-    """Run ``command`` as a child; its wall time, its own peak RSS (wait4) and its report.
+    """Run ``command`` as a child; its wall time, its tree's peak memory and its report.
 
     The child's report is on stdout: fluxion's EMF line (``RowsPublished``,
     ``LockHeldSeconds``) or a contender's last line ``{"rows": ..., "lock_held_seconds": ...}``.
@@ -107,8 +112,9 @@ def measure(command: Sequence[str], env: dict[str, str], what: str) -> Measureme
         started = time.perf_counter()
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
         assert child.stdout is not None
-        stdout = child.stdout.read()
-        _, status, usage = os.wait4(child.pid, 0)  # not communicate(): wait4 gives the rusage
+        with TreeMemorySampler(child.pid) as memory:
+            stdout = child.stdout.read()
+            _, status, usage = os.wait4(child.pid, 0)  # not communicate(): wait4 gives the rusage
         seconds = time.perf_counter() - started
         child.returncode = code = os.waitstatus_to_exitcode(status)
         if code != 0:
@@ -129,7 +135,7 @@ def measure(command: Sequence[str], env: dict[str, str], what: str) -> Measureme
     return Measurement(
         seconds=seconds,
         cpu_seconds=usage.ru_utime + usage.ru_stime,
-        peak_rss_mib=usage.ru_maxrss / 1024,
+        peak_memory_mib=max(memory.peak_mib, usage.ru_maxrss / 1024),
         rows_out=rows,
         lock_held_seconds=lock,
         phases=phases,
@@ -263,8 +269,8 @@ class Row:
         return statistics.median(m.seconds for m in self.runs)
 
     @property
-    def peak_rss_mib(self) -> float:
-        return statistics.median(m.peak_rss_mib for m in self.runs)
+    def peak_memory_mib(self) -> float:
+        return statistics.median(m.peak_memory_mib for m in self.runs)
 
     @property
     def cpu_seconds(self) -> float:
@@ -295,7 +301,7 @@ def alternate(
             rows[label].runs.append(m)
             print(
                 f"  {progress} round {number}/{rounds} {label:<24} {m.seconds:7.2f} s "
-                f"{m.peak_rss_mib:6.0f} MiB",
+                f"{m.peak_memory_mib:6.0f} MiB",
                 flush=True,
             )
     return rows
@@ -414,7 +420,7 @@ def latency_proxy(target_port: int, latency_ms: float) -> Iterator[int]:
 
 def single_table(store: BuiltStore, rows: dict[str, Row]) -> list[str]:
     lines = [
-        "| tool | rows out | seconds | source rows/s | CPU s | peak RSS | write lock held |",
+        "| tool | rows out | seconds | source rows/s | CPU s | peak memory | write lock held |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows.values():
@@ -423,7 +429,7 @@ def single_table(store: BuiltStore, rows: dict[str, Row]) -> list[str]:
         lines.append(
             f"| {row.label} | {row.rows_out:,} | {row.seconds:.2f} | "
             f"{store.source_rows / row.seconds:,.0f} | {row.cpu_seconds:.1f} | "
-            f"{row.peak_rss_mib:,.0f} MiB | {lock} |"
+            f"{row.peak_memory_mib:,.0f} MiB | {lock} |"
         )
     return lines
 
@@ -446,10 +452,11 @@ def phase_table(rows: dict[str, Row]) -> list[str]:
 
 
 def fleet_table(rows: dict[str, Row]) -> list[str]:
-    lines = ["| link, workers | rows published | seconds | peak RSS |", "|---|---:|---:|---:|"]
+    lines = ["| link, workers | rows published | seconds | peak memory |", "|---|---:|---:|---:|"]
     for row in rows.values():
         lines.append(
-            f"| {row.label} | {row.rows_out:,} | {row.seconds:.2f} | {row.peak_rss_mib:,.0f} MiB |"
+            f"| {row.label} | {row.rows_out:,} | {row.seconds:.2f} | "
+            f"{row.peak_memory_mib:,.0f} MiB |"
         )
     return lines
 
@@ -474,13 +481,14 @@ def targets(
         ratio = rows["raw fetch"].seconds / ours.seconds
         check(ratio >= 0.9, f"fluxion runs at {ratio:.2f}x the raw fetch floor (target >= 0.9x)")
     if small is not None and "fluxion arrow" in small[1]:
-        grow = ours.peak_rss_mib / small[1]["fluxion arrow"].peak_rss_mib
+        grow = ours.peak_memory_mib / small[1]["fluxion arrow"].peak_memory_mib
         factor = store.source_rows / small[0].source_rows
         check(
             grow <= 1.2,
-            f"peak RSS grows {grow:.2f}x for {factor:.1f}x the rows (target <= 1.2x for 4x)",
+            f"peak memory grows {grow:.2f}x for {factor:.1f}x the rows (target <= 1.2x for 4x)",
         )
-    check(ours.peak_rss_mib < 1024, f"peak RSS {ours.peak_rss_mib:,.0f} MiB (target < 1 GiB)")
+    peak = ours.peak_memory_mib
+    check(peak < 1024, f"peak memory {peak:,.0f} MiB (target < 1 GiB)")
     share = ours.lock_share or 0.0
     check(share < 0.05, f"write lock held {share:.1%} of the run (target < 5%)")
     return out
@@ -591,7 +599,8 @@ def main() -> None:
         "",
         f"Run {started:%Y-%m-%d %H:%M} UTC with `{command.strip()}`; every figure is the median "
         f"of {args.rounds} rounds, the tools alternating within each round, each tool in its own "
-        "child process (wall time from spawn to exit, peak RSS from wait4).",
+        "child process (wall time from spawn to exit, peak memory = sampled PSS of its process"
+        " tree, at least the largest process's peak RSS from wait4).",
         "",
         *environment_lines(server),
         "",
