@@ -8,7 +8,7 @@ every trap of the fixtures on), then, alternating the tools within each round:
 * ``dlt`` -- dlt's ``sql_table(backend="pyarrow")`` into DuckDB (see ``contenders.py``).
 
 Each runs in its own child process: wall time from spawn to exit, peak memory of its process
-tree (sampled PSS, ``tree_memory.py``; fluxion fetches in child processes), and
+tree (sampled PSS, ``process_tree.py``; fluxion fetches in child processes), and
 the DuckDB write-lock hold (fluxion: its EMF line; dlt: its load step). The median of the rounds
 is reported. The single-store comparison runs at ``--products`` and again at
 ``--small-products`` (memory must be flat in the row count). Then the fleet: ``--fleet-stores``
@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from tree_memory import TreeMemorySampler
+from process_tree import ProcessTreeSampler
 
 from fluxion_etl.config import Settings
 from fluxion_etl.demo.postgres_source import (
@@ -84,9 +84,10 @@ def server_from_env() -> PgServer:
 class Measurement:
     seconds: float
     cpu_seconds: float
-    """User + system CPU of the child (the database server's CPU is not in it)."""
+    """User + system CPU of the child's process tree (process_tree.py; the database server's
+    CPU is not in it)."""
     peak_memory_mib: float
-    """The process tree's sampled peak PSS (tree_memory.py), at least the largest process's
+    """The process tree's sampled peak PSS (process_tree.py), at least the largest process's
     peak RSS (wait4)."""
     rows_out: int
     lock_held_seconds: float | None
@@ -112,7 +113,7 @@ def measure(command: Sequence[str], env: dict[str, str], what: str) -> Measureme
         started = time.perf_counter()
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
         assert child.stdout is not None
-        with TreeMemorySampler(child.pid) as memory:
+        with ProcessTreeSampler(child.pid) as tree:
             stdout = child.stdout.read()
             _, status, usage = os.wait4(child.pid, 0)  # not communicate(): wait4 gives the rusage
         seconds = time.perf_counter() - started
@@ -134,8 +135,8 @@ def measure(command: Sequence[str], env: dict[str, str], what: str) -> Measureme
     )
     return Measurement(
         seconds=seconds,
-        cpu_seconds=usage.ru_utime + usage.ru_stime,
-        peak_memory_mib=max(memory.peak_mib, usage.ru_maxrss / 1024),
+        cpu_seconds=max(tree.cpu_seconds, usage.ru_utime + usage.ru_stime),
+        peak_memory_mib=max(tree.peak_mib, usage.ru_maxrss / 1024),
         rows_out=rows,
         lock_held_seconds=lock,
         phases=phases,

@@ -40,7 +40,7 @@ from fluxion_etl.errors import (
     StoreError,
 )
 from fluxion_etl.extract import FetchRequest, RefetchNeeded, get_engine
-from fluxion_etl.extract.isolated import fetch_to_staging
+from fluxion_etl.extract.isolated import fetch_to_staging, start_fork_server
 from fluxion_etl.ledger import LedgerEntry, utcnow
 from fluxion_etl.publish import Target
 from fluxion_etl.query import load_query
@@ -178,6 +178,7 @@ class _Run:
     def execute(self) -> RunResult:
         started = time.monotonic()
         self.control.arm_deadline(self.settings.timeout_seconds)
+        start_fork_server()
         self.log.info(
             "ETL started",
             phase="plan",

@@ -27,10 +27,25 @@ _POLL_SECONDS = 0.2
 
 # A fork server: children start from a small, single-threaded process that has already imported
 # the engines (fast starts), never from the multi-threaded run itself (fork would copy its locks).
+# The CLI is preloaded too: multiprocessing re-imports the parent's main script in every child
+# (for the ``fluxion-etl`` console script, that imports the CLI), which would otherwise cost
+# each store's fetch the CLI's imports again.
 _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(
-    ["fluxion_etl.extract.isolated", "fluxion_etl.extract.arrow_engine", "pyodbc"]
+    [
+        "fluxion_etl.cli",
+        "fluxion_etl.extract.isolated",
+        "fluxion_etl.extract.arrow_engine",
+        "fluxion_etl.extract.pyodbc_engine",
+    ]
 )
+
+
+def start_fork_server() -> None:
+    """Start the fork server now, so its imports overlap the run's own start-up."""
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
 
 
 def fetch_to_staging(
