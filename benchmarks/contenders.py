@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -63,7 +62,7 @@ def raw_fetch() -> dict[str, float]:
         batch_bytes=settings.batch_bytes,
         connect_timeout_seconds=settings.connect_timeout_seconds,
     )
-    rows = sum(batch.num_rows for batch in get_engine("arrow").batches(request, threading.Event()))
+    rows = sum(batch.num_rows for batch in get_engine("arrow").batches(request))
     return {"rows": rows}
 
 

@@ -8,7 +8,6 @@ batch, so memory does not grow with the store's size.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -65,10 +64,11 @@ class Engine(Protocol):
 
     name: str
 
-    def batches(self, request: FetchRequest, stop: threading.Event) -> Iterator[pa.RecordBatch]:
+    def batches(self, request: FetchRequest) -> Iterator[pa.RecordBatch]:
         """Yield batches until done; raise a StoreError (classified) on failure.
 
-        ``stop`` is checked between batches so a deadline or a SIGTERM ends the fetch promptly.
+        Runs in a fetch process of its own (extract/isolated.py), which a deadline or a SIGTERM
+        kills: an engine need not watch for a stop itself.
         """
         ...
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import threading
 from collections.abc import Iterator
 
 import arrow_odbc
 import pyarrow as pa
 
 from fluxion_etl.connection import DriverFamily
-from fluxion_etl.errors import DataError, Interrupted, StoreError
+from fluxion_etl.errors import DataError, StoreError
 from fluxion_etl.extract import MAX_TEXT_SIZE_LIMIT, FetchRequest, RefetchNeeded
 from fluxion_etl.extract.odbc_errors import classify
 
@@ -28,7 +27,7 @@ _INVALID_UTF8 = re.compile(r"invalid UTF-8", re.IGNORECASE)
 class ArrowOdbcEngine:
     name = "arrow"
 
-    def batches(self, request: FetchRequest, stop: threading.Event) -> Iterator[pa.RecordBatch]:
+    def batches(self, request: FetchRequest) -> Iterator[pa.RecordBatch]:
         try:
             connection = arrow_odbc.connect(
                 request.connection.text, login_timeout_sec=request.connect_timeout_seconds
@@ -46,10 +45,7 @@ class ArrowOdbcEngine:
                 fetch_concurrently=True,
                 payload_text_encoding=_text_encoding(request),
             )
-            for batch in reader:
-                if stop.is_set():
-                    raise Interrupted(f"{request.where}: fetch stopped")
-                yield batch
+            yield from reader
         except arrow_odbc.Error as exc:
             raise _fetch_error(exc, request) from None
         finally:

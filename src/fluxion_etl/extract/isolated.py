@@ -104,7 +104,7 @@ def _fetch_in_child(engine: str, request: FetchRequest, path: str, sender: Conne
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     outcome: StagedFile | StoreError
     try:
-        batches = get_engine(engine).batches(request, threading.Event())
+        batches = get_engine(engine).batches(request)
         outcome = stage_batches(batches, Path(path), request.where)
     except StoreError as exc:
         outcome = exc

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyodbc
 
-from fluxion_etl.errors import Interrupted
 from fluxion_etl.extract import FetchRequest
 from fluxion_etl.extract.odbc_errors import classify
 
@@ -24,7 +22,7 @@ from fluxion_etl.extract.odbc_errors import classify
 class PyodbcEngine:
     name = "pyodbc"
 
-    def batches(self, request: FetchRequest, stop: threading.Event) -> Iterator[pa.RecordBatch]:
+    def batches(self, request: FetchRequest) -> Iterator[pa.RecordBatch]:
         try:
             connection = pyodbc.connect(
                 request.connection.text,
@@ -39,12 +37,8 @@ class PyodbcEngine:
             cursor.execute(request.query, request.warehouse)
             schema = arrow_schema(cursor.description)
             rows_per_batch = _rows_per_batch(cursor.description, request)
-            while not stop.is_set():
-                rows = cursor.fetchmany(rows_per_batch)
-                if not rows:
-                    return
+            while rows := cursor.fetchmany(rows_per_batch):
                 yield _to_batch(rows, schema)
-            raise Interrupted(f"{request.where}: fetch stopped")
         except pyodbc.Error as exc:
             raise classify(exc, "query", request.where, request.credentials) from None
         finally:
