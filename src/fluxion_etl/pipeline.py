@@ -147,7 +147,12 @@ def run_pipeline(
     run_id: str | None = None,
     control: RunControl | None = None,
 ) -> RunResult:
-    """Run the ETL for ``stores`` under the single-run guard; never raises for a store failure."""
+    """Run the ETL for ``stores`` under the single-run guard; never raises for a store failure.
+
+    Each fetch runs in a child process (extract/isolated.py), so a program that calls this must
+    keep its entry point under ``if __name__ == "__main__":`` (multiprocessing re-imports the main
+    script in the child); ``fluxion-etl`` and ``python -m fluxion_etl`` do.
+    """
     run_id = run_id or new_run_id()
     control = control or RunControl()
     query = load_query(settings.query_file)
