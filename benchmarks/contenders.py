@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 from fluxion_etl.config import Settings
-from fluxion_etl.connection import build_connection_string
 from fluxion_etl.credentials import Credentials, load_credentials
 from fluxion_etl.extract import FetchRequest, get_engine
 from fluxion_etl.query import load_query
@@ -47,21 +46,7 @@ def raw_fetch() -> dict[str, float]:
     """Every row of the store through fluxion's arrow engine, counted and dropped."""
     settings = Settings.from_env()
     store, credentials = _store_and_credentials(settings)
-    request = FetchRequest(
-        where=store.id,
-        connection=build_connection_string(
-            store,
-            store.odbc_driver(settings.odbc_driver),
-            credentials,
-            settings.connect_timeout_seconds,
-        ),
-        credentials=credentials,
-        query=load_query(settings.query_file),
-        warehouse=store.warehouse,
-        batch_size=settings.batch_size,
-        batch_bytes=settings.batch_bytes,
-        connect_timeout_seconds=settings.connect_timeout_seconds,
-    )
+    request = FetchRequest.for_store(store, settings, credentials, load_query(settings.query_file))
     rows = sum(batch.num_rows for batch in get_engine("arrow").batches(request))
     return {"rows": rows}
 

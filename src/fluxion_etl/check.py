@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pyodbc
 
 from fluxion_etl.config import Settings
-from fluxion_etl.connection import build_connection_string
+from fluxion_etl.connection import connection_for
 from fluxion_etl.credentials import Credentials
 from fluxion_etl.extract.odbc_errors import classify
 from fluxion_etl.query import probe_query
@@ -48,13 +48,8 @@ def check_store(
     store: Store, settings: Settings, credentials: Credentials | None, query: str
 ) -> CheckResult:
     started = time.monotonic()
-    where = f"{store.id} ({store.address})"
-    connection = build_connection_string(
-        store,
-        store.odbc_driver(settings.odbc_driver),
-        credentials,
-        settings.connect_timeout_seconds,
-    )
+    where = store.label
+    connection = connection_for(store, settings, credentials)
 
     def result(tcp: bool | None, login: bool | None, ok: bool | None, detail: str) -> CheckResult:
         return CheckResult(store, tcp, login, ok, detail, time.monotonic() - started)

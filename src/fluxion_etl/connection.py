@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from fluxion_etl.config import Settings
 from fluxion_etl.credentials import Credentials
 from fluxion_etl.stores import Store
 
@@ -110,3 +111,16 @@ def build_connection_string(
         parts += [("UID", credentials.user), ("PWD", credentials.password)]
     text = ";".join(f"{key}={odbc_value(value)}" for key, value in parts) + ";"
     return ConnectionString(text, family)
+
+
+def connection_for(
+    store: Store, settings: Settings, credentials: Credentials | None
+) -> ConnectionString:
+    """The store's connection string under the run's settings: its driver (or the default
+    SQL_ODBC_DRIVER) and ETL_CONNECT_TIMEOUT_SECONDS."""
+    return build_connection_string(
+        store,
+        store.odbc_driver(settings.odbc_driver),
+        credentials,
+        settings.connect_timeout_seconds,
+    )

@@ -30,7 +30,6 @@ from tenacity import (
 )
 
 from fluxion_etl.config import Settings
-from fluxion_etl.connection import build_connection_string
 from fluxion_etl.credentials import Credentials, redact
 from fluxion_etl.errors import (
     DataError,
@@ -250,23 +249,8 @@ class _Run:
         slog = self.log.bind(store=store.id)
         started = utcnow()
         attempts = _Attempts()
-        where = f"{store.id} ({store.address})"
         try:
-            request = FetchRequest(
-                where=where,
-                connection=build_connection_string(
-                    store,
-                    store.odbc_driver(self.settings.odbc_driver),
-                    self.credentials,
-                    self.settings.connect_timeout_seconds,
-                ),
-                credentials=self.credentials,
-                query=self.query,
-                warehouse=store.warehouse,
-                batch_size=self.settings.batch_size,
-                batch_bytes=self.settings.batch_bytes,
-                connect_timeout_seconds=self.settings.connect_timeout_seconds,
-            )
+            request = FetchRequest.for_store(store, self.settings, self.credentials, self.query)
             extract_started = time.monotonic()
             staged = self._fetch_and_stage(
                 request, staging.file_for(store.id, "staged"), slog, attempts
@@ -299,7 +283,7 @@ class _Run:
             return self._failed_entry(store, started, attempts.count, exc)
         except Exception as exc:  # a bug or unexpected data must not take the other stores down
             error = DataError(
-                f"{where}: {type(exc).__name__}: {redact(str(exc), self.credentials)}"
+                f"{store.label}: {type(exc).__name__}: {redact(str(exc), self.credentials)}"
             )
             slog.exception("unexpected error while preparing the store", phase="transform")
             return self._failed_entry(store, started, attempts.count, error)

@@ -44,6 +44,11 @@ class Store:
         """Where the store's database is, for messages (never contains credentials)."""
         return self.database if _is_file_source(self) else f"{self.host}:{self.port}"
 
+    @property
+    def label(self) -> str:
+        """``tienda_02 (192.168.2.10:14348)``: how messages name the store."""
+        return f"{self.id} ({self.address})"
+
 
 def example_text() -> str:
     """The commented example stores file (the chain's 21 locations, placeholder addresses)."""

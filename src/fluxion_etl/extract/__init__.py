@@ -14,9 +14,11 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from fluxion_etl.connection import ConnectionString
+from fluxion_etl.config import Settings
+from fluxion_etl.connection import ConnectionString, connection_for
 from fluxion_etl.credentials import Credentials
 from fluxion_etl.errors import StoreError
+from fluxion_etl.stores import Store
 
 #: The widest text column an engine will buffer (characters). Beyond it a store fails with
 #: ``datos`` instead of allocating without bound.
@@ -38,6 +40,22 @@ class FetchRequest:
     max_text_size: int = 8000
     #: ask the driver for UTF-16 text even where narrow text would do (None: by driver family)
     wide_text: bool | None = None
+
+    @classmethod
+    def for_store(
+        cls, store: Store, settings: Settings, credentials: Credentials | None, query: str
+    ) -> FetchRequest:
+        """The request for ``store`` under the run's settings."""
+        return cls(
+            where=store.label,
+            connection=connection_for(store, settings, credentials),
+            credentials=credentials,
+            query=query,
+            warehouse=store.warehouse,
+            batch_size=settings.batch_size,
+            batch_bytes=settings.batch_bytes,
+            connect_timeout_seconds=settings.connect_timeout_seconds,
+        )
 
 
 class RefetchNeeded(StoreError):
