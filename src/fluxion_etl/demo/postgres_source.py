@@ -239,17 +239,34 @@ def create_database(server: PgServer, name: str, encoding: str = "UTF8") -> None
 
 def drop_database(server: PgServer, name: str) -> None:
     """DROP DATABASE `name` if it exists, closing connections still open to it (e.g. a leaked
-    ODBC connection of a failed test) instead of failing on them."""
+    ODBC connection of a failed test) instead of failing on them.
+
+    A plain DROP first: it stops an autovacuum worker busy in the database by itself, where
+    ``WITH (FORCE)`` refuses to, for a login that is not a superuser ("must be a member of the
+    role whose process is being terminated"). FORCE only when sessions are still connected;
+    should an autovacuum worker start in between, the pair is tried again.
+    """
+    import psycopg2
     from psycopg2 import sql
+    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
     _check_name(name)
+    plain = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+    force = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
     conn = server.connect("postgres")
     try:
         conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        for attempt in Retrying(
+            retry=retry_if_exception_type(psycopg2.errors.InsufficientPrivilege),
+            stop=stop_after_attempt(10),
+            wait=wait_fixed(0.5),
+            reraise=True,
+        ):
+            with attempt, conn.cursor() as cur:
+                try:
+                    cur.execute(plain)
+                except psycopg2.errors.ObjectInUse:  # sessions still connected: end them
+                    cur.execute(force)
     finally:
         conn.close()
 
