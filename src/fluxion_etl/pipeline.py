@@ -38,7 +38,7 @@ from fluxion_etl.errors import (
     Interrupted,
     StoreError,
 )
-from fluxion_etl.extract import FetchRequest, RefetchNeeded, get_engine
+from fluxion_etl.extract import FetchRequest, RefetchNeeded
 from fluxion_etl.extract.isolated import fetch_to_staging, start_fork_server
 from fluxion_etl.ledger import LedgerEntry, utcnow
 from fluxion_etl.publish import Target
@@ -106,6 +106,7 @@ class Prepared:
 
     store: Store
     ready: Path
+    rows: Path
     counters: QualityCounters
     started: dt.datetime
     attempts: int
@@ -175,7 +176,6 @@ class _Run:
         self.run_id = run_id
         self.control = control
         self.query = query
-        self.engine = get_engine(settings.engine)
         self.target = Target(settings.database_path, settings.lock_wait_seconds, control.stop_event)
         self.log = log.bind(run_id=run_id)
 
@@ -187,13 +187,13 @@ class _Run:
             "ETL started",
             phase="plan",
             stores=[store.id for store in self.stores],
-            engine=self.engine.name,
+            engine=self.settings.engine,
             workers=self.settings.workers,
             database=str(self.settings.database_path),
             **self.settings.context,
         )
         stale = self.target.open_run(
-            self.run_id, [store.id for store in self.stores], self.engine.name
+            self.run_id, [store.id for store in self.stores], self.settings.engine
         )
         if stale:
             self.log.warning(
@@ -266,7 +266,6 @@ class _Run:
             transformed = transform_store(
                 staged.path, staging.file_for(store.id, "ready"), store, self.run_id, started
             )
-            staged.path.unlink(missing_ok=True)
             slog.info(
                 "transformed",
                 phase="transform",
@@ -276,7 +275,14 @@ class _Run:
                 rejected=transformed.counters.rejected,
                 negative_stock=transformed.counters.negative_stock,
             )
-            return Prepared(store, transformed.path, transformed.counters, started, attempts.count)
+            return Prepared(
+                store,
+                transformed.path,
+                transformed.rows,
+                transformed.counters,
+                started,
+                attempts.count,
+            )
         except Interrupted:  # stopped by the deadline or a signal: say which
             return self._stopped_entry(store, started, attempts.count)
         except StoreError as exc:
@@ -324,7 +330,7 @@ class _Run:
                         attempts.count += 1
                         slog.info("extract started", phase="extract", attempt=attempts.count)
                         return fetch_to_staging(
-                            self.engine.name, request, path, self.control.stop_event
+                            self.settings.engine, request, path, self.control.stop_event
                         )
             except RefetchNeeded as exc:
                 slog.warning(
@@ -342,7 +348,7 @@ class _Run:
             started=prepared.started,
             finished=utcnow(),
             attempts=prepared.attempts,
-            engine=self.engine.name,
+            engine=self.settings.engine,
             counters=prepared.counters,
         )
         publish_started = time.monotonic()
@@ -355,8 +361,9 @@ class _Run:
         except duckdb.Error as exc:  # rolled back: the store keeps its previous snapshot
             error = DataError(f"{store.id}: publish failed: {type(exc).__name__}: {exc}")
             return self._failed_entry(store, prepared.started, prepared.attempts, error)
-        finally:
+        finally:  # published or not, the store's files are done with: free the disk now
             prepared.ready.unlink(missing_ok=True)
+            prepared.rows.unlink(missing_ok=True)
         slog.info(
             "store published",
             phase="publish",
@@ -400,7 +407,7 @@ class _Run:
             started=started or now,
             finished=now,
             attempts=attempts,
-            engine=self.engine.name,
+            engine=self.settings.engine,
             error_tipo=exc.error_tipo,
             error_message=message,
         )
