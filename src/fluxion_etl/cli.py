@@ -42,14 +42,13 @@ log = structlog.get_logger("fluxion_etl.cli")
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)  # usage errors: argparse exits 2
     try:
-        code = int(args.handler(args))
+        return int(args.handler(args))
     except ConfigError as exc:
         print(f"fluxion-etl: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except RunLockedError as exc:
         print(f"fluxion-etl: {exc}", file=sys.stderr)
         return EXIT_LOCKED
-    return code
 
 
 def _parser() -> argparse.ArgumentParser:

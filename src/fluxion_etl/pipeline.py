@@ -60,9 +60,9 @@ def new_run_id() -> str:
 class RunControl:
     """How the outside world stops a run: the deadline timer, or a signal handler calling ``stop``.
 
-    Everything that waits (fetch loops between batches, retry back-offs, the DuckDB lock wait,
-    the main loop) watches the one ``stop_event``, so a stop takes effect within a batch or a
-    back-off step wherever the run is. ``reason`` says why: ``timeout`` or the signal's name.
+    Everything that waits (the fetch processes, which are killed, retry back-offs, the DuckDB
+    lock wait, the main loop) watches the one ``stop_event``, so a stop takes effect within a
+    poll interval wherever the run is. ``reason`` says why: ``timeout`` or the signal's name.
     """
 
     stop_event: threading.Event = field(default_factory=threading.Event)
