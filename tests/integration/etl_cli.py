@@ -36,6 +36,13 @@ driver = "{PG_DRIVER}"
     return "\n".join(blocks) + extra
 
 
+def write_stores(env: dict[str, str], *groups: tuple[Sequence[Any], Any], extra: str = "") -> None:
+    """Write the run's stores file (``ETL_STORES_FILE`` in ``env``): each group of stores
+    reached at its own server (host, port), then ``extra`` TOML."""
+    text = "".join(stores_toml(stores, server) for stores, server in groups) + extra
+    Path(env["ETL_STORES_FILE"]).write_text(text, encoding="utf-8")
+
+
 def closed_port_store(store_id: str = "tienda_99") -> str:
     """A stores-file entry for a store behind a closed port on 127.0.0.1 (VPN down)."""
     return f"""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from etl_cli import json_lines, ledger_rows, published_rows, run_cli, stores_toml
+from etl_cli import json_lines, ledger_rows, published_rows, run_cli, write_stores
 
 from fluxion_etl.demo.postgres_source import PgServer, PgStore
 from fluxion_etl.demo.sqlite_source import write_sqlite
@@ -26,10 +26,6 @@ PRODUCT_COLUMNS = (
     "c_codigo, c_descri, c_departamento, c_grupo, c_subgrupo, c_marca, text2, n_costoact,"
     " n_precio1, n_impuesto1, c_presenta, n_peso, n_volumen, n_tipopeso, n_cantibul, n_activo"
 )
-
-
-def write_stores(env: dict[str, str], stores: list[PgStore], server: PgServer) -> None:
-    Path(env["ETL_STORES_FILE"]).write_text(stores_toml(stores, server), encoding="utf-8")
 
 
 def execute(server: PgServer, database: str, *statements: str) -> None:
@@ -60,7 +56,7 @@ def test_a_text_longer_than_the_fetch_buffer_is_published_whole(
         "ALTER TABLE ma_productos ALTER COLUMN c_descri TYPE text",
         f"UPDATE ma_productos SET c_descri = '{long_text}' WHERE upper(trim(c_codigo)) = '{code}'",
     )
-    write_stores(etl_env, [store], pg_server)
+    write_stores(etl_env, ([store], pg_server))
     result = run_cli(["run"], {**etl_env, "ETL_ENGINE": engine})
     assert result.returncode == 0, result.stdout[-3000:]
     rows = published_rows(Path(etl_env["DATABASE_PATH"]), store.id)
@@ -88,7 +84,7 @@ def test_a_blank_product_code_is_rejected_and_counted(
         "INSERT INTO ma_depoprod (id, c_coddeposito, c_codarticulo, n_cantidad)"
         f" SELECT max(id) + 1, '{store.warehouse}', '   ', 5 FROM ma_depoprod",
     )
-    write_stores(etl_env, [store], pg_server)
+    write_stores(etl_env, ([store], pg_server))
     result = run_cli(["run"], etl_env)
     assert result.returncode == 0, result.stdout[-3000:]
     entry = ledger_rows(Path(etl_env["DATABASE_PATH"]))[store.id]
@@ -108,7 +104,7 @@ def test_a_latin1_server_publishes_its_accents_exactly(
     # LATIN1 has every Spanish letter, not the combining accents of the NFD "dirty text" trap
     traps = dataclasses.replace(DEFAULT_TRAPS, dirty_text=0.0)
     store: PgStore = make_pg_store(600, seed=63, encoding="LATIN1", traps=traps)
-    write_stores(etl_env, [store], pg_server)
+    write_stores(etl_env, ([store], pg_server))
     result = run_cli(["run"], etl_env)
     assert result.returncode == 0, result.stdout[-3000:]
     rows = published_rows(Path(etl_env["DATABASE_PATH"]), store.id)
@@ -134,7 +130,7 @@ def test_bytes_the_server_cannot_convert_fail_that_store_alone(
         "UPDATE ma_productos SET c_descri = convert_from('\\x4d41d14f4e474f'::bytea, 'SQL_ASCII')"
         f" WHERE upper(trim(c_codigo)) = '{code}'",
     )
-    write_stores(etl_env, [broken, steady], pg_server)
+    write_stores(etl_env, ([broken, steady], pg_server))
     result = run_cli(["run"], etl_env)
     assert result.returncode == 3, result.stdout[-3000:]
     ledger = ledger_rows(Path(etl_env["DATABASE_PATH"]))

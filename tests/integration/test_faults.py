@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import signal
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from etl_cli import json_lines, ledger_rows, published_rows, run_cli, stores_toml
+from etl_cli import json_lines, ledger_rows, published_rows, run_cli, write_stores
 from netfaults import FaultyProxy, SilentListener
 from running import BackgroundRun, event, table_locked
 
@@ -22,12 +21,6 @@ from fluxion_etl.demo.postgres_source import PgServer, PgStore
 from fluxion_etl.query import load_query
 
 pytestmark = pytest.mark.postgres
-
-
-def write_stores(env: dict[str, str], *groups: tuple[Sequence[PgStore], PgServer]) -> None:
-    """The stores file: each group of stores reached at its own (host, port)."""
-    text = "".join(stores_toml(stores, server) for stores, server in groups)
-    Path(env["ETL_STORES_FILE"]).write_text(text, encoding="utf-8")
 
 
 def via(server: PgServer, port: int) -> PgServer:

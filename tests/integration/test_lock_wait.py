@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from etl_cli import json_lines, published_rows, run_cli, stores_toml
+from etl_cli import json_lines, published_rows, run_cli, write_stores
 from running import BackgroundRun, duckdb_held, event, table_locked
 
 from fluxion_etl.demo.postgres_source import PgServer, PgStore
@@ -26,7 +26,7 @@ WAITING = "target database is locked by another process; waiting"
 @pytest.fixture
 def store(etl_env: dict[str, str], pg_server: PgServer, make_pg_store: Any) -> PgStore:
     made: PgStore = make_pg_store(600, seed=41)
-    Path(etl_env["ETL_STORES_FILE"]).write_text(stores_toml([made], pg_server), encoding="utf-8")
+    write_stores(etl_env, ([made], pg_server))
     return made
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from etl_cli import closed_port_store, json_lines, published_rows, run_cli, stores_toml
+from etl_cli import closed_port_store, json_lines, published_rows, run_cli, write_stores
 
 from fluxion_etl.transform import DECIMAL_TYPES
 
@@ -175,9 +175,7 @@ def test_ledger_records_each_store_and_reruns_replace_the_snapshot(
 def test_an_unreachable_store_fails_alone_and_the_run_is_partial(
     etl_env: dict[str, str], pg_stores: Sequence[Any], pg_server: Any, tmp_path: Path
 ) -> None:
-    closed_port = closed_port_store()
-    stores_file = Path(etl_env["ETL_STORES_FILE"])
-    stores_file.write_text(stores_toml(pg_stores, pg_server, closed_port), encoding="utf-8")
+    write_stores(etl_env, (pg_stores, pg_server), extra=closed_port_store())
     result = run_cli(["run"], {**etl_env, "ETL_MAX_RETRIES": "1"})
     assert result.returncode == 3, result.stdout[-2000:]
     with duckdb.connect(etl_env["DATABASE_PATH"], read_only=True) as con:

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import pytest
 from aws_local import MotoEndpoint
-from etl_cli import ledger_rows, published_rows, run_cli, stores_toml
+from etl_cli import ledger_rows, published_rows, run_cli, write_stores
 
 from fluxion_etl.demo.postgres_source import PgServer, PgStore
 
@@ -101,7 +101,7 @@ def test_secrets_manager_credentials_with_a_hostile_password_work_and_never_leak
 ) -> None:
     store, user, password = hostile_login
     wrong = f"w{HOSTILE}{secrets.token_urlsafe(8)}"
-    Path(etl_env["ETL_STORES_FILE"]).write_text(stores_toml([store], pg_server), encoding="utf-8")
+    write_stores(etl_env, ([store], pg_server))
     suffix = secrets.token_hex(3)
     good = secret_env(etl_env, moto_endpoint, f"fluxion/sql-{suffix}", user, password)
     bad = secret_env(etl_env, moto_endpoint, f"fluxion/wrong-{suffix}", user, wrong)

@@ -12,11 +12,10 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
-from etl_cli import closed_port_store, json_lines, run_cli, stores_toml
+from etl_cli import closed_port_store, json_lines, run_cli, write_stores
 
 from fluxion_etl.demo.postgres_source import PgServer, PgStore
 
@@ -72,10 +71,7 @@ def test_a_partial_run_checks_in_and_reports_the_failed_store(
     pg_stores: list[PgStore],
     sentry: SentryIngestStandIn,
 ) -> None:
-    closed_port = closed_port_store()
-    Path(etl_env["ETL_STORES_FILE"]).write_text(
-        stores_toml(pg_stores[:1], pg_server, closed_port), encoding="utf-8"
-    )
+    write_stores(etl_env, (pg_stores[:1], pg_server), extra=closed_port_store())
     env = {**etl_env, "SENTRY_DSN": sentry.dsn, "ETL_MAX_RETRIES": "1"}
     result = run_cli(["run"], env)
     assert result.returncode == 3, result.stdout[-3000:]
