@@ -281,21 +281,16 @@ def _execute(
     _log_outcome(result)
     if monitor:
         monitor.stores_failed(result.failed if result else [])
-        monitor.run_finished(
-            result.exit_code if result else EXIT_FAILED, result.seconds if result else None
-        )
+        monitor.run_finished(bool(result and result.ran), result.seconds if result else None)
     return result
 
 
 def _metrics(result: RunResult | None, store_count: int) -> dict[str, float]:
     if result is None:
         return {"RunSucceeded": 0, "RunFailed": 1, "StoresFailed": store_count}
-    # A partial run (one store down for days) is still a run that published: it counts as
-    # succeeded for the dead-man alarm; StoresFailed and the task's exit code 3 carry the rest.
-    ran = result.exit_code in (EXIT_OK, EXIT_PARTIAL)
     return {
-        "RunSucceeded": int(ran),
-        "RunFailed": int(not ran),
+        "RunSucceeded": int(result.ran),
+        "RunFailed": int(not result.ran),
         "StoresFailed": len(result.failed),
         "RowsPublished": result.rows_published,
         "DurationSeconds": round(result.seconds, 3),

@@ -132,6 +132,13 @@ class RunResult:
         return sum(entry.counters.loaded for entry in self.published if entry.counters)
 
     @property
+    def ran(self) -> bool:
+        """Published every store, or some (partial). A store down for days must not make the
+        dead-man alarm (RunSucceeded) or Sentry's check-in call the whole run missed; the exit
+        code 3 and the failed stores carry the rest."""
+        return bool(self.published) or not self.failed
+
+    @property
     def exit_code(self) -> int:
         """0 all published, 3 partial, 1 nothing published."""
         if not self.failed:

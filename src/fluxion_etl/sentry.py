@@ -20,9 +20,6 @@ from fluxion_etl.ledger import LedgerEntry
 log = structlog.get_logger("fluxion_etl.sentry")
 
 MONITOR_SLUG = "fluxion-etl"
-#: exit codes that count as a run that happened (see cli._metrics): a store down for days makes
-#: the run partial (3), which Sentry hears about through that store's event, not as a missed run.
-_RAN = (0, 3)
 
 
 class SentryMonitor:
@@ -90,11 +87,12 @@ class SentryMonitor:
     def run_crashed(self, exc: BaseException) -> None:
         self._sdk.capture_exception(exc)
 
-    def run_finished(self, exit_code: int, seconds: float | None) -> None:
+    def run_finished(self, ran: bool, seconds: float | None) -> None:
+        """``ran``: RunResult.ran (a partial run is "ok"; its failed stores are events)."""
         self._sdk.crons.capture_checkin(
             monitor_slug=MONITOR_SLUG,
             check_in_id=self._check_in_id,
-            status="ok" if exit_code in _RAN else "error",
+            status="ok" if ran else "error",
             duration=seconds,
         )
         self._sdk.flush(timeout=5.0)
