@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 from etl_cli import json_lines, ledger_rows, published_rows, run_cli, write_stores
-from netfaults import FaultyProxy, SilentListener
 from running import BackgroundRun, event, table_locked
 
+from fluxion_etl.demo.linkproxy import FaultyProxy, SilentListener
 from fluxion_etl.demo.postgres_source import PgServer, PgStore
 from fluxion_etl.query import load_query
 

@@ -1,4 +1,4 @@
-"""Network faults on 127.0.0.1, for the hardening tests: what a VPN does to a store's link.
+"""A store's link on 127.0.0.1, for the tests, the soak and the benchmarks: what a VPN does to it.
 
 - :class:`FaultyProxy` forwards to the real PostgreSQL server and, for the connections it is
   told to spoil, resets the TCP connection after a number of bytes sent to the client (a VPN
