@@ -75,11 +75,15 @@ def check_store(
             connection.text, timeout=settings.connect_timeout_seconds, autocommit=True
         )
     except pyodbc.Error as exc:
-        return result(tcp, False, None, str(classify(exc, "connect", where, credentials)))
+        return result(
+            tcp, False, None, str(classify(exc, "connect", where, credentials, connection.family))
+        )
     try:
         con.cursor().execute(probe_query(query), store.warehouse).fetchall()
     except pyodbc.Error as exc:
-        return result(tcp, True, False, str(classify(exc, "query", where, credentials)))
+        return result(
+            tcp, True, False, str(classify(exc, "query", where, credentials, connection.family))
+        )
     finally:
         con.close()
     return result(tcp, True, True, "ok")

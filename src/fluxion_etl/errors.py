@@ -42,6 +42,14 @@ class ConnectionFailed(StoreError):
     transient = True
 
 
+class DriverUnavailable(StoreError):
+    """The driver manager could not load the store's ODBC driver (not registered, or its library
+    is gone). Normally found before any store is tried (fluxion_etl.drivers); this is the safety
+    net when it only shows at connect time. No retry can cure it."""
+
+    error_tipo = "conexion"
+
+
 class LoginFailed(StoreError):
     """The server answered but refused the credentials (or the database does not exist)."""
 

@@ -33,7 +33,9 @@ class ArrowOdbcEngine:
                 request.connection.text, login_timeout_sec=request.connect_timeout_seconds
             )
         except arrow_odbc.Error as exc:
-            raise classify(exc, "connect", request.where, request.credentials) from None
+            raise classify(
+                exc, "connect", request.where, request.credentials, request.connection.family
+            ) from None
         try:
             reader = connection.read_arrow_batches(
                 request.query,
@@ -78,7 +80,7 @@ def _fetch_error(exc: arrow_odbc.Error, request: FetchRequest) -> StoreError:
             f"{request.where}: the driver returned text that is not UTF-8; reading it as UTF-16",
             dataclasses.replace(request, wide_text=True),
         )
-    return classify(exc, "query", request.where, request.credentials)
+    return classify(exc, "query", request.where, request.credentials, request.connection.family)
 
 
 def _text_encoding(request: FetchRequest) -> arrow_odbc.TextEncoding:

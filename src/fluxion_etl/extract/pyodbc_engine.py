@@ -31,7 +31,9 @@ class PyodbcEngine:
                 readonly=True,
             )
         except pyodbc.Error as exc:
-            raise classify(exc, "connect", request.where, request.credentials) from None
+            raise classify(
+                exc, "connect", request.where, request.credentials, request.connection.family
+            ) from None
         try:
             cursor = connection.cursor()
             cursor.execute(request.query, request.warehouse)
@@ -40,7 +42,9 @@ class PyodbcEngine:
             while rows := cursor.fetchmany(rows_per_batch):
                 yield _to_batch(rows, schema)
         except pyodbc.Error as exc:
-            raise classify(exc, "query", request.where, request.credentials) from None
+            raise classify(
+                exc, "query", request.where, request.credentials, request.connection.family
+            ) from None
         finally:
             connection.close()
 
