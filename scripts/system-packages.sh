@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages fluxion needs: the ODBC driver manager and the two open drivers
-# used by the demo (SQLite) and the tests (PostgreSQL). With --postgres, also the PostgreSQL server
+# used by the demo (SQLite) and the tests (PostgreSQL), and what Microsoft's ODBC Driver 18 (from
+# the mssql-python-odbc wheel, in the tests) links to or loads: Kerberos/GSSAPI and OpenSSL. With --postgres, also the PostgreSQL server
 # that stands in for the stores' SQL Servers in the tests. Idempotent; needs root (or sudo).
 set -euo pipefail
-pkgs=(unixodbc odbc-postgresql libsqliteodbc python3-venv)
+pkgs=(unixodbc odbc-postgresql libsqliteodbc python3-venv libgssapi-krb5-2 libssl3)
 if [[ "${1:-}" == "--postgres" ]]; then
     pkgs+=(postgresql postgresql-client)
 fi

@@ -26,6 +26,7 @@ from fluxion_etl.check import check_stores
 from fluxion_etl.config import Settings, parse_id_list
 from fluxion_etl.connection import driver_family
 from fluxion_etl.credentials import Credentials, load_credentials, redact
+from fluxion_etl.drivers import require_drivers
 from fluxion_etl.errors import ConfigError, FluxionError, RunLockedError
 from fluxion_etl.ledger import last_runs
 from fluxion_etl.logs import configure_logging
@@ -97,6 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     stores = _selected_stores(settings)
     credentials = _credentials_for(stores, settings)
     load_query(settings.query_file)  # a broken query file is a configuration error: fail now
+    require_drivers(stores, settings.odbc_driver)
     result = _execute(settings, stores, credentials)
     return result.exit_code if result else EXIT_FAILED
 
@@ -105,6 +107,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     stores = _selected_stores(settings)
     credentials = _credentials_for(stores, settings)
+    require_drivers(stores, settings.odbc_driver)
     results = check_stores(stores, settings, credentials, load_query(settings.query_file))
     table = _table("store", "address", "tcp", "login", "query", "seconds", "detail")
     mark = {True: "ok", False: "FAIL", None: "-"}
@@ -184,6 +187,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     settings = demo_settings(Settings.from_env(), args.db)
     stores = build_demo_stores(args.db.parent / "stores", args.stores, args.rows)
+    require_drivers(stores, settings.odbc_driver)
     result = _execute(settings, stores, None)
     if result is None:
         return EXIT_FAILED

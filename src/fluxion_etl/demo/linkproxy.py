@@ -5,6 +5,8 @@
   reset mid-transfer) or goes silent after them (a half-open link: the driver blocks in recv).
 - :class:`SilentListener` accepts TCP connections and never answers (a server behind a dead
   route that still completes the handshake): only a login timeout gets the driver out.
+- :class:`ClosingListener` accepts and at once closes, or resets, each connection (a firewall or
+  a server refusing sessions after the TCP handshake).
 
 Real sockets and the real driver; nothing here pretends to be PostgreSQL.
 """
@@ -129,6 +131,34 @@ class SilentListener:
             except OSError:
                 return
             self._held.append(conn)
+
+
+class ClosingListener:
+    """Accepts connections on 127.0.0.1 and closes each at once; ``reset``: with an RST."""
+
+    def __init__(self, reset: bool = False) -> None:
+        self.reset = reset
+        self.accepted = 0
+
+    def __enter__(self) -> ClosingListener:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.port: int = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            if self.reset:  # linger 0: close() sends an RST instead of a FIN
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            _close(conn)
 
 
 def _close(sock: socket.socket) -> None:
