@@ -214,7 +214,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env()
-    if getattr(args, "stores", None):
+    if getattr(args, "stores", None) is not None:  # given, even empty: an empty one is an error
         settings = replace(settings, selected_stores=parse_id_list(args.stores, "--stores"))
     if getattr(args, "db", None):
         settings = replace(settings, database_path=args.db)

@@ -123,14 +123,21 @@ class _Reader:
         return value
 
     def id_list(self, name: str) -> tuple[str, ...]:
-        raw = self._raw(name)
+        """Unset means "all active"; set but blank (a script's empty variable) is an error, since
+        running the whole chain is never what an empty selection meant."""
+        raw = self._env.get(name)
         if raw is None:
             return ()
         return parse_id_list(raw, name)
 
 
 def parse_id_list(raw: str, source: str) -> tuple[str, ...]:
-    """Split a comma list of store ids (``tienda_02, cedi_seco``), rejecting empty items."""
+    """Split a comma list of store ids (``tienda_02, cedi_seco``), rejecting empty items and an
+    empty list."""
+    if not raw.strip():
+        raise ConfigError(
+            f"{source} is empty: name the store ids to run, or leave it out for every active store"
+        )
     items = [item.strip() for item in raw.split(",")]
     if any(not item for item in items):
         raise ConfigError(f"{source}={raw!r} has an empty store id (stray comma?)")

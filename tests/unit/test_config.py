@@ -65,3 +65,12 @@ def test_bad_values_are_configuration_errors_naming_the_variable(
 
 def test_blank_values_mean_default() -> None:
     assert Settings.from_env({"ETL_BATCH_SIZE": "  ", "ETL_ENGINE": ""}).batch_size == 50_000
+
+
+@pytest.mark.parametrize("value", ["", "  ", " , "])
+def test_an_etl_tiendas_set_but_empty_is_an_error_not_the_whole_chain(value: str) -> None:
+    """A script's empty variable (``ETL_TIENDAS=$SHARD``) must not silently run every store;
+    only an unset ETL_TIENDAS means "all active"."""
+    with pytest.raises(ConfigError, match="ETL_TIENDAS"):
+        Settings.from_env({"ETL_TIENDAS": value})
+    assert Settings.from_env({}).selected_stores == ()
