@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import signal
 import sys
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from typing import Any
 import duckdb
 import structlog
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from fluxion_etl import __version__
@@ -35,8 +37,10 @@ from fluxion_etl.pipeline import RunControl, RunResult, new_run_id, run_pipeline
 from fluxion_etl.query import load_query
 from fluxion_etl.sentry import SentryMonitor
 from fluxion_etl.stores import Store, example_text, load_stores, select_stores
+from fluxion_etl.target_path import check_target_path
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_LOCKED = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130  # the shell's convention for a command ended by SIGINT
 log = structlog.get_logger("fluxion_etl.cli")
 
 
@@ -50,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunLockedError as exc:
         print(f"fluxion-etl: {exc}", file=sys.stderr)
         return EXIT_LOCKED
+    except KeyboardInterrupt:  # Ctrl-C outside a run (a run stops itself cleanly): one line
+        print("fluxion-etl: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    check_target_path(settings.database_path, "--db" if args.db else "DATABASE_PATH")
     stores = _selected_stores(settings)
     credentials = _credentials_for(stores, settings)
     load_query(settings.query_file)  # a broken query file is a configuration error: fail now
@@ -183,11 +191,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from fluxion_etl.demo.runner import build_demo_stores, demo_settings
+    from fluxion_etl.demo.runner import demo_settings, write_stores_file
 
     settings = demo_settings(Settings.from_env(), args.db)
-    stores = build_demo_stores(args.db.parent / "stores", args.stores, args.rows)
+    stores_file = args.db.parent / "stores.toml"
+    stores_file.unlink(missing_ok=True)  # written again only once every store is complete
+    stores = _build_demo_stores(args)
     require_drivers(stores, settings.odbc_driver)
+    write_stores_file(stores, stores_file)
     result = _execute(settings, stores, None)
     if result is None:
         return EXIT_FAILED
@@ -205,8 +216,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
             entry.error_message or "",
         )
     _print(table)
-    print(f"demo database: {args.db}  (try: fluxion-etl status --db {args.db})")
+    env = (
+        f"ETL_STORES_FILE={shlex.quote(str(stores_file))} DATABASE_PATH={shlex.quote(str(args.db))}"
+    )
+    print(f"demo database: {args.db}; demo stores file: {stores_file}")
+    print(f"next, try:  {env} fluxion-etl check")
+    print(f"       or:  {env} fluxion-etl run   (then: fluxion-etl status --db {args.db})")
     return result.exit_code
+
+
+def _build_demo_stores(args: argparse.Namespace) -> list[Store]:
+    """Build the demo's SQLite stores, showing progress: a bar in a terminal, else one line per
+    store on stderr (stdout carries the run's JSON lines)."""
+    from fluxion_etl.demo.runner import build_demo_stores
+
+    directory = args.db.parent / "stores"
+    if not sys.stdout.isatty():
+
+        def report(done: int, total: int, store: Store) -> None:
+            print(f"demo: built store {done}/{total}: {store.id}", file=sys.stderr, flush=True)
+
+        return build_demo_stores(directory, args.stores, args.rows, report)
+    with Progress(transient=True) as progress:
+        task = progress.add_task(
+            f"building {args.stores} demo stores ({args.rows:,} products each)", total=args.stores
+        )
+        return build_demo_stores(
+            directory,
+            args.stores,
+            args.rows,
+            lambda done, _, __: progress.update(task, completed=done),
+        )
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -271,7 +311,7 @@ def _execute(
     except RunLockedError:
         raise
     except FluxionError as exc:
-        log.error("ETL failed", phase="run", error=redact(str(exc), credentials))
+        log.error("ETL failed", run_id=run_id, phase="run", error=redact(str(exc), credentials))
     except Exception as exc:  # last resort: one line, a traceback in the log, exit 1
         error = redact(f"{type(exc).__name__}: {exc}", credentials)
         log.exception("ETL failed", phase="run", error=error)
@@ -281,7 +321,7 @@ def _execute(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if not interactive:
-        print(emf_line(_metrics(result, len(stores)), environment, run_id), flush=True)
+        print(emf_line(_metrics(result), environment, run_id), flush=True)
     _log_outcome(result)
     if monitor:
         monitor.stores_failed(result.failed if result else [])
@@ -289,9 +329,9 @@ def _execute(
     return result
 
 
-def _metrics(result: RunResult | None, store_count: int) -> dict[str, float]:
-    if result is None:
-        return {"RunSucceeded": 0, "RunFailed": 1, "StoresFailed": store_count}
+def _metrics(result: RunResult | None) -> dict[str, float]:
+    if result is None:  # failed before or outside the stores: none of them counts as failed
+        return {"RunSucceeded": 0, "RunFailed": 1}
     return {
         "RunSucceeded": int(result.ran),
         "RunFailed": int(not result.ran),

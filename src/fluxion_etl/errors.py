@@ -97,3 +97,8 @@ class Interrupted(StoreError):
     """The run was asked to stop (SIGTERM/SIGINT) before this store finished."""
 
     error_tipo = "interrumpido"
+
+
+class TargetUnwritable(FluxionError):
+    """The target file (or its run lock beside it) cannot be created or written: a read-only
+    mount, a wrong owner, a path the kernel refuses. The run fails before any store starts."""

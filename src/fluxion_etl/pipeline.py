@@ -37,6 +37,7 @@ from fluxion_etl.errors import (
     FluxionError,
     Interrupted,
     StoreError,
+    TargetUnwritable,
 )
 from fluxion_etl.extract import FetchRequest, RefetchNeeded
 from fluxion_etl.extract.isolated import fetch_to_staging, start_fork_server
@@ -365,7 +366,7 @@ class _Run:
             return self._stopped_entry(store, prepared.started, prepared.attempts)
         except StoreError as exc:
             return self._failed_entry(store, prepared.started, prepared.attempts, exc)
-        except duckdb.Error as exc:  # rolled back: the store keeps its previous snapshot
+        except (duckdb.Error, TargetUnwritable) as exc:  # rolled back: the previous snapshot stays
             error = DataError(f"{store.id}: publish failed: {type(exc).__name__}: {exc}")
             return self._failed_entry(store, prepared.started, prepared.attempts, error)
         finally:  # published or not, the store's files are done with: free the disk now

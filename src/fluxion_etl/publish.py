@@ -30,6 +30,7 @@ from tenacity.stop import stop_base
 from fluxion_etl import ledger
 from fluxion_etl.errors import Interrupted, PublishLockTimeout
 from fluxion_etl.ledger import LedgerEntry
+from fluxion_etl.target_path import unwritable
 from fluxion_etl.transform import sql_literal
 
 T = TypeVar("T")
@@ -86,7 +87,6 @@ class Target:
         the closing write of failed stores is not interruptible but waits at most
         ``CLOSING_LOCK_WAIT_SECONDS`` once the run has been stopped.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         bound = self.lock_wait_seconds
         if not interruptible and self.stop.is_set():
             bound = min(bound, CLOSING_LOCK_WAIT_SECONDS)
@@ -111,8 +111,8 @@ class Target:
         try:
             return retrying(duckdb.connect, str(self.path))
         except duckdb.IOException as exc:
-            if not is_lock_conflict(exc):
-                raise
+            if not is_lock_conflict(exc):  # read-only mount, wrong owner: one line, no traceback
+                raise unwritable(self.path, exc) from None
             if interruptible and self.stop.is_set():
                 raise Interrupted(
                     f"{self.path}: run stopped while waiting for another process's lock"

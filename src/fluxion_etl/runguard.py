@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from fluxion_etl.errors import RunLockedError
+from fluxion_etl.target_path import unwritable
 
 
 class RunGuard:
@@ -23,8 +24,10 @@ class RunGuard:
         self._fd: int | None = None
 
     def __enter__(self) -> RunGuard:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # the directory is never created here: see target_path
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise unwritable(self.path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

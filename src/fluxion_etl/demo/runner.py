@@ -2,12 +2,18 @@
 (SQLite files, read through the real SQLite3 ODBC driver) and runs the real pipeline over them.
 
 Store ids, names and warehouse codes come from the packaged example stores file, so the demo's
-output looks like the chain's; only the databases are local files.
+output looks like the chain's; only the databases are local files. The demo also writes a stores
+file for them (``stores.toml``, beside the stores), so a newcomer can go on to ``fluxion-etl
+check`` and ``run`` over the same stores. That file is written last and removed first: it exists
+only while every store it names is complete.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import tomllib
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +26,13 @@ from fluxion_etl.stores import Store, example_text, parse_stores
 DEMO_DRIVER = "SQLite3"
 
 
-def build_demo_stores(directory: Path, count: int, products: int) -> list[Store]:
+#: called after each demo store is built: (stores built so far, stores in all, the store)
+BuildProgress = Callable[[int, int, Store], None]
+
+
+def build_demo_stores(
+    directory: Path, count: int, products: int, progress: BuildProgress | None = None
+) -> list[Store]:
     """Create ``count`` SQLite store databases of ``products`` products each in ``directory``."""
     examples = [store for store in parse_stores(tomllib.loads(example_text())) if store.active]
     if not 1 <= count <= len(examples):
@@ -33,7 +45,38 @@ def build_demo_stores(directory: Path, count: int, products: int) -> list[Store]
         path = (directory / f"{example.id}.sqlite").resolve()
         write_sqlite(generate_store(example.warehouse, products, seed=seed), path)
         stores.append(replace(example, host="", port=1, database=str(path), driver=DEMO_DRIVER))
+        if progress is not None:
+            progress(len(stores), count, stores[-1])
     return stores
+
+
+def stores_file_text(stores: Sequence[Store]) -> str:
+    """A stores file (TOML) naming ``stores``; JSON's string escapes are valid TOML."""
+    blocks = []
+    for store in stores:
+        fields = {
+            "id": store.id,
+            "name": store.name,
+            "type": store.type,
+            "database": store.database,
+            "warehouse": store.warehouse,
+            "driver": store.driver or DEMO_DRIVER,
+        }
+        lines = [
+            f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in fields.items()
+        ]
+        blocks.append("[[stores]]\n" + "\n".join(lines) + "\n")
+    return (
+        "# The demo's stores (SQLite files read through the SQLite3 ODBC driver).\n\n"
+        + "\n".join(blocks)
+    )
+
+
+def write_stores_file(stores: Sequence[Store], path: Path) -> None:
+    """Write ``stores`` to ``path`` atomically (a temporary name, then a rename)."""
+    partial = path.with_name(f".{path.name}.part")
+    partial.write_text(stores_file_text(stores), encoding="utf-8")
+    os.replace(partial, path)
 
 
 def demo_settings(base: Settings, database: Path) -> Settings:

@@ -1,0 +1,35 @@
+"""Where the target DuckDB file goes: checked before the run, never created on the way.
+
+On Fargate the target's directory is the EFS mount point. If the volume is not mounted, the
+directory is missing, and creating it would publish into the container's own disk, which
+vanishes with the task, while the run reports success. So a missing directory is a
+configuration error (exit 2, nothing created), and a path the process cannot write gets one
+line naming the path and the OS's reason (:func:`unwritable`) instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fluxion_etl.errors import ConfigError, TargetUnwritable
+
+
+def check_target_path(path: Path, source: str = "DATABASE_PATH") -> None:
+    """Raise ConfigError unless ``path``'s directory exists and ``path`` is not a directory."""
+    directory = path.parent
+    if not directory.exists():
+        raise ConfigError(
+            f"{source}={path}: the directory {directory} does not exist (fluxion does not create "
+            "it: on Fargate it is the EFS mount point; is the volume mounted?)"
+        )
+    if not directory.is_dir():
+        raise ConfigError(f"{source}={path}: {directory} is not a directory")
+    if path.is_dir():
+        raise ConfigError(f"{source}={path} is a directory; name the DuckDB file inside it")
+
+
+def unwritable(path: Path, exc: BaseException) -> TargetUnwritable:
+    """The one-line error for a target ``path`` that cannot be opened for writing."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__
+    return TargetUnwritable(f"cannot open the target {path} for writing: {reason}")
