@@ -14,9 +14,10 @@ import datetime as dt
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -42,6 +43,7 @@ from fluxion_etl.errors import (
 from fluxion_etl.extract import FetchRequest, RefetchNeeded
 from fluxion_etl.extract.isolated import fetch_to_staging, start_fork_server
 from fluxion_etl.ledger import LedgerEntry, utcnow
+from fluxion_etl.progress import fetch_progress
 from fluxion_etl.publish import Target
 from fluxion_etl.query import load_query
 from fluxion_etl.runguard import RunGuard
@@ -184,8 +186,10 @@ class _Run:
         self.run_id = run_id
         self.control = control
         self.query = query
-        self.target = Target(settings.database_path, settings.lock_wait_seconds, control.stop_event)
         self.log = log.bind(run_id=run_id)
+        self.target = Target(
+            settings.database_path, settings.lock_wait_seconds, control.stop_event, self.log
+        )
 
     def execute(self) -> RunResult:
         started = time.monotonic()
@@ -241,16 +245,34 @@ class _Run:
                     entries[entry.store_id] = entry
                     if entry.state != "exitoso":
                         failures.append(entry)
-        finally:
-            # Workers see the stop event within a poll interval and kill their fetch process.
+        except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        # Stopped (or done): queued stores never start, and running ones see the stop within a
+        # poll interval (their fetch process is killed) and return their own entry. Waiting for
+        # them costs that interval; it keeps their real start and attempts in the ledger, logs
+        # each failure once, and nothing after the run's last line.
+        pool.shutdown(wait=True, cancel_futures=True)
         for future in pending:
-            store = futures[future]
-            entry = self._stopped_entry(store)
-            entries[store.id] = entry
+            entry = self._unpublished(futures[future], future)
+            entries[entry.store_id] = entry
             failures.append(entry)
         self._record_failures(failures)
         return [entries[store.id] for store in self.stores]
+
+    def _unpublished(
+        self, store: Store, future: Future[Prepared | LedgerEntry]
+    ) -> LedgerEntry:
+        """The entry of a store the stop caught: never started, stopped in its worker (which
+        recorded the entry), or prepared but not published."""
+        if future.cancelled():
+            return self._stopped_entry(store)
+        outcome = future.result()
+        if isinstance(outcome, Prepared):
+            outcome.ready.unlink(missing_ok=True)
+            outcome.rows.unlink(missing_ok=True)
+            return self._stopped_entry(store, outcome.started, outcome.attempts)
+        return outcome
 
     def _prepare(self, store: Store, staging: StagingArea) -> Prepared | LedgerEntry:
         """Fetch, stage and transform one store (in a worker). Failures become ledger entries."""
@@ -261,7 +283,11 @@ class _Run:
             request = FetchRequest.for_store(store, self.settings, self.credentials, self.query)
             extract_started = time.monotonic()
             staged = self._fetch_and_stage(
-                request, staging.file_for(store.id, "staged"), slog, attempts
+                request,
+                staging.file_for(store.id, "staged"),
+                slog,
+                attempts,
+                partial(fetch_progress.report, store.id),
             )
             slog.info(
                 "extract staged",
@@ -308,6 +334,7 @@ class _Run:
         path: Path,
         slog: structlog.stdlib.BoundLogger,
         attempts: _Attempts,
+        on_rows: Callable[[int], None],
     ) -> StagedFile:
         """Fetch the store into the staged file ``path``, from scratch on every attempt.
 
@@ -315,7 +342,8 @@ class _Run:
         exponential back-off, at most ETL_MAX_RETRIES attempts, cut short by a stop request. Data
         that does not fit the fetch settings (RefetchNeeded) is fetched again with the wider
         settings the engine asks for; that does not count against the retries, and terminates
-        because each refetch only widens a bounded setting.
+        because each refetch only widens a bounded setting. ``on_rows`` hears the rows fetched
+        so far by the current attempt (for the live view).
         """
         retrying = Retrying(
             retry=retry_if_exception(lambda exc: isinstance(exc, StoreError) and exc.transient),
@@ -335,10 +363,21 @@ class _Run:
             try:
                 for attempt in retrying:
                     with attempt:
+                        if self.control.stop_event.is_set():  # no fetch starts after a stop
+                            raise Interrupted(f"{request.where}: run stopped before the fetch")
                         attempts.count += 1
-                        slog.info("extract started", phase="extract", attempt=attempts.count)
+                        slog.info(
+                            "extract started",
+                            phase="extract",
+                            attempt=attempts.count,
+                            max_attempts=self.settings.max_retries,
+                        )
                         return fetch_to_staging(
-                            self.settings.engine, request, path, self.control.stop_event
+                            self.settings.engine,
+                            request,
+                            path,
+                            self.control.stop_event,
+                            on_rows,
                         )
             except RefetchNeeded as exc:
                 slog.warning(
@@ -361,12 +400,12 @@ class _Run:
         )
         publish_started = time.monotonic()
         try:
-            self.target.publish(store.id, prepared.ready, entry)
+            entry = self.target.publish(store.id, prepared.ready, entry)
         except Interrupted:  # the deadline or a signal cut the lock wait: nothing was written
             return self._stopped_entry(store, prepared.started, prepared.attempts)
         except StoreError as exc:
             return self._failed_entry(store, prepared.started, prepared.attempts, exc)
-        except (duckdb.Error, TargetUnwritable) as exc:  # rolled back: the previous snapshot stays
+        except (duckdb.Error, TargetUnwritable) as exc:  # rolled back: previous snapshot stays
             error = DataError(f"{store.id}: publish failed: {type(exc).__name__}: {exc}")
             return self._failed_entry(store, prepared.started, prepared.attempts, error)
         finally:  # published or not, the store's files are done with: free the disk now
@@ -398,17 +437,9 @@ class _Run:
         self, store: Store, started: dt.datetime | None, attempts: int, exc: StoreError
     ) -> LedgerEntry:
         message = redact(str(exc), self.credentials)
-        self.log.error(
-            "store failed",
-            store=store.id,
-            phase="extract",
-            error_tipo=exc.error_tipo,
-            error=message,
-            attempts=attempts,
-        )
         now = utcnow()
         state = "interrumpido" if isinstance(exc, Interrupted) else "fallido"
-        return LedgerEntry(
+        entry = LedgerEntry(
             run_id=self.run_id,
             store_id=store.id,
             state=state,
@@ -419,6 +450,16 @@ class _Run:
             error_tipo=exc.error_tipo,
             error_message=message,
         )
+        self.log.error(
+            "store failed",
+            store=store.id,
+            phase="extract",
+            error_tipo=exc.error_tipo,
+            error=message,
+            attempts=attempts,
+            seconds=round(entry.seconds, 3),
+        )
+        return entry
 
     def _record_failures(self, failures: list[LedgerEntry]) -> None:
         """Close the failed stores' ledger rows in one transaction (their data is untouched)."""

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -55,9 +56,15 @@ class Target:
     """The target DuckDB file, opened read-write only for short, retried transactions."""
 
     def __init__(
-        self, path: Path, lock_wait_seconds: float, stop: threading.Event | None = None
+        self,
+        path: Path,
+        lock_wait_seconds: float,
+        stop: threading.Event | None = None,
+        logger: structlog.stdlib.BoundLogger | None = None,
     ) -> None:
         self.path = path
+        #: the run's logger (bound to its run_id), so a lock wait says which run waits
+        self.log = logger or log
         self.lock_wait_seconds = lock_wait_seconds
         #: set by the run's deadline or a signal: cuts a lock wait short (raises Interrupted)
         self.stop = stop or threading.Event()
@@ -65,8 +72,10 @@ class Target:
         self.lock_held_seconds = 0.0
 
     @contextmanager
-    def _transaction(self, *, interruptible: bool) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = self._connect(interruptible)
+    def _transaction(
+        self, *, interruptible: bool, step: str, store: str | None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = self._connect(interruptible, step, store)
         opened = time.monotonic()
         try:
             con.execute("BEGIN TRANSACTION")
@@ -80,8 +89,13 @@ class Target:
             con.close()
             self.lock_held_seconds += time.monotonic() - opened
 
-    def _connect(self, interruptible: bool) -> duckdb.DuckDBPyConnection:
+    def _connect(
+        self, interruptible: bool, step: str, store: str | None
+    ) -> duckdb.DuckDBPyConnection:
         """Open the file read-write, waiting for another process's lock up to the bound.
+
+        Each wait is logged with the ``step`` that waits (opening the run, publishing a store,
+        recording failed stores) and the ``store`` it is for, if one.
 
         An ``interruptible`` wait also ends as soon as the run is stopped (``Interrupted``);
         the closing write of failed stores is not interruptible but waits at most
@@ -95,14 +109,16 @@ class Target:
         if interruptible:
             stop = stop | stop_when_event_set(self.stop)
             sleep = self._sleep_unless_stopped
+        wait_log = self.log.bind(store=store) if store else self.log
         retrying = Retrying(
             retry=retry_if_exception(is_lock_conflict),
             stop=stop,
             wait=wait_exponential_jitter(initial=0.2, max=10.0, jitter=0.5),
             sleep=sleep,
-            before_sleep=lambda state: log.warning(
+            before_sleep=lambda state: wait_log.warning(
                 "target database is locked by another process; waiting",
                 phase="publish",
+                step=step,
                 attempt=state.attempt_number,
                 waited_seconds=round(state.seconds_since_start or 0.0, 1),
             ),
@@ -127,10 +143,16 @@ class Target:
         self.stop.wait(seconds)
 
     def run(
-        self, work: Callable[[duckdb.DuckDBPyConnection], T], *, interruptible: bool = True
+        self,
+        work: Callable[[duckdb.DuckDBPyConnection], T],
+        *,
+        interruptible: bool = True,
+        step: str = "writing",
+        store: str | None = None,
     ) -> T:
-        """Run ``work`` inside one write transaction on the target."""
-        with self._transaction(interruptible=interruptible) as con:
+        """Run ``work`` inside one write transaction on the target (``step`` and ``store`` name
+        it in the lock-wait warnings)."""
+        with self._transaction(interruptible=interruptible, step=step, store=store) as con:
             return work(con)
 
     def open_run(self, run_id: str, store_ids: Sequence[str], engine: str) -> int:
@@ -140,25 +162,30 @@ class Target:
             ledger.migrate(con)
             return ledger.open_run(con, run_id, store_ids, engine)
 
-        return self.run(work)
+        return self.run(work, step="opening the run")
 
-    def publish(self, store_id: str, ready: Path, entry: LedgerEntry) -> None:
-        """Replace ``store_id``'s snapshot with the rows of ``ready`` and close its ledger row.
+    def publish(self, store_id: str, ready: Path, entry: LedgerEntry) -> LedgerEntry:
+        """Replace ``store_id``'s snapshot with the rows of ``ready`` and close its ledger row;
+        return ``entry`` as recorded.
 
         ``ready`` is the store's ready database (:func:`fluxion_etl.transform.transform_store`):
         its view ``inventario`` gives the new snapshot's rows, in the target's row-group size.
+        The entry's ``finished`` is stamped inside the transaction, just before the commit: the
+        ledger says when the snapshot became visible, not when the wait for the lock began.
         """
 
-        def work(con: duckdb.DuckDBPyConnection) -> None:
+        def work(con: duckdb.DuckDBPyConnection) -> LedgerEntry:
             con.execute(f"SET memory_limit = '{PUBLISH_MEMORY_LIMIT}'")
             con.execute("DELETE FROM inventario_raw WHERE ubicacion_id = ?", [store_id])
             # ATTACH takes no parameter; the path is one the transform made
             con.execute(f"ATTACH {sql_literal(str(ready))} AS ready (READ_ONLY)")
             con.execute("INSERT INTO inventario_raw BY NAME SELECT * FROM ready.inventario")
             con.execute("DETACH ready")
-            ledger.close_entry(con, entry)
+            recorded = replace(entry, finished=ledger.utcnow())
+            ledger.close_entry(con, recorded)
+            return recorded
 
-        self.run(work)
+        return self.run(work, step="publishing the store", store=store_id)
 
     def record(self, entries: Sequence[LedgerEntry]) -> None:
         """Close failed stores' ledger rows (one transaction); their snapshots stay as they were."""
@@ -167,4 +194,4 @@ class Target:
             for entry in entries:
                 ledger.close_entry(con, entry)
 
-        self.run(work, interruptible=False)
+        self.run(work, interruptible=False, step="recording failed stores")

@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,16 +65,21 @@ class StagingArea:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def stage_batches(batches: Iterable[pa.RecordBatch], path: Path, where: str) -> StagedFile:
+def stage_batches(
+    batches: Iterable[pa.RecordBatch],
+    path: Path,
+    where: str,
+    on_rows: Callable[[int], None] | None = None,
+) -> StagedFile:
     """Clean ``batches`` row by row and write them to ``path`` atomically (``.part``, fsync,
-    rename).
+    rename). ``on_rows`` hears the running count of rows fetched, once per fetched batch.
 
     The first batch's columns are checked against the staging contract so a custom query that
     forgot a column fails here, clearly, instead of deep inside the transform.
     """
     partial = path.with_name(path.name + ".part")
     writer = _CleanedWriter(partial)
-    chunks = _Chunks(batches, where)
+    chunks = _Chunks(batches, where, on_rows)
     in_flight: deque[Future[int]] = deque()
     rows = 0
     try:
@@ -102,10 +107,17 @@ class _Chunks:
     The first batch's columns are checked against the staging contract on the way.
     """
 
-    def __init__(self, batches: Iterable[pa.RecordBatch], where: str) -> None:
+    def __init__(
+        self,
+        batches: Iterable[pa.RecordBatch],
+        where: str,
+        on_rows: Callable[[int], None] | None = None,
+    ) -> None:
         self._batches = batches
         self._where = where
+        self._on_rows = on_rows
         self.batches = 0
+        self.rows = 0
 
     def __iter__(self) -> Iterator[pa.Table]:
         pending: pa.Table | None = None
@@ -113,6 +125,9 @@ class _Chunks:
             if self.batches == 0:
                 _check_columns(batch.schema, self._where)
             self.batches += 1
+            self.rows += batch.num_rows
+            if self._on_rows is not None:
+                self._on_rows(self.rows)
             table = pa.Table.from_batches([batch])
             pending = table if pending is None else pa.concat_tables([pending, table])
             while pending.num_rows >= CLEAN_CHUNK_ROWS:
