@@ -30,12 +30,12 @@ from fluxion_etl.connection import driver_family
 from fluxion_etl.credentials import Credentials, load_credentials, redact
 from fluxion_etl.drivers import require_drivers
 from fluxion_etl.errors import ConfigError, FluxionError, RunLockedError
-from fluxion_etl.ledger import last_runs
 from fluxion_etl.logs import configure_logging
 from fluxion_etl.metrics import emf_line
 from fluxion_etl.pipeline import RunControl, RunResult, new_run_id, run_pipeline
 from fluxion_etl.query import load_query
 from fluxion_etl.sentry import SentryMonitor
+from fluxion_etl.status import store_status
 from fluxion_etl.stores import Store, example_text, load_stores, select_stores
 from fluxion_etl.target_path import check_target_path
 
@@ -167,7 +167,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"fluxion-etl: cannot open {path} read-only: {exc}", file=sys.stderr)
         return EXIT_FAILED
     try:
-        rows = last_runs(con)
+        rows = store_status(con)
     except duckdb.CatalogException:
         rows = []
     finally:
@@ -175,15 +175,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, default=str, ensure_ascii=False, indent=2))
         return EXIT_OK
-    table = _table("store", "state", "started (UTC)", "rows", "last updated (UTC)", "error")
+    # "rows": what the last run published; "serving"/"published": the snapshot the target
+    # holds now, which a failed run leaves in place (see status.py)
+    table = _table("store", "state", "started (UTC)", "rows", "serving", "published (UTC)", "error")
     for row in rows:
         error = f"{row['error_tipo']}: {row['error_mensaje']}" if row["error_tipo"] else ""
+        loaded = row["registros_cargados"] if row["estado"] == "exitoso" else None
         table.add_row(
             str(row["ubicacion_id"]),
             str(row["estado"]),
             _when(row["fecha_inicio"]),
-            "" if row["registros_cargados"] is None else f"{row['registros_cargados']:,}",
-            _when(row["ultima_actualizacion"]),
+            "" if loaded is None else f"{loaded:,}",
+            f"{row['registros_servidos']:,}",
+            _when(row["fecha_publicacion"]),
             error,
         )
     _print(table)

@@ -37,7 +37,12 @@ def test_a_publish_waits_for_the_other_process_and_then_succeeds(
     with duckdb_held(db, seconds=4):
         result = run_cli(["run"], {**etl_env, "ETL_LOCK_WAIT_SECONDS": "120"})
     assert result.returncode == 0, result.stdout[-3000:]
-    assert any(line.get("event") == WAITING for line in json_lines(result.stdout))
+    lines = json_lines(result.stdout)
+    waits = [line for line in lines if line.get("event") == WAITING]
+    assert waits  # held before the run began: the run waits to open its ledger rows
+    assert {(w["run_id"], w.get("store"), w["step"]) for w in waits} == {
+        (lines[-1]["run_id"], None, "opening the run")
+    }
     assert set(published_rows(db, store.id)) == set(store.data.expected)
 
 
