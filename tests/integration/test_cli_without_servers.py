@@ -53,18 +53,13 @@ def test_a_second_run_on_the_same_target_exits_4_and_touches_nothing(tmp_path: P
     assert run(tmp_path, db).returncode == 0  # released guard: the next run goes ahead
 
 
-def test_in_a_terminal_the_run_shows_a_live_table_instead_of_json(tmp_path: Path) -> None:
+def in_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as its stdin/stdout/stderr: (exit code, screen bytes)."""
     import pty
 
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("SQL_", "ETL_"))},
-        "ETL_STORES_FILE": str(write_stores_file(tmp_path)),
-        "DATABASE_PATH": str(tmp_path / "tty.duckdb"),
-        "COLUMNS": "120",
-    }
     primary, secondary = pty.openpty()
     child = subprocess.Popen(
-        [sys.executable, "-m", "fluxion_etl", "run"],
+        [sys.executable, "-m", "fluxion_etl", *args],
         env=env, stdin=secondary, stdout=secondary, stderr=secondary,
     )  # fmt: skip
     os.close(secondary)
@@ -78,8 +73,29 @@ def test_in_a_terminal_the_run_shows_a_live_table_instead_of_json(tmp_path: Path
             break
         chunks.append(chunk)
     os.close(primary)
-    assert child.wait(timeout=120) == 0
-    screen = b"".join(chunks).decode("utf-8", "replace")
+    return child.wait(timeout=120), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_in_a_terminal_the_run_shows_a_live_table_instead_of_json(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SQL_", "ETL_"))},
+        "ETL_STORES_FILE": str(write_stores_file(tmp_path)),
+        "DATABASE_PATH": str(tmp_path / "tty.duckdb"),
+        "COLUMNS": "120",
+    }
+    code, screen = in_a_terminal(["run"], env)
+    assert code == 0, screen[-2000:]
     assert "tienda_01" in screen and "published" in screen
+    assert "fetched" in screen and "seconds" in screen  # the columns say what they count
     assert "ETL completed successfully" in screen
     assert '{"' not in screen  # no JSON lines on a terminal
+
+
+def test_in_a_terminal_the_demo_shows_its_stores_being_built(tmp_path: Path) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SQL_", "ETL_"))},
+           "COLUMNS": "120"}  # fmt: skip
+    db = tmp_path / "fluxion-demo" / "fluxion.duckdb"
+    code, screen = in_a_terminal(["demo", "--stores", "2", "--rows", "300", "--db", str(db)], env)
+    assert code == 0, screen[-2000:]
+    assert "building 2 demo stores (300 products each)" in screen
+    assert "fluxion-etl check" in screen
