@@ -1,12 +1,19 @@
-"""The GitHub Actions deploy workflow: OIDC only, template checked, PRs review, main executes."""
+"""The GitHub Actions deploy workflow: tests first, OIDC only, template checked, actions pinned by
+commit, PRs review, main executes; the workflow and dependabot's config are valid."""
 
+import importlib.util
 import re
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import pytest
 import yaml
 
-WORKFLOW = Path(__file__).resolve().parents[2] / ".github" / "workflows" / "deploy.yml"
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOW = REPO / ".github" / "workflows" / "deploy.yml"
 TEXT = WORKFLOW.read_text(encoding="utf-8")
 DOC: dict[Any, Any] = yaml.safe_load(TEXT)
 
@@ -28,7 +35,69 @@ def test_the_template_is_linted_and_checked_against_the_generator_first() -> Non
     runs = " ".join(s.get("run", "") for s in steps("template"))
     assert "cfn-lint templates/fluxion-etl.yaml" in runs
     assert "python -m fluxion_cfn | diff -u templates/fluxion-etl.yaml -" in runs
-    assert DOC["jobs"]["deploy"]["needs"] == "template"
+    assert "template" in DOC["jobs"]["deploy"]["needs"]
+
+
+def test_the_whole_suite_runs_first_and_gates_the_change_set_and_the_deploy() -> None:
+    # The README's test command, on what CI's .ci/run gets: Debian bookworm, as root.
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "./scripts/test.sh     # installs" in readme
+    assert "exec ./scripts/test.sh" in (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    test = DOC["jobs"]["test"]
+    assert [s["run"] for s in test["steps"] if "run" in s] == ["./scripts/test.sh"]
+    assert test["container"]["image"] == "debian:bookworm"
+    assert "--privileged" in test["container"]["options"]  # podman and debootstrap build the image
+    # Every step that reviews or executes a change set is in a job that needs the tests.
+    assert set(DOC["jobs"]["deploy"]["needs"]) == {"test", "template"}
+    gated = steps("template") + test["steps"]
+    assert all("fluxion_cfn deploy" not in s.get("run", "") for s in gated)
+
+
+def test_third_party_actions_are_pinned_by_a_full_commit_sha_with_its_tag_beside_it() -> None:
+    uses = re.findall(r"uses: (\S+)(.*)", TEXT)
+    assert len(uses) == sum("uses" in s for job in DOC["jobs"].values() for s in job["steps"]) > 5
+    for action, comment in uses:
+        assert re.fullmatch(r"[\w-]+/[\w-]+@[0-9a-f]{40}", action), action
+        assert re.fullmatch(r" # v\d+\.\d+\.\d+", comment), f"{action}: no version comment"
+    # the same action is pinned to the same commit everywhere
+    pinned = {a.split("@")[0]: a for a, _ in uses}
+    assert len(set(a for a, _ in uses)) == len(pinned)
+
+
+def test_installs_in_the_workflow_come_from_the_hash_pinned_locks() -> None:
+    runs = [s.get("run", "") for job in ("template", "deploy") for s in steps(job)]
+    installs = [line.strip() for run in runs for line in run.splitlines() if "pip install" in line]
+    assert installs == [
+        "pip install --require-hashes -r requirements/dev.txt", "pip install --no-deps .",
+        "pip install --require-hashes -r requirements/image.txt", "pip install --no-deps .",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("config", "schema"),
+    [
+        (".github/workflows/deploy.yml", "vendor.github-workflows"),
+        (".github/dependabot.yml", "vendor.dependabot"),
+    ],
+)
+def test_the_config_validates_against_its_published_schema(
+    config: str, schema: str, unavailable: Callable[[str], NoReturn]
+) -> None:
+    """The schemas ship inside check-jsonschema: no network. tox's lint env runs the same."""
+    if importlib.util.find_spec("check_jsonschema") is None:
+        unavailable("check-jsonschema not installed (requirements/dev.txt)")
+    checked = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(REPO / config)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_dependabot_proposes_upgrades_of_the_locks_the_actions_and_the_base_image() -> None:
+    config = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text(encoding="utf-8"))
+    ecosystems = {u["package-ecosystem"]: u["directory"] for u in config["updates"]}
+    assert ecosystems == {"pip": "/requirements", "github-actions": "/", "docker": "/"}
+    assert (REPO / "requirements" / "image.txt").is_file() and (REPO / "Dockerfile").is_file()
 
 
 def test_pull_requests_only_review_the_change_set_and_main_executes_it() -> None:
