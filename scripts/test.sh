@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # One command, fresh Debian machine -> the whole test suite:
-# installs the ODBC packages and PostgreSQL, starts PostgreSQL on 127.0.0.1, creates a throw-away
-# login with a random password (never written to disk; CREATEDB for the store databases,
-# CREATEROLE for the secrets test's own login), then runs tox. Extra arguments go to tox.
+# installs the ODBC packages, PostgreSQL and the image's build tools (podman, debootstrap), starts
+# PostgreSQL on 127.0.0.1, creates a throw-away login with a random password (never written to
+# disk; CREATEDB for the store databases, CREATEROLE for the secrets test's own login), then runs
+# tox. Extra arguments go to tox.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/system-packages.sh --postgres
+./scripts/system-packages.sh --postgres --image
 
 # PostgreSQL, the stand-in for the stores' SQL Servers, and a throw-away login for the tests.
 # shellcheck source=scripts/postgres-login.sh

@@ -1,8 +1,9 @@
 """The container image's recipe agrees with the task that runs it and the package it installs.
 
-The image is not built here (no Docker engine in the test environment); what can be checked
-without one is checked: the command the task runs exists in the package, the user and the driver
-names match the stack, and the build context holds what the build needs and nothing else.
+The recipe is read here; tests/integration/test_image.py builds it with podman and runs its
+command. Checked from the text: the command the task runs exists in the package, the user and the
+driver names match the stack, dependencies come only from the hash-pinned lock, and the build
+context holds what the build needs and nothing else.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ def final_stage() -> list[tuple[str, str]]:
     steps = instructions()
     last_from = max(i for i, (name, _) in enumerate(steps) if name == "FROM")
     return steps[last_from:]
+
+
+def final_stage_text() -> str:
+    return "\n".join(f"{name} {args}" for name, args in final_stage())
 
 
 def build_arg(name: str) -> str:
@@ -99,6 +104,33 @@ def test_the_drivers_are_installed_and_checked_under_the_names_the_stack_uses() 
     assert 'odbcinst -q -d -n "FreeTDS"' in install
 
 
+def test_microsofts_driver_is_on_unless_the_build_switches_it_off_by_name() -> None:
+    """Production keeps the default; a value other than yes or no fails the build, so a typo
+    cannot ship an image without the production driver."""
+    assert [a for n, a in final_stage() if n == "ARG"] == ["INSTALL_MSODBCSQL18=yes"]
+    (install,) = [a for n, a in final_stage() if n == "RUN" and "msodbcsql18" in a]
+    guard = re.search(r'case "\$INSTALL_MSODBCSQL18" in (.*?) esac;', install)
+    assert guard and "yes|no) ;;" in guard.group(1) and "exit 1" in guard.group(1)
+    microsoft_step = install[install.index('if [ "$INSTALL_MSODBCSQL18" = yes ]') :]
+    assert "packages.microsoft.com" in microsoft_step.split("fi;")[0]
+    assert "packages.microsoft.com" not in install[: install.index("if [")]
+
+
+def test_dependencies_come_only_from_the_lock_with_their_hashes_then_the_wheel_alone() -> None:
+    runs = [a for n, a in instructions() if n == "RUN" and "pip " in a]
+    (wheel,) = [r for r in runs if "pip wheel" in r]
+    assert "--no-deps" in wheel
+    (locked,) = [r for r in runs if "-r /tmp/requirements.txt" in r]
+    assert "--require-hashes" in locked and "--only-binary :all:" in locked
+    (own,) = [r for r in runs if "pip install --no-deps" in r]
+    assert "--from=build /wheels /tmp/wheels" in final_stage_text()
+    assert re.search(r"pip install --no-deps \S*wheels/\*\.whl && pip check", own)
+    copies = [a for n, a in final_stage() if n == "COPY"]
+    assert "requirements/image.txt /tmp/requirements.txt" in copies
+    # the lock's layer comes first: it is rebuilt only when the lock changes
+    assert runs.index(locked) < runs.index(own)
+
+
 def _ignored(path: str, patterns: list[str]) -> bool:
     """.dockerignore semantics: last matching pattern wins, ``!`` re-includes, a matched
     directory excludes its content, ``*`` stays within one path segment, ``**`` crosses them."""
@@ -124,18 +156,18 @@ def test_the_build_context_keeps_the_sources_and_drops_local_state() -> None:
     patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     needed = [
         "setup.cfg", "pyproject.toml", "README.md", "src/fluxion_etl/cli.py",
-        "src/fluxion_etl/sql/inventario.sql", "src/fluxion_cfn/task.py",
+        "src/fluxion_etl/sql/inventario.sql", "src/fluxion_cfn/task.py", "requirements/image.txt",
     ]  # fmt: skip
     dropped = [
         ".git/HEAD", ".venv/bin/python", ".tox/py311/log", "fluxion.duckdb",
         "fluxion-demo/fluxion.duckdb", "data/x.duckdb.wal", "src/fluxion.egg-info/PKG-INFO",
         "src/fluxion_etl/__pycache__/cli.cpython-311.pyc", "tests/unit/test_config.py",
-        ".pytest_cache/v/cache", "benchmarks/.work/x.parquet",
+        ".pytest_cache/v/cache", "benchmarks/.work/x.parquet", ".cache/image/python-base-1.tar",
     ]  # fmt: skip
     assert [p for p in needed if _ignored(p, patterns)] == []
     assert [p for p in dropped if not _ignored(p, patterns)] == []
     # Whatever the Dockerfile copies from the context is in the context.
     copied = [src for n, a in instructions() if n == "COPY" and "--from" not in a
               for src in a.split()[:-1]]  # fmt: skip
-    assert copied == ["setup.cfg", "pyproject.toml", "README.md", "src"]
+    assert copied == ["setup.cfg", "pyproject.toml", "README.md", "src", "requirements/image.txt"]
     assert [src for src in copied if _ignored(src, patterns)] == []
