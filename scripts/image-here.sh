@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the production Dockerfile on a machine that cannot reach Docker Hub or Microsoft's
-# repository (this project's dev machines and CI): prints the built image's name on stdout.
+# repository (this project's dev machines and CI): prints the built image's ID on stdout (the ID,
+# not the tag, so a concurrent build of the same tag cannot swap the image under the caller).
 #
 # - The base image (PYTHON_IMAGE) is made locally with debootstrap: Debian bookworm + python3.11 +
 #   pip, the same Debian release and Python minor version as python:3.11-slim-bookworm. It is
@@ -13,7 +14,7 @@
 # - podman builds with --isolation chroot (no container runtime or cgroups needed); the image can
 #   then be mounted and its command run under chroot (tests/integration/test_image.py).
 #
-# Needs root, podman and debootstrap (scripts/system-packages.sh --image). Progress goes to stderr.
+# Extra arguments go to `podman build` (a later --build-arg wins). Needs root, podman and debootstrap (scripts/system-packages.sh --image). Progress goes to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,7 +52,11 @@ if ! podman image exists "$base"; then
     podman import --quiet "$tarball" "$base" >&2
 fi
 
+mkdir -p "$cache"
+iidfile=$(mktemp "$cache/iid.XXXXXX")
+trap 'rm -f "$iidfile"' EXIT
 podman build --isolation chroot --pull=never \
     --build-arg PYTHON_IMAGE="$base" --build-arg INSTALL_MSODBCSQL18=no \
-    --tag "$tag" . >&2
-echo "$tag"
+    --iidfile "$iidfile" --tag "$tag" "$@" . >&2
+cat "$iidfile"
+echo

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -62,19 +63,26 @@ class ImageRoot:
         )
 
 
-def _build(repo_root: Path) -> None:
+def _image_here(repo_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "FLUXION_IMAGE_TAG": TAG}
-    built = subprocess.run(
-        [str(repo_root / "scripts" / "image-here.sh")],
+    return subprocess.run(
+        [str(repo_root / "scripts" / "image-here.sh"), *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=BUILD_TIMEOUT_S,
         check=False,
     )
+
+
+def _build(repo_root: Path) -> str:
+    """Build the image and return its ID (scripts/image-here.sh prints it)."""
+    built = _image_here(repo_root)
     if built.returncode != 0:
         pytest.fail(f"image build failed (exit {built.returncode}):\n{built.stderr[-4000:]}")
-    assert built.stdout.strip() == TAG
+    image_id = built.stdout.strip()
+    assert re.fullmatch(r"(sha256:)?[0-9a-f]{64}", image_id), built.stdout
+    return image_id
 
 
 @pytest.fixture(scope="module")
@@ -85,15 +93,17 @@ def image(repo_root: Path, unavailable: Callable[[str], NoReturn]) -> Iterator[I
         unavailable(f"{', '.join(missing)} not installed (scripts/system-packages.sh --image)")
     if os.geteuid() != 0:
         unavailable("building and mounting the image needs root")
-    _build(repo_root)
+    image_id = _build(repo_root)
     (config,) = json.loads(
         subprocess.run(
-            ["podman", "image", "inspect", TAG], capture_output=True, text=True, check=True
-        ).stdout  # fmt: skip
+            ["podman", "image", "inspect", image_id], capture_output=True, text=True, check=True
+        ).stdout
     )
+    # Created, never started: podman run needs cgroups this machine does not give it.
     container = subprocess.run(
-        ["podman", "create", TAG], capture_output=True, text=True, check=True
-    ).stdout.strip()
+        ["podman", "create", "--network=none", image_id], capture_output=True, text=True,
+        check=True,
+    ).stdout.strip()  # fmt: skip
     try:
         mounted = subprocess.run(
             ["podman", "mount", container], capture_output=True, text=True, check=True
@@ -171,3 +181,11 @@ warehouse = "9902"
     assert (row["estado"], row["error_tipo"]) == ("fallido", "conexion"), row["error_mensaje"]
     assert db.stat().st_uid == 1000
     assert "not-a-real-password" not in ran.stdout + ran.stderr
+
+
+def test_a_misspelt_install_msodbcsql18_fails_the_build_instead_of_dropping_the_driver(
+    image: ImageRoot, repo_root: Path
+) -> None:
+    built = _image_here(repo_root, "--build-arg", "INSTALL_MSODBCSQL18=si")
+    assert built.returncode != 0
+    assert "INSTALL_MSODBCSQL18 must be yes or no, not 'si'" in built.stderr
