@@ -42,7 +42,7 @@ def requirements(*sections: str) -> list[Requirement]:
     for section in sections:
         where, key = section.split(":")
         lines += setup[where][key].strip().splitlines()
-    return [Requirement(line) for line in lines if line.strip()]
+    return [Requirement(line.split("#")[0]) for line in lines if line.split("#")[0].strip()]
 
 
 def dev_in() -> list[Requirement]:
