@@ -36,6 +36,7 @@ from fluxion_etl.pipeline import RunControl, RunResult, new_run_id, run_pipeline
 from fluxion_etl.query import load_query
 from fluxion_etl.sentry import SentryMonitor
 from fluxion_etl.status import store_status
+from fluxion_etl.storage import file_storage_version
 from fluxion_etl.stores import Store, example_text, load_stores, select_stores
 from fluxion_etl.target_path import check_target_path
 
@@ -130,6 +131,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             r.detail,
         )
     _print(table)
+    _print_storage(settings.database_path)
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 
@@ -173,6 +175,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         con.close()
     if args.json:
+        version = file_storage_version(path)  # per row: the output stays a list of stores
+        rows = [{**row, "storage_version": version} for row in rows]
         print(json.dumps(rows, default=str, ensure_ascii=False, indent=2))
         return EXIT_OK
     # "rows": what the last run published; "serving"/"published": the snapshot the target
@@ -191,6 +195,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             error,
         )
     _print(table)
+    _print_storage(path)
     return EXIT_OK
 
 
@@ -275,7 +280,10 @@ def _require_stores_file(settings: Settings) -> Path:
 
 def _selected_stores(settings: Settings) -> list[Store]:
     stores = load_stores(_require_stores_file(settings))
-    return select_stores(stores, settings.selected_stores)
+    selected = select_stores(stores, settings.selected_stores)
+    for store in selected:  # a store's own thresholds against the settings': exit 2 now
+        store.thresholds(settings.stock_thresholds)
+    return selected
 
 
 def _credentials_for(stores: Sequence[Store], settings: Settings) -> Credentials | None:
@@ -312,7 +320,7 @@ def _execute(
     try:
         with display if display is not None else nullcontext():
             result = run_pipeline(settings, stores, credentials, run_id=run_id, control=control)
-    except RunLockedError:
+    except (RunLockedError, ConfigError):  # e.g. a target table it cannot adopt: exit 2
         raise
     except FluxionError as exc:
         log.error("ETL failed", run_id=run_id, phase="run", error=redact(str(exc), credentials))
@@ -376,6 +384,11 @@ def _table(*columns: str) -> Table:
 
 def _print(table: Table) -> None:
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
+
+
+def _print_storage(path: Path) -> None:
+    """The target file's DuckDB storage version: the backend's DuckDB must be able to read it."""
+    print(f"target {path}: DuckDB storage version {file_storage_version(path)}")
 
 
 def _when(value: object) -> str:

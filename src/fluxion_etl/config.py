@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fluxion_etl.contract import (
+    DEFAULT_TIMEZONE,
+    StockThresholds,
+    check_timezone,
+    parse_threshold,
+)
 from fluxion_etl.errors import ConfigError
+from fluxion_etl.storage import DEFAULT_STORAGE_VERSION, check_storage_version
 
 ENGINES = ("arrow", "pyodbc")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -38,6 +45,12 @@ class Settings:
     query_file: Path | None = None
     staging_dir: Path | None = None
     log_level: str = "INFO"
+    #: the chain's zone: fecha_extraccion and created_at are naive local times in it
+    timezone: str = DEFAULT_TIMEZONE
+    #: every store's estado_stock thresholds, unless its stores-file entry sets its own
+    stock_thresholds: StockThresholds = field(default_factory=StockThresholds)
+    #: the DuckDB storage version a new target file is created with
+    duckdb_storage_version: str = DEFAULT_STORAGE_VERSION
     context: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -62,12 +75,31 @@ class Settings:
             query_file=get.path("ETL_QUERY_FILE"),
             staging_dir=get.path("ETL_STAGING_DIR"),
             log_level=get.choice("LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
+            timezone=check_timezone(get.text("ETL_TIMEZONE", DEFAULT_TIMEZONE)),
+            stock_thresholds=_thresholds(get),
+            duckdb_storage_version=check_storage_version(
+                get.text("ETL_DUCKDB_STORAGE_VERSION", DEFAULT_STORAGE_VERSION)
+            ),
             context={
                 key.lower(): env[key]
                 for key in ("ENVIRONMENT", "RUN_MODE", "ETL_MODE")
                 if env.get(key)
             },
         )
+
+
+def _thresholds(get: _Reader) -> StockThresholds:
+    """ETL_STOCK_MINIMO / ETL_STOCK_MAXIMO / ETL_PUNTO_REORDEN over the defaults (10, 100, 20)."""
+    default = StockThresholds()
+    values = {
+        key: parse_threshold(raw, name) if (raw := get.text(name, "")) else getattr(default, key)
+        for key, name in (
+            ("stock_minimo", "ETL_STOCK_MINIMO"),
+            ("stock_maximo", "ETL_STOCK_MAXIMO"),
+            ("punto_reorden", "ETL_PUNTO_REORDEN"),
+        )
+    }
+    return StockThresholds(**values).checked("ETL_STOCK_MINIMO/ETL_PUNTO_REORDEN/ETL_STOCK_MAXIMO")
 
 
 class _Reader:

@@ -9,16 +9,28 @@ the ledger never claims a snapshot that is not there.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import duckdb
 
+from fluxion_etl.adoption import adopt_inventario
 from fluxion_etl.transform import QualityCounters
 
 ETL_TIPO = "inventario"
 
-MIGRATIONS: tuple[tuple[int, str], ...] = (
+
+def _backend_contract(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 2: the backend's columns of ``inventario_raw`` (adopting an old-loader table),
+    and the ledger's count of values the adopted table's types could not hold."""
+    adopt_inventario(con)
+    con.execute(
+        "ALTER TABLE etl_ejecuciones ADD COLUMN IF NOT EXISTS registros_valores_anulados BIGINT"
+    )
+
+
+#: Each step is SQL text or a function of the connection (for a step that must look first).
+MIGRATIONS: tuple[tuple[int, str | Callable[[duckdb.DuckDBPyConnection], None]], ...] = (
     (
         1,
         """
@@ -77,6 +89,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             GROUP BY ubicacion_id;
         """,
     ),
+    (2, _backend_contract),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -94,9 +107,12 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
             f"the target database has schema version {current}, newer than this release "
             f"understands ({SCHEMA_VERSION}): upgrade fluxion"
         )
-    for version, sql in MIGRATIONS:
+    for version, step in MIGRATIONS:
         if version > current:
-            con.execute(sql)
+            if callable(step):
+                step(con)
+            else:
+                con.execute(step)
             con.execute("INSERT INTO fluxion_schema_version VALUES (?, ?)", [version, utcnow()])
     return current
 
@@ -185,6 +201,16 @@ def close_entry(con: duckdb.DuckDBPyConnection, entry: LedgerEntry) -> None:
         ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         [entry.run_id, ETL_TIPO, entry.store_id, *values],
+    )
+
+
+def record_nulled(con: duckdb.DuckDBPyConnection, run_id: str, store_id: str, rows: int) -> None:
+    """Count the store's rows with a value the adopted table's type could not hold (published
+    as NULL, see :func:`fluxion_etl.adoption.copy_snapshot`)."""
+    con.execute(
+        "UPDATE etl_ejecuciones SET registros_valores_anulados = ? "
+        "WHERE run_id = ? AND ubicacion_id = ?",
+        [rows, run_id, store_id],
     )
 
 

@@ -188,7 +188,12 @@ class _Run:
         self.query = query
         self.log = log.bind(run_id=run_id)
         self.target = Target(
-            settings.database_path, settings.lock_wait_seconds, control.stop_event, self.log
+            settings.database_path,
+            settings.lock_wait_seconds,
+            control.stop_event,
+            self.log,
+            storage_version=settings.duckdb_storage_version,
+            timezone=settings.timezone,
         )
 
     def execute(self) -> RunResult:
@@ -298,7 +303,13 @@ class _Run:
             )
             transform_started = time.monotonic()
             transformed = transform_store(
-                staged.path, staging.file_for(store.id, "ready"), store, self.run_id, started
+                staged.path,
+                staging.file_for(store.id, "ready"),
+                store,
+                self.run_id,
+                started,
+                thresholds=store.thresholds(self.settings.stock_thresholds),
+                timezone=self.settings.timezone,
             )
             slog.info(
                 "transformed",

@@ -29,8 +29,11 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from fluxion_etl import ledger
+from fluxion_etl.adoption import copy_snapshot
+from fluxion_etl.contract import DEFAULT_TIMEZONE, local_naive
 from fluxion_etl.errors import Interrupted, PublishLockTimeout
 from fluxion_etl.ledger import LedgerEntry
+from fluxion_etl.storage import DEFAULT_STORAGE_VERSION, connect_config
 from fluxion_etl.target_path import unwritable
 from fluxion_etl.transform import sql_literal
 
@@ -61,10 +64,17 @@ class Target:
         lock_wait_seconds: float,
         stop: threading.Event | None = None,
         logger: structlog.stdlib.BoundLogger | None = None,
+        *,
+        storage_version: str = DEFAULT_STORAGE_VERSION,
+        timezone: str = DEFAULT_TIMEZONE,
     ) -> None:
         self.path = path
         #: the run's logger (bound to its run_id), so a lock wait says which run waits
         self.log = logger or log
+        #: the storage format a *new* file is created with (an existing file keeps its own)
+        self.storage_version = storage_version
+        #: the chain's zone, for ``created_at`` (naive local time, like ``fecha_extraccion``)
+        self.timezone = timezone
         self.lock_wait_seconds = lock_wait_seconds
         #: set by the run's deadline or a signal: cuts a lock wait short (raises Interrupted)
         self.stop = stop or threading.Event()
@@ -125,7 +135,8 @@ class Target:
             reraise=True,
         )
         try:
-            return retrying(duckdb.connect, str(self.path))
+            config = connect_config(self.storage_version)
+            return retrying(duckdb.connect, str(self.path), config=config)
         except duckdb.IOException as exc:
             if not is_lock_conflict(exc):  # read-only mount, wrong owner: one line, no traceback
                 raise unwritable(self.path, exc) from None
@@ -179,10 +190,19 @@ class Target:
             con.execute("DELETE FROM inventario_raw WHERE ubicacion_id = ?", [store_id])
             # ATTACH takes no parameter; the path is one the transform made
             con.execute(f"ATTACH {sql_literal(str(ready))} AS ready (READ_ONLY)")
-            con.execute("INSERT INTO inventario_raw BY NAME SELECT * FROM ready.inventario")
+            created_at = local_naive(ledger.utcnow(), self.timezone)
+            nulled = copy_snapshot(con, "ready.inventario", {"created_at": created_at})
             con.execute("DETACH ready")
             recorded = replace(entry, finished=ledger.utcnow())
             ledger.close_entry(con, recorded)
+            ledger.record_nulled(con, entry.run_id, store_id, nulled)
+            if nulled:
+                self.log.warning(
+                    "values the target's column types cannot hold were published as NULL",
+                    phase="publish",
+                    store=store_id,
+                    rows=nulled,
+                )
             return recorded
 
         return self.run(work, step="publishing the store", store=store_id)

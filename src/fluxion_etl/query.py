@@ -30,6 +30,7 @@ STAGED_COLUMNS = (
     "peso_producto",
     "volumen_producto",
     "cantidad_bultos",
+    "tipo_peso",
 )
 
 

@@ -9,16 +9,29 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from fluxion_etl.contract import THRESHOLD_KEYS, StockThresholds, parse_threshold
 from fluxion_etl.errors import ConfigError
 
 STORE_ID = re.compile(r"^[a-z0-9_]+$")
 STORE_TYPES = ("tienda", "cedi")
-_FIELDS = {"id", "name", "type", "host", "port", "database", "warehouse", "active", "driver"}
+_FIELDS = {
+    "id",
+    "name",
+    "type",
+    "host",
+    "port",
+    "database",
+    "warehouse",
+    "active",
+    "driver",
+    *THRESHOLD_KEYS,
+}
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,15 @@ class Store:
     warehouse: str
     active: bool = True
     driver: str | None = None
+    #: the location's own stock thresholds (stock_minimo, stock_maximo, punto_reorden), if any
+    stock: dict[str, Decimal] = field(default_factory=dict, compare=False)
+
+    def thresholds(self, default: StockThresholds) -> StockThresholds:
+        """The location's estado_stock thresholds: its own keys over ``default`` (the settings).
+
+        ConfigError if the merged bands make no sense (checked before the run starts).
+        """
+        return default.merged(self.stock).checked(f"store {self.id}")
 
     def odbc_driver(self, default: str) -> str:
         """The store's own driver override, else ``default`` (SQL_ODBC_DRIVER)."""
@@ -151,6 +173,11 @@ def _parse_entry(entry: object, index: int, source: str) -> Store:
         warehouse=_required_str(entry, "warehouse", where),
         active=active,
         driver=driver.strip() if driver else None,
+        stock={
+            key: parse_threshold(entry[key], f"{where}: {key}")
+            for key in THRESHOLD_KEYS
+            if key in entry
+        },
     )
     if store.active and not store.host and not _is_file_source(store):
         raise ConfigError(

@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fluxion_etl.contract import DEFAULT_TIMEZONE, StockThresholds, local_naive
 from fluxion_etl.stores import Store
 
 #: Lossless text clean-up shared by every text column: NFC, whitespace/control runs -> one
@@ -152,13 +153,19 @@ def transform_store(
     run_id: str,
     extracted_at: dt.datetime,
     memory_limit: str = "192MB",
+    *,
+    thresholds: StockThresholds | None = None,
+    timezone: str = DEFAULT_TIMEZONE,
 ) -> Transformed:
     """Make ``ready`` (a DuckDB file) publish ``staged`` for ``store``; return the counters.
 
     ``staged`` must come from :func:`fluxion_etl.stage.stage_batches` (already cleaned row by
     row). It is moved to ``<ready>.rows.parquet``, because the ready database's view reads it:
-    it lives as long as the staging area, and is removed with it.
+    it lives as long as the staging area, and is removed with it. ``thresholds`` (the store's,
+    default 10/100/20) grade ``estado_stock``; ``fecha_extraccion`` is ``extracted_at`` in the
+    chain's ``timezone``, naive, as the backend compares it with its own ``CURRENT_DATE``.
     """
+    thresholds = thresholds or StockThresholds()
     rows = ready.with_name(ready.name + ".rows.parquet")
     os.replace(staged, rows)
     ready.unlink(missing_ok=True)
@@ -174,14 +181,22 @@ def transform_store(
                 CAST($ubicacion_nombre AS VARCHAR) AS ubicacion_nombre,
                 CAST($tipo_ubicacion AS VARCHAR) AS tipo_ubicacion,
                 CAST($fecha_extraccion AS TIMESTAMP) AS fecha_extraccion,
-                CAST($batch_id AS VARCHAR) AS batch_id
+                CAST($batch_id AS VARCHAR) AS batch_id,
+                CAST($server_ip AS VARCHAR) AS server_ip,
+                CAST($stock_minimo AS DECIMAL(12,4)) AS stock_minimo,
+                CAST($stock_maximo AS DECIMAL(12,4)) AS stock_maximo,
+                CAST($punto_reorden AS DECIMAL(12,4)) AS punto_reorden
             """,
             {
                 "ubicacion_id": store.id,
                 "ubicacion_nombre": store.name,
                 "tipo_ubicacion": store.type,
-                "fecha_extraccion": extracted_at.astimezone(dt.UTC).replace(tzinfo=None),
+                "fecha_extraccion": local_naive(extracted_at, timezone),
                 "batch_id": run_id,
+                "server_ip": store.host or None,
+                "stock_minimo": thresholds.stock_minimo,
+                "stock_maximo": thresholds.stock_maximo,
+                "punto_reorden": thresholds.punto_reorden,
             },
         )
         con.execute(f"CREATE TABLE losers AS {_sql('duplicates.sql')}", {"rows": str(rows)})

@@ -1,6 +1,7 @@
 """Staging then transform on real DuckDB: per-row clean-up while staging, dedupe, derivation."""
 
 import datetime as dt
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from fluxion_etl.contract import BACKEND_COLUMNS, StockThresholds
 from fluxion_etl.query import STAGED_COLUMNS
 from fluxion_etl.stage import stage_batches
 from fluxion_etl.stores import Store
@@ -54,6 +56,8 @@ ROWS: list[dict[str, object]] = [
         "costo_unitario_actual": Decimal("2.0000"),
         "precio_venta_actual": Decimal("2.5000"),
         "impuesto_porcentaje": "16.00",
+        "grupo": " GRANOS ",
+        "tipo_peso": "0",
     },
     {  # duplicate of AB-01 after upper-casing: loses (higher origen_id)
         "origen_id": 7,
@@ -103,24 +107,36 @@ def test_transform_cleans_dedupes_and_derives(tmp_path: Path, numeric: pa.DataTy
     assert cafe["valor_inventario_actual"] == Decimal("25.00")
     assert cafe["margen_porcentaje"] == Decimal("20.00")
     assert cafe["impuesto_porcentaje"] == Decimal("16.00")
-    assert cafe["estado_stock"] == "disponible"
+    assert cafe["estado_stock"] == "BAJO"  # 10 < 12.5 <= 20 (default thresholds)
     assert (cafe["ubicacion_id"], cafe["ubicacion_nombre"], cafe["tipo_ubicacion"]) == (
         "tienda_03",
         "MAÑONGO",
         "tienda",
     )
-    assert cafe["fecha_extraccion"] == dt.datetime(2026, 11, 27, 22, 0)
+    assert cafe["fecha_extraccion"] == dt.datetime(2026, 11, 27, 18, 0)  # Caracas, UTC-4
     assert cafe["batch_id"] == "run-1"
+    # the backend's columns
+    assert cafe["subcategoria"] == "GRANOS" and cafe["tipo_peso"] == "0"
+    assert cafe["server_ip"] == "192.168.3.10"
+    assert (cafe["stock_minimo"], cafe["stock_maximo"], cafe["punto_reorden"]) == (10, 100, 20)
+    assert (cafe["activo"], cafe["es_perecedero"], cafe["dias_sin_movimiento"]) == (
+        True,
+        False,
+        0,
+    )
+    assert cafe["cantidad_disponible"] == cafe["cantidad_en_transito"] == Decimal(0)
+    assert cafe["pasillo"] is None and cafe["fecha_ultimo_conteo"] is None
+    assert len({uuid.UUID(row["id"]) for row in out.values()}) == len(out)
 
     neg = out["NEG"]
     assert neg["cantidad_actual"] == Decimal("-3.000")  # kept, not clamped
-    assert neg["estado_stock"] == "negativo"
+    assert neg["estado_stock"] == "SIN_STOCK"  # negatives included
     assert neg["descripcion_producto"] == "LECHE 50% GRASA (AZUL)"
     assert neg["categoria"] == "VIVERES Y ABARROTES"
     assert neg["margen_porcentaje"] is None and neg["valor_inventario_actual"] == Decimal("-3.33")
 
     zero = out["ZERO"]
-    assert zero["descripcion_producto"] is None and zero["estado_stock"] == "sin_stock"
+    assert zero["descripcion_producto"] is None and zero["estado_stock"] == "SIN_STOCK"
     assert zero["peso_producto"] is None
 
     c = result.counters
@@ -147,6 +163,79 @@ def test_published_types_are_exact_decimals(tmp_path: Path) -> None:
     assert types["valor_inventario_actual"] == "DECIMAL(18,2)"
     assert types["margen_porcentaje"] == "DECIMAL(12,2)"
     assert types["fecha_extraccion"] == "TIMESTAMP"
+    for column, sql_type in BACKEND_COLUMNS.items():
+        if column != "created_at":  # added by the publish, at publish time
+            # DuckDB keeps a DECIMAL's precision and scale, and drops a VARCHAR's length
+            expected = sql_type if sql_type.startswith("DECIMAL") else sql_type.split("(")[0]
+            assert types[column] == expected, column
+
+
+@pytest.mark.parametrize(
+    ("quantity", "state"),
+    [
+        ("-1", "SIN_STOCK"),
+        ("0", "SIN_STOCK"),
+        ("0.5", "CRITICO"),
+        ("5", "CRITICO"),
+        ("5.001", "BAJO"),
+        ("8", "BAJO"),
+        ("8.5", "NORMAL"),
+        ("49.999", "NORMAL"),
+        ("50", "EXCESO"),
+        ("900", "EXCESO"),
+    ],
+)
+def test_estado_stock_grades_against_the_stores_own_thresholds(
+    tmp_path: Path, quantity: str, state: str
+) -> None:
+    rows = [{"origen_id": 1, "codigo_producto": "X", "cantidad_actual": Decimal(quantity)}]
+    thresholds = StockThresholds(Decimal(5), Decimal(50), Decimal(8))
+    result = transform_store(
+        staged(tmp_path, rows, pa.decimal128(18, 4)),
+        tmp_path / "ready.duckdb",
+        STORE,
+        "r",
+        WHEN,
+        thresholds=thresholds,
+    )
+    assert published(result.path)["X"]["estado_stock"] == state
+
+
+@pytest.mark.parametrize(
+    ("value", "numeric", "text"),
+    [("0", pa.int64(), "0"), ("2", pa.float64(), "2"), ("1.5", pa.float64(), "1.5")],
+)
+def test_tipo_peso_is_the_sources_number_as_text(
+    tmp_path: Path, value: str, numeric: pa.DataType, text: str
+) -> None:
+    rows = [{"origen_id": 1, "codigo_producto": "X", "cantidad_actual": Decimal(1)}]
+    types = {name: pa.string() for name in STAGED_COLUMNS} | {
+        "origen_id": pa.int64(),
+        "cantidad_actual": pa.decimal128(18, 4),
+        "tipo_peso": numeric,
+    }
+    schema = pa.schema([(name, types[name]) for name in STAGED_COLUMNS])
+    number = int(value) if numeric == pa.int64() else float(value)
+    full = [
+        {name: row.get(name) for name in STAGED_COLUMNS} | {"tipo_peso": number} for row in rows
+    ]
+    batch = pa.RecordBatch.from_pylist(full, schema=schema)
+    path = stage_batches([batch], tmp_path / "staged.parquet", "tienda_03").path
+    result = transform_store(path, tmp_path / "ready.duckdb", STORE, "r", WHEN)
+    assert published(result.path)["X"]["tipo_peso"] == text
+
+
+def test_fecha_extraccion_follows_the_chains_time_zone(tmp_path: Path) -> None:
+    rows = [{"origen_id": 1, "codigo_producto": "X", "cantidad_actual": Decimal(1)}]
+    result = transform_store(
+        staged(tmp_path, rows, pa.decimal128(18, 4)),
+        tmp_path / "ready.duckdb",
+        STORE,
+        "r",
+        dt.datetime(2026, 3, 1, 2, 30),  # naive: UTC, fluxion's convention
+        timezone="Europe/Madrid",
+    )
+    assert published(result.path)["X"]["fecha_extraccion"] == dt.datetime(2026, 3, 1, 3, 30)
 
 
 def test_empty_extract_publishes_nothing(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@
 -- product, so RowCleanup cleans each distinct value once before this query. Numbers become
 -- exact DECIMALs (the types of transform.DECIMAL_TYPES): TRY_CAST makes a value that is not a
 -- number NULL, and valor_invalido flags the row so it is counted; a row without code or
--- quantity is rejected later.
+-- quantity is rejected later. The backend's per-row columns are made here too: a uuid per row
+-- (id), the group as subcategoria, and tipo_peso as text ('0', not '0.000' from a decimal).
 WITH typed AS (
     SELECT
         origen_id,
@@ -35,7 +36,11 @@ WITH typed AS (
             + (impuesto_porcentaje IS NOT NULL)::INTEGER
             + (peso_producto IS NOT NULL)::INTEGER
             + (volumen_producto IS NOT NULL)::INTEGER
-            + (cantidad_bultos IS NOT NULL)::INTEGER   AS numeros_recibidos
+            + (cantidad_bultos IS NOT NULL)::INTEGER   AS numeros_recibidos,
+        left(coalesce(
+            regexp_replace(CAST(TRY_CAST(tipo_peso AS DECIMAL(18,6)) AS VARCHAR), '\.?0+$', ''),
+            fluxion_clean(tipo_peso)
+        ), 20)                                           AS tipo_peso
     FROM extract_batch
 )
 SELECT
@@ -65,11 +70,9 @@ SELECT
             AS DECIMAL(12,2)
         )
     END                                  AS margen_porcentaje,
-    CASE
-        WHEN cantidad_actual < 0 THEN 'negativo'
-        WHEN cantidad_actual = 0 THEN 'sin_stock'
-        ELSE 'disponible'
-    END                                  AS estado_stock,
+    CAST(gen_random_uuid() AS VARCHAR)   AS id,
+    grupo                                AS subcategoria,
+    tipo_peso,
     numeros_recibidos > (cantidad_actual IS NOT NULL)::INTEGER
         + (costo_unitario_actual IS NOT NULL)::INTEGER
         + (precio_venta_actual IS NOT NULL)::INTEGER

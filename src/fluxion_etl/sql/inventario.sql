@@ -22,7 +22,8 @@ SELECT
     p.n_Impuesto1     AS impuesto_porcentaje,
     p.n_Peso          AS peso_producto,
     p.n_Volumen       AS volumen_producto,
-    p.n_CantiBul      AS cantidad_bultos
+    p.n_CantiBul      AS cantidad_bultos,
+    p.n_TipoPeso      AS tipo_peso
 FROM MA_DEPOPROD d
 JOIN MA_PRODUCTOS p
     ON p.c_Codigo = d.c_codarticulo

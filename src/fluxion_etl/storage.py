@@ -1,0 +1,64 @@
+"""The target file's DuckDB storage version: new files stay readable by the backend's DuckDB.
+
+DuckDB writes files in the newest storage format of the release that creates them unless told
+otherwise, and older releases refuse that format ("Trying to read a database file with version
+number 999, but we can only read versions between 64 and 67" from DuckDB 1.4). The backend reads
+the file with its own DuckDB (1.4 when the old loader was written), so fluxion creates new files
+with DuckDB's ``storage_compatibility_version`` (``ETL_DUCKDB_STORAGE_VERSION``). DuckDB applies
+the setting to new files only: an existing file keeps its version (verified with DuckDB 2.0.1
+and 1.4.5), so fluxion never raises it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from fluxion_etl.errors import ConfigError
+
+#: Readable by every DuckDB 1.x release (1.0 .. 1.5) and later ones.
+DEFAULT_STORAGE_VERSION = "v1.0.0"
+
+
+def check_storage_version(value: str) -> str:
+    """``value`` if DuckDB knows it as a storage version (``v1.0.0`` .. ``latest``); else exit 2.
+
+    Asked of DuckDB itself (an in-memory database), so the list follows the installed release.
+    """
+    try:
+        duckdb.connect(":memory:", config={"storage_compatibility_version": value}).close()
+    except duckdb.Error:
+        raise ConfigError(
+            f"ETL_DUCKDB_STORAGE_VERSION={value!r} is not a DuckDB storage version "
+            f"(e.g. {DEFAULT_STORAGE_VERSION}, v1.4.0, latest)"
+        ) from None
+    return value
+
+
+def connect_config(storage_version: str) -> dict[str, str]:
+    """The ``duckdb.connect`` config that creates a new file with ``storage_version``."""
+    return {"storage_compatibility_version": storage_version}
+
+
+def attached_storage_version(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The storage version of ``con``'s main database (``v1.0.0+``), as DuckDB reports it."""
+    row = con.execute(
+        "SELECT tags FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    tags = row[0] if row else None
+    return tags.get("storage_version") if isinstance(tags, dict) else None
+
+
+def file_storage_version(path: Path) -> str:
+    """The storage version of the file at ``path``, for ``status`` and ``check``; never raises."""
+    if not path.exists():
+        return "no file yet"
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        return f"unknown ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+    try:
+        return attached_storage_version(con) or "unknown"
+    finally:
+        con.close()
