@@ -14,9 +14,13 @@ the backend's own tables. fluxion adopts it rather than replacing it:
   cannot hold (a 1 234.56 % margin in DECIMAL(5,2)) becomes NULL and is counted, and a NULL text
   meets a ``NOT NULL`` text column as ``''``. Columns fluxion does not know get their defaults.
 
-Found with the real DuckDB (2.0.1 and 1.4.5): ``ALTER TABLE ... ADD COLUMN`` on a table with
-indexes and a unique key works inside a transaction, and deleting a store's rows then inserting
-the same keys in one transaction passes the unique check; so no index is dropped or rebuilt.
+Found with the real DuckDB (2.0.1 and 1.4.5) on a table with indexes and a unique key: a plain
+``ADD COLUMN`` (nullable, no constraint) works inside a transaction, and so does deleting a
+store's rows then inserting the same keys in one transaction; but ``ADD COLUMN ... NOT NULL``
+("Cannot alter entry ... because there are entries that depend on it" in 2.0, "not yet
+supported" in 1.4), ``ALTER COLUMN ... DROP DEFAULT`` (1.4) and changing a keyed column's type
+are refused. So migration 2 only ever adds nullable columns and never changes a type (values
+are cast to the existing types instead); no index is dropped or rebuilt.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
 """Settings from the environment: defaults, parsing, and one clear error per bad value."""
 
+import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from fluxion_etl.config import Settings
+from fluxion_etl.contract import StockThresholds
 from fluxion_etl.errors import ConfigError
 
 
@@ -74,3 +77,46 @@ def test_an_etl_tiendas_set_but_empty_is_an_error_not_the_whole_chain(value: str
     with pytest.raises(ConfigError, match="ETL_TIENDAS"):
         Settings.from_env({"ETL_TIENDAS": value})
     assert Settings.from_env({}).selected_stores == ()
+
+
+def test_the_backend_contract_settings_default_to_what_the_chain_used() -> None:
+    settings = Settings.from_env({})
+    assert settings.timezone == "America/Caracas"
+    assert settings.stock_thresholds == StockThresholds(Decimal(10), Decimal(100), Decimal(20))
+    assert settings.duckdb_storage_version == "v1.0.0"
+
+
+def test_the_backend_contract_settings_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "ETL_TIMEZONE": "America/Bogota",
+            "ETL_STOCK_MINIMO": "2.5",
+            "ETL_PUNTO_REORDEN": "4",
+            "ETL_STOCK_MAXIMO": "60",
+            "ETL_DUCKDB_STORAGE_VERSION": "v1.4.0",
+        }
+    )
+    assert settings.timezone == "America/Bogota"
+    assert settings.stock_thresholds == StockThresholds(Decimal("2.5"), Decimal(60), Decimal(4))
+    assert settings.duckdb_storage_version == "v1.4.0"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ETL_TIMEZONE": "Caracas"}, "ETL_TIMEZONE='Caracas' is not a known IANA time zone"),
+        ({"ETL_STOCK_MINIMO": "diez"}, "ETL_STOCK_MINIMO='diez' is not a number"),
+        ({"ETL_STOCK_MINIMO": "-1"}, "ETL_STOCK_MINIMO='-1' must be between 0 and"),
+        ({"ETL_STOCK_MAXIMO": "1e9"}, "ETL_STOCK_MAXIMO='1e9' must be between 0 and"),
+        ({"ETL_PUNTO_REORDEN": "nan"}, "ETL_PUNTO_REORDEN='nan' must be between 0 and"),
+        ({"ETL_PUNTO_REORDEN": "20.00001"}, "has more than 4 decimals"),
+        ({"ETL_STOCK_MINIMO": "30"}, "stock_minimo <= punto_reorden < stock_maximo"),
+        ({"ETL_STOCK_MAXIMO": "20"}, "stock_minimo <= punto_reorden < stock_maximo"),
+        ({"ETL_DUCKDB_STORAGE_VERSION": "1.4"}, "'1.4' is not a DuckDB storage version"),
+    ],
+)
+def test_bad_backend_contract_settings_are_configuration_errors(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.from_env(env)

@@ -1,10 +1,12 @@
 """The stores file: the packaged example, validation, and selection."""
 
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from fluxion_etl.contract import StockThresholds
 from fluxion_etl.errors import ConfigError
 from fluxion_etl.stores import example_text, load_stores, parse_stores, select_stores
 
@@ -82,6 +84,9 @@ def test_selection_defaults_to_active_and_rejects_unknown_ids(tmp_path: Path) ->
         (VALID.replace('warehouse = "0202"', "warehouse = 202"), "'warehouse' is required"),
         (VALID.replace('host = "192.168.2.10"', 'host = ""'), "active store without a host"),
         (VALID.replace("port = 1433\n", "port = 1433\nuser = 'sa'\n"), "unknown field"),
+        (VALID.replace("port = 1433\n", "port = 1433\nstock_minimo = -5\n"), "stock_minimo="),
+        (VALID.replace("port = 1433\n", "port = 1433\npunto_reorden = 'x'\n"), "not a number"),
+        (VALID.replace("port = 1433\n", "port = 1433\nstock_maximo = true\n"), "a number"),
     ],
 )
 def test_broken_files_are_configuration_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -92,3 +97,15 @@ def test_broken_files_are_configuration_errors(tmp_path: Path, text: str, messag
 def test_missing_file_says_how_to_get_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist.*stores --example"):
         load_stores(tmp_path / "nope.toml")
+
+
+def test_a_stores_own_thresholds_override_the_settings_one_by_one(tmp_path: Path) -> None:
+    text = VALID.replace("port = 1433\n", "port = 1433\nstock_minimo = 50\nstock_maximo = 900.5\n")
+    tienda, cedi = load_stores(write(tmp_path, text))
+    settings = StockThresholds(Decimal(10), Decimal(100), Decimal(20))
+    assert tienda.thresholds(settings) == settings
+    # the CEDI's minimum above the settings' reorder point: its bands make no sense
+    with pytest.raises(ConfigError, match="store cedi_seco: stock thresholds must satisfy"):
+        cedi.thresholds(settings)
+    wider = StockThresholds(Decimal(10), Decimal(100), Decimal(60))
+    assert cedi.thresholds(wider) == StockThresholds(Decimal(50), Decimal("900.5"), Decimal(60))
