@@ -109,7 +109,7 @@ def stock_page(
         f"SELECT {_PAGE_COLUMNS} FROM inventario_raw WHERE {where} "
         f"ORDER BY {SORTS[orden]}, ubicacion_id, codigo_producto LIMIT ? OFFSET ?"
     )
-    count = f"SELECT COUNT(*) FROM inventario_raw WHERE {where}"
+    count = f"SELECT COUNT(*) AS total FROM inventario_raw WHERE {where}"
     return page, [*params, limite, (pagina - 1) * limite], count, params
 
 
@@ -127,7 +127,8 @@ ORDER BY subcategoria NULLS LAST, codigo_producto
 CEDI_STOCK = """
 SELECT codigo_producto, subcategoria AS grupo,
        SUM(cantidad_actual) AS stock_cedis,
-       SUM(CASE WHEN cantidad_bultos > 0 THEN cantidad_actual / cantidad_bultos END) AS cajas_cedis
+       SUM(CASE WHEN cantidad_bultos > 0
+                THEN CAST(cantidad_actual / cantidad_bultos AS DECIMAL(18,3)) END) AS cajas_cedis
 FROM inventario_raw
 WHERE activo = true AND tipo_ubicacion = 'cedi'
 GROUP BY codigo_producto, subcategoria
@@ -293,8 +294,23 @@ def table_checksum(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int
     return int(row[0]), int(row[1])
 
 
+#: Sales rows of the old loader's file: enough that a touched table would show in a checksum.
+OLD_FILE_SALES = 500_000
+OLD_FILE_PRODUCTS = 300
+
+
 def main(argv: Sequence[str]) -> int:
-    """``backend.py FILE``: the standard reads of FILE (opened read-only) as JSON on stdout."""
+    """``backend.py FILE``: the standard reads of FILE (opened read-only) as JSON on stdout.
+    ``backend.py --build-old-loader FILE STORES_JSON``: create FILE as the old loader left it,
+    with an old snapshot of each ``[id, name, type]`` store (run it with the backend's DuckDB)."""
+    if argv[0] == "--build-old-loader":
+        stores = [tuple(store) for store in json.loads(argv[2])]
+        con = duckdb.connect(argv[1])
+        try:
+            build_old_loader_file(con, stores, OLD_FILE_PRODUCTS, OLD_FILE_SALES)
+        finally:
+            con.close()
+        return 0
     con = duckdb.connect(argv[0], read_only=True)
     try:
         print(as_json(standard_reads(con)))
