@@ -56,6 +56,32 @@ ETL_SETTINGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         "AllowedValues": ["DEBUG", "INFO", "WARNING", "ERROR"],
         "Description": "LOG_LEVEL of the ETL.",
     }),
+    ("ETL_TIMEZONE", "EtlTimezone", {
+        "Type": "String", "Default": "America/Caracas",
+        "AllowedPattern": r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$",
+        "Description": "ETL_TIMEZONE: IANA zone of the chain; fecha_extraccion is published in its"
+        " local time, which the backend compares with its CURRENT_DATE (the ledger stays UTC).",
+    }),
+    ("ETL_STOCK_MINIMO", "EtlStockMinimo", {
+        "Type": "Number", "Default": 10, "MinValue": 0, "MaxValue": 99999999,
+        "Description": "ETL_STOCK_MINIMO: estado_stock is CRITICO at or under it, for stores"
+        " without their own stock_minimo in stores.toml.",
+    }),
+    ("ETL_STOCK_MAXIMO", "EtlStockMaximo", {
+        "Type": "Number", "Default": 100, "MinValue": 0, "MaxValue": 99999999,
+        "Description": "ETL_STOCK_MAXIMO: estado_stock is EXCESO at or over it, for stores"
+        " without their own stock_maximo in stores.toml.",
+    }),
+    ("ETL_PUNTO_REORDEN", "EtlPuntoReorden", {
+        "Type": "Number", "Default": 20, "MinValue": 0, "MaxValue": 99999999,
+        "Description": "ETL_PUNTO_REORDEN: estado_stock is BAJO at or under it, for stores"
+        " without their own punto_reorden in stores.toml.",
+    }),
+    ("ETL_DUCKDB_STORAGE_VERSION", "EtlDuckdbStorageVersion", {
+        "Type": "String", "Default": "v1.0.0", "AllowedPattern": r"^(v\d+\.\d+\.\d+|latest)$",
+        "Description": "ETL_DUCKDB_STORAGE_VERSION: storage format of a new DuckDB file (an"
+        " existing file keeps its own); the backend's DuckDB must read it (v1.0.0: any 1.x).",
+    }),
 )
 
 
