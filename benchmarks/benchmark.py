@@ -13,7 +13,7 @@ the DuckDB write-lock hold (fluxion: its EMF line; dlt: its load step). The medi
 is reported. The single-store comparison runs at ``--products`` and again at
 ``--small-products`` (memory must be flat in the row count). Then the fleet: ``--fleet-stores``
 small stores, the whole run, ``ETL_WORKERS=1`` against the default, direct and through
-``latency_proxy.py``. Prints the tables and writes them to ``--results``.
+``fluxion_etl.demo.linkproxy``. Prints the tables and writes them to ``--results``.
 
 One command on a fresh machine: ``benchmarks/run.sh`` (system packages, PostgreSQL, a
 throw-away login, ``benchmarks/.venv`` with fluxion and dlt). By hand, inside that venv:
@@ -47,6 +47,7 @@ from pathlib import Path
 from process_tree import ProcessTreeSampler
 
 from fluxion_etl.config import Settings
+from fluxion_etl.demo.linkproxy import FaultyProxy
 from fluxion_etl.demo.postgres_source import (
     PgServer,
     create_store_database,
@@ -364,11 +365,11 @@ def fleet(
         )
         with (
             tempfile.TemporaryDirectory(prefix="fluxion-bench-") as tmp,
-            latency_proxy(server.port, latency_ms) as proxy_port,
+            FaultyProxy.link((server.host, server.port), latency=latency_ms / 1000) as proxy,
         ):
             work = Path(tmp)
             scenarios = {}
-            for link, port in (("loopback", server.port), (f"+{latency_ms:g} ms", proxy_port)):
+            for link, port in (("loopback", server.port), (f"+{latency_ms:g} ms", proxy.port)):
                 stores_file = write_stores_file(work / f"{port}.toml", built, server.host, port)
                 env = base_env(server, stores_file, work)
                 for workers in (1, default_workers):
@@ -386,32 +387,6 @@ def fleet(
 
 def _bind(tool: Tool, env: dict[str, str], work: Path) -> Callable[[], Measurement]:
     return lambda: tool(env, work)
-
-
-@contextmanager
-def latency_proxy(target_port: int, latency_ms: float) -> Iterator[int]:
-    """``latency_proxy.py`` in front of PostgreSQL; yields the port it listens on."""
-    proxy = subprocess.Popen(
-        [
-            sys.executable,
-            str(HERE / "latency_proxy.py"),
-            "--target-port",
-            str(target_port),
-            "--delay-ms",
-            str(latency_ms),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proxy.stdout is not None
-        line = proxy.stdout.readline()
-        if not line.startswith("listening on "):
-            raise SystemExit(f"latency proxy did not start: {line!r}")
-        yield int(line.rsplit(":", 1)[1])
-    finally:
-        proxy.terminate()
-        proxy.wait(timeout=10)
 
 
 # ------------------------------------------------------------------------------------------
