@@ -29,9 +29,13 @@ ETL_SETTINGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         "Type": "Number", "Default": 50000, "MinValue": 1000, "MaxValue": 1000000,
         "Description": "ETL_BATCH_SIZE: rows per fetched batch (bounds the task's memory).",
     }),
+    # A String, so that empty (the default) can mean "automatic": the task passes it through
+    # and the ETL reads an empty ETL_WORKERS as unset.
     ("ETL_WORKERS", "EtlWorkers", {
-        "Type": "Number", "Default": 4, "MinValue": 1, "MaxValue": 32,
-        "Description": "ETL_WORKERS: stores extracted at once.",
+        "Type": "String", "Default": "", "AllowedPattern": r"^$|^([1-9]|[1-5][0-9]|6[0-4])$",
+        "ConstraintDescription": "empty (automatic) or a whole number from 1 to 64",
+        "Description": "ETL_WORKERS: stores extracted at once. Empty: every selected store,"
+        " capped by the task's memory.",
     }),
     ("ETL_MAX_RETRIES", "EtlMaxRetries", {
         "Type": "Number", "Default": 3, "MinValue": 1, "MaxValue": 10,

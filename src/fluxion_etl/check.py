@@ -40,7 +40,9 @@ class CheckResult:
 def check_stores(
     stores: Sequence[Store], settings: Settings, credentials: Credentials | None, query: str
 ) -> list[CheckResult]:
-    with ThreadPoolExecutor(max_workers=max(1, min(settings.workers, len(stores)))) as pool:
+    # a check holds no fetch buffers: every store at once unless ETL_WORKERS says otherwise
+    workers = max(1, min(settings.workers or len(stores), len(stores)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda s: check_store(s, settings, credentials, query), stores))
 
 

@@ -24,6 +24,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from fluxion_etl import __version__
+from fluxion_etl.budget import plan_fetches
 from fluxion_etl.check import check_stores
 from fluxion_etl.config import Settings, parse_id_list
 from fluxion_etl.connection import driver_family
@@ -108,6 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     credentials = _credentials_for(stores, settings)
     load_query(settings.query_file)  # a broken query file is a configuration error: fail now
     require_drivers(stores, settings.odbc_driver)
+    plan_fetches(settings, len(stores))  # so is a memory budget too small for one fetch
     result = _execute(settings, stores, credentials)
     return result.exit_code if result else EXIT_FAILED
 

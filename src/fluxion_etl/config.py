@@ -36,7 +36,10 @@ class Settings:
     engine: str = "arrow"
     batch_size: int = 50_000
     batch_bytes: int = 64 * 1024 * 1024
-    workers: int = 4
+    #: None: automatic (every selected store, capped by the memory budget; see budget.py)
+    workers: int | None = None
+    #: the run's memory budget; None: the container's limit, else the machine's
+    memory_mib: int | None = None
     max_retries: int = 3
     timeout_seconds: float = 1800.0
     lock_wait_seconds: float = 600.0
@@ -66,7 +69,8 @@ class Settings:
             engine=engine,
             batch_size=get.integer("ETL_BATCH_SIZE", 50_000, minimum=1),
             batch_bytes=get.integer("ETL_BATCH_BYTES", 64 * 1024 * 1024, minimum=1024 * 1024),
-            workers=get.integer("ETL_WORKERS", 4, minimum=1),
+            workers=get.optional_integer("ETL_WORKERS", minimum=1),
+            memory_mib=get.optional_integer("ETL_MEMORY_MIB", minimum=1),
             max_retries=get.integer("ETL_MAX_RETRIES", 3, minimum=1),
             timeout_seconds=get.number("ETL_TIMEOUT_SECONDS", 1800.0, minimum=1.0),
             lock_wait_seconds=get.number("ETL_LOCK_WAIT_SECONDS", 600.0, minimum=0.0),
@@ -141,6 +145,10 @@ class _Reader:
         if value < minimum:
             raise ConfigError(f"{name}={value} must be at least {minimum}")
         return value
+
+    def optional_integer(self, name: str, minimum: int) -> int | None:
+        """None when unset or empty (an empty variable means "automatic", as unset does)."""
+        return None if self._raw(name) is None else self.integer(name, minimum, minimum)
 
     def number(self, name: str, default: float, minimum: float) -> float:
         raw = self._raw(name)

@@ -30,6 +30,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from fluxion_etl.budget import plan_fetches
 from fluxion_etl.config import Settings
 from fluxion_etl.credentials import Credentials, redact
 from fluxion_etl.errors import (
@@ -186,6 +187,7 @@ class _Run:
         self.run_id = run_id
         self.control = control
         self.query = query
+        self.plan = plan_fetches(settings, len(self.stores))
         self.log = log.bind(run_id=run_id)
         self.target = Target(
             settings.database_path,
@@ -205,7 +207,9 @@ class _Run:
             phase="plan",
             stores=[store.id for store in self.stores],
             engine=self.settings.engine,
-            workers=self.settings.workers,
+            workers=self.plan.workers,
+            fetch_buffer_mib=round(self.plan.buffer_bytes / 2**20, 1),
+            workers_reason=self.plan.reason,
             database=str(self.settings.database_path),
             **self.settings.context,
         )
@@ -234,7 +238,7 @@ class _Run:
         entries: dict[str, LedgerEntry] = {}
         failures: list[LedgerEntry] = []
         pool = ThreadPoolExecutor(
-            max_workers=min(self.settings.workers, len(self.stores)),
+            max_workers=self.plan.workers,
             thread_name_prefix="fluxion-store",
         )
         futures: dict[Future[Prepared | LedgerEntry], Store] = {
@@ -285,7 +289,9 @@ class _Run:
         started = utcnow()
         attempts = _Attempts()
         try:
-            request = FetchRequest.for_store(store, self.settings, self.credentials, self.query)
+            request = FetchRequest.for_store(
+                store, self.settings, self.credentials, self.query, self.plan.buffer_bytes
+            )
             extract_started = time.monotonic()
             staged = self._fetch_and_stage(
                 request,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from fluxion_etl.demo.runner import build_demo_stores
 
@@ -25,11 +27,14 @@ def write_stores_file(tmp_path: Path) -> Path:
     return path
 
 
-def run(tmp_path: Path, db: Path) -> subprocess.CompletedProcess[str]:
+def run(
+    tmp_path: Path, db: Path, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SQL_", "ETL_"))},
         "ETL_STORES_FILE": str(write_stores_file(tmp_path)),
         "DATABASE_PATH": str(db),
+        **(extra or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "fluxion_etl", "run"],
@@ -51,6 +56,34 @@ def test_a_second_run_on_the_same_target_exits_4_and_touches_nothing(tmp_path: P
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(DISTINCT run_id) FROM etl_ejecuciones").fetchone() == (1,)
     assert run(tmp_path, db).returncode == 0  # released guard: the next run goes ahead
+
+
+def test_the_first_log_line_says_how_many_workers_with_what_buffers_and_why(
+    tmp_path: Path,
+) -> None:
+    ran = run(tmp_path, tmp_path / "target.duckdb", {"ETL_MEMORY_MIB": "4096"})
+    assert ran.returncode == 0, ran.stdout[-2000:]
+    first = json.loads(ran.stdout.splitlines()[0])
+    assert first["event"] == "ETL started"
+    assert (first["workers"], first["fetch_buffer_mib"]) == (2, 32.0)  # 64 MiB shared by 2
+    assert first["workers_reason"].startswith("every selected store at once; 4,096 MiB budget")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("ETL_WORKERS", "0", "ETL_WORKERS=0 must be at least 1"),
+        ("ETL_MEMORY_MIB", "512", "memory budget 512 MiB is too small for one fetch"),
+    ],
+)
+def test_bad_concurrency_settings_are_one_line_configuration_errors(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    db = tmp_path / "target.duckdb"
+    ran = run(tmp_path, db, {variable: value})
+    assert ran.returncode == 2
+    assert ran.stderr.count("\n") == 1 and message in ran.stderr
+    assert ran.stdout == "" and not db.exists()
 
 
 def in_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:

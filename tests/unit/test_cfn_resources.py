@@ -57,7 +57,7 @@ def sub_text(value: Any) -> str:
         ("EtlTimeoutSeconds", 1800),
         ("EtlMaxRetries", 3),
         ("EtlBatchSize", 50000),
-        ("EtlWorkers", 4),
+        ("EtlWorkers", ""),
         ("EtlLockWaitSeconds", 600),
         ("EtlEngine", "arrow"),
         ("EtlStores", ""),
@@ -77,6 +77,14 @@ def sub_text(value: Any) -> str:
 )
 def test_parameters_default_to_the_plan(name: str, default: object) -> None:
     assert PARAMETERS[name]["Default"] == default
+
+
+def test_etl_workers_is_automatic_when_empty_and_else_a_count_from_1_to_64() -> None:
+    workers = PARAMETERS["EtlWorkers"]
+    assert workers["Type"] == "String"
+    pattern = re.compile(workers["AllowedPattern"])
+    assert all(pattern.match(value) for value in ("", "1", "21", "64"))
+    assert not any(pattern.match(value) for value in ("0", "65", "4.5", " ", "auto"))
 
 
 def test_schedule_state_is_a_choice_and_cron_is_allowed() -> None:

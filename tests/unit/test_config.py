@@ -16,7 +16,8 @@ def test_defaults_follow_the_deployment_contract() -> None:
     assert settings.database_path == Path("./fluxion.duckdb")
     assert settings.stores_file is None
     assert settings.engine == "arrow"
-    assert (settings.batch_size, settings.workers, settings.max_retries) == (50_000, 4, 3)
+    assert (settings.batch_size, settings.max_retries) == (50_000, 3)
+    assert (settings.workers, settings.memory_mib) == (None, None)  # automatic: budget.py
     assert settings.timeout_seconds == 1800 and settings.lock_wait_seconds == 600
     assert settings.odbc_driver == "ODBC Driver 18 for SQL Server"
     assert settings.log_level == "INFO"
@@ -31,6 +32,7 @@ def test_values_are_read_and_typed() -> None:
             "ETL_ENGINE": "PYODBC",
             "ETL_BATCH_SIZE": "1000",
             "ETL_WORKERS": "8",
+            "ETL_MEMORY_MIB": "3072",
             "ETL_TIMEOUT_SECONDS": "90.5",
             "LOG_LEVEL": "debug",
             "ENVIRONMENT": "production",
@@ -41,6 +43,7 @@ def test_values_are_read_and_typed() -> None:
     assert settings.selected_stores == ("tienda_02", "cedi_seco")
     assert settings.engine == "pyodbc"
     assert settings.batch_size == 1000 and settings.workers == 8
+    assert settings.memory_mib == 3072
     assert settings.timeout_seconds == 90.5
     assert settings.log_level == "DEBUG"
     assert settings.context == {"environment": "production", "run_mode": "scheduled"}
@@ -52,6 +55,8 @@ def test_values_are_read_and_typed() -> None:
         ("ETL_BATCH_SIZE", "lots", "ETL_BATCH_SIZE='lots' is not a whole number"),
         ("ETL_BATCH_SIZE", "0", "ETL_BATCH_SIZE=0 must be at least 1"),
         ("ETL_WORKERS", "2.5", "ETL_WORKERS='2.5' is not a whole number"),
+        ("ETL_WORKERS", "0", "ETL_WORKERS=0 must be at least 1"),
+        ("ETL_MEMORY_MIB", "4G", "ETL_MEMORY_MIB='4G' is not a whole number"),
         ("ETL_ENGINE", "odbc", "ETL_ENGINE='odbc' is not one of: arrow, pyodbc"),
         ("ETL_TIMEOUT_SECONDS", "nan", "ETL_TIMEOUT_SECONDS=nan must be at least 1"),
         ("ETL_LOCK_WAIT_SECONDS", "soon", "ETL_LOCK_WAIT_SECONDS='soon' is not a number"),
@@ -120,3 +125,7 @@ def test_bad_backend_contract_settings_are_configuration_errors(
 ) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         Settings.from_env(env)
+
+
+def test_an_empty_etl_workers_means_automatic_as_the_stack_passes_it() -> None:
+    assert Settings.from_env({"ETL_WORKERS": "", "ETL_MEMORY_MIB": " "}).workers is None

@@ -43,9 +43,15 @@ class FetchRequest:
 
     @classmethod
     def for_store(
-        cls, store: Store, settings: Settings, credentials: Credentials | None, query: str
+        cls,
+        store: Store,
+        settings: Settings,
+        credentials: Credentials | None,
+        query: str,
+        batch_bytes: int | None = None,
     ) -> FetchRequest:
-        """The request for ``store`` under the run's settings."""
+        """The request for ``store`` under the run's settings; ``batch_bytes``: this fetch's
+        share of ETL_BATCH_BYTES (budget.py), else all of it."""
         return cls(
             where=store.label,
             connection=connection_for(store, settings, credentials),
@@ -53,7 +59,7 @@ class FetchRequest:
             query=query,
             warehouse=store.warehouse,
             batch_size=settings.batch_size,
-            batch_bytes=settings.batch_bytes,
+            batch_bytes=settings.batch_bytes if batch_bytes is None else batch_bytes,
             connect_timeout_seconds=settings.connect_timeout_seconds,
         )
 
