@@ -11,9 +11,12 @@ Each runs in its own child process: wall time from spawn to exit, peak memory of
 tree (sampled PSS, ``process_tree.py``; fluxion fetches in child processes), and
 the DuckDB write-lock hold (fluxion: its EMF line; dlt: its load step). The median of the rounds
 is reported. The single-store comparison runs at ``--products`` and again at
-``--small-products`` (memory must be flat in the row count). Then the fleet: ``--fleet-stores``
-small stores, the whole run, ``ETL_WORKERS=1`` against the default, direct and through
-``fluxion_etl.demo.linkproxy``. Prints the tables and writes them to ``--results``.
+``--small-products`` (memory must be flat in the row count). Then the fleet: the chain's 21
+locations at their real sizes (stores of 1,900-3,800 rows, CEDIs of ~2,000 wide rows), each
+behind its own ``fluxion_etl.demo.linkproxy`` link (20-40 ms each way, 2-8 MB/s): the whole run
+with automatic workers and with the old default of 4, and the slowest store alone over its
+link, with a timeline PNG of the run (matplotlib, ``--timeline``). Prints the tables and writes
+them to ``--results``.
 
 One command on a fresh machine: ``benchmarks/run.sh`` (system packages, PostgreSQL, a
 throw-away login, ``benchmarks/.venv`` with fluxion and dlt). By hand, inside that venv:
@@ -27,11 +30,13 @@ Not part of the test suite; the databases it creates are dropped at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import multiprocessing
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -40,13 +45,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from process_tree import ProcessTreeSampler
 
-from fluxion_etl.config import Settings
 from fluxion_etl.demo.linkproxy import FaultyProxy
 from fluxion_etl.demo.postgres_source import (
     PgServer,
@@ -54,14 +59,32 @@ from fluxion_etl.demo.postgres_source import (
     drop_database,
     new_database_name,
 )
-from fluxion_etl.demo.stellar import CHAIN_LOCATIONS, Location, generate_store
+from fluxion_etl.demo.stellar import (
+    CHAIN_LOCATIONS,
+    DEFAULT_TRAPS,
+    Location,
+    Traps,
+    generate_store,
+)
 from fluxion_etl.query import default_query
 
 HERE = Path(__file__).resolve().parent
 #: The view dlt reads: fluxion's inventory query for the store's warehouse (see contenders.py).
 INVENTORY_VIEW = "fluxion_bench_inventario"
-#: Products per fleet store: about 78% publish, so ~3,500 rows each, like the real stores.
-FLEET_PRODUCTS = 4_500
+#: About 78% of the generator's products publish (stellar.Traps.not_stocked and the others).
+PUBLISHED_SHARE = 0.78
+#: The chain's stores publish 1,900-3,800 rows each; its CEDIs ~2,000 wide rows.
+STORE_ROWS = (1_900, 3_800)
+CEDI_ROWS = 2_000
+#: A CEDI's rows are wide: half its products carry a 300-1000 character description.
+CEDI_TRAPS = replace(DEFAULT_TRAPS, long_description=0.5)
+#: Each store's VPN link: latency added each way, and its bandwidth (each direction).
+LINK_LATENCY_MS = (20.0, 40.0)
+LINK_MB_PER_S = (2.0, 8.0)
+
+
+def is_cedi(location: Location) -> bool:
+    return location.id.startswith("cedi")
 
 
 def server_from_env() -> PgServer:
@@ -94,6 +117,11 @@ class Measurement:
     lock_held_seconds: float | None
     phases: dict[str, float]
     """fluxion only: seconds per phase, from its log lines, summed over stores."""
+    spans: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    """fluxion only: per store, seconds from the run's first log line to its first connect
+    ("extract started"), to its staged extract, and to its publish, from the log's timestamps."""
+    plan: str = ""
+    """fluxion only: the workers, buffers and why, from the run's first log line."""
 
 
 #: fluxion's log events that close a phase, and the phase's name in the report.
@@ -128,6 +156,7 @@ def measure(command: Sequence[str], env: dict[str, str], what: str) -> Measureme
         phase = PHASE_EVENTS.get(line.get("event", ""))
         if phase:
             phases[phase] = phases.get(phase, 0.0) + float(line.get("seconds", 0.0))
+    spans, plan = _store_spans(reports)
     emf = next((r for r in reports if "_aws" in r), None)
     rows, lock = (
         (emf["RowsPublished"], emf["LockHeldSeconds"])
@@ -141,7 +170,29 @@ def measure(command: Sequence[str], env: dict[str, str], what: str) -> Measureme
         rows_out=rows,
         lock_held_seconds=lock,
         phases=phases,
+        spans=spans,
+        plan=plan,
     )
+
+
+def _store_spans(
+    reports: list[dict[str, Any]],
+) -> tuple[dict[str, tuple[float, float, float]], str]:
+    """Per store (connect, staged, published) in seconds since "ETL started"; the plan line."""
+    stamped = [r for r in reports if "timestamp" in r and "event" in r]
+    started = next((r for r in stamped if r["event"] == "ETL started"), None)
+    if started is None:
+        return {}, ""
+    zero = dt.datetime.fromisoformat(started["timestamp"])
+    marks: dict[str, dict[str, float]] = {}
+    for r in stamped:
+        key = {"extract started": 0, "extract staged": 1, "store published": 2}.get(r["event"])
+        if key is not None and "store" in r:
+            at = (dt.datetime.fromisoformat(r["timestamp"]) - zero).total_seconds()
+            marks.setdefault(r["store"], {}).setdefault(str(key), at)  # first connect counts
+    spans = {store: (m["0"], m["1"], m["2"]) for store, m in marks.items() if len(m) == 3}
+    plan = f"workers={started.get('workers')}, buffers {started.get('fetch_buffer_mib')} MiB: "
+    return spans, plan + str(started.get("workers_reason", ""))
 
 
 # ------------------------------------------------------------------------------------------
@@ -161,9 +212,13 @@ class BuiltStore:
 
 @contextmanager
 def stores_in_postgres(
-    server: PgServer, locations: Sequence[Location], products: int
+    server: PgServer,
+    locations: Sequence[Location],
+    products: int | Sequence[int],
+    traps: Sequence[Traps] | None = None,
 ) -> Iterator[list[BuiltStore]]:
-    """One database per location, ``products`` products each, dropped on the way out.
+    """One database per location, ``products`` products each (or per location), dropped on the
+    way out.
 
     Generated in a separate (spawned) process: the generator holds ~1.4 KB per product, and a
     child forked from a big parent would report the parent's pages in its own peak RSS.
@@ -172,9 +227,11 @@ def stores_in_postgres(
     spawn = multiprocessing.get_context("spawn")
     try:
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as builder:
-            for location in locations:
+            counts = [products] * len(locations) if isinstance(products, int) else products
+            for i, location in enumerate(locations):
                 name = new_database_name("fluxion_bench_")
-                future = builder.submit(_build_store, server, name, location, products)
+                trap = traps[i] if traps else DEFAULT_TRAPS
+                future = builder.submit(_build_store, server, name, location, counts[i], trap)
                 built.append(BuiltStore(location, name, 0, 0))  # dropped even if half-built
                 source_rows, published_rows = future.result()
                 built[-1] = BuiltStore(location, name, source_rows, published_rows)
@@ -184,9 +241,11 @@ def stores_in_postgres(
             drop_database(server, store.database)
 
 
-def _build_store(server: PgServer, name: str, location: Location, products: int) -> tuple[int, int]:
+def _build_store(
+    server: PgServer, name: str, location: Location, products: int, traps: Traps = DEFAULT_TRAPS
+) -> tuple[int, int]:
     """(In the builder process.) Generate and load one store; its source and published rows."""
-    data = generate_store(location.warehouse, products, seed=42)
+    data = generate_store(location.warehouse, products, seed=42, traps=traps)
     create_store_database(server, name, data)
     return _create_inventory_view(server, name, location), len(data.expected)
 
@@ -209,12 +268,17 @@ def _create_inventory_view(server: PgServer, database: str, location: Location) 
     return int(rows)
 
 
-def write_stores_file(path: Path, stores: Sequence[BuiltStore], host: str, port: int) -> Path:
+def write_stores_file(
+    path: Path, stores: Sequence[BuiltStore], host: str, port: int | Sequence[int]
+) -> Path:
+    """The stores file; ``port`` is the server's, or one per store (each store's own link)."""
+    ports = [port] * len(stores) if isinstance(port, int) else port
     entries = [
-        f'[[stores]]\nid = "{s.location.id}"\nname = "{s.location.name}"\ntype = "tienda"\n'
-        f'host = "{host}"\nport = {port}\ndatabase = "{s.database}"\n'
+        f'[[stores]]\nid = "{s.location.id}"\nname = "{s.location.name}"\n'
+        f'type = "{"cedi" if is_cedi(s.location) else "tienda"}"\n'
+        f'host = "{host}"\nport = {p}\ndatabase = "{s.database}"\n'
         f'warehouse = "{s.location.warehouse}"\ndriver = "PostgreSQL Unicode"\n'
-        for s in stores
+        for s, p in zip(stores, ports, strict=True)
     ]
     path.write_text("\n".join(entries), encoding="utf-8")
     return path
@@ -352,37 +416,128 @@ def single_store(
     return store, rows
 
 
-def fleet(
-    server: PgServer, stores: int, latency_ms: float, rounds: int
-) -> tuple[list[BuiltStore], dict[str, Row]]:
-    default_workers = Settings().workers
+@dataclass(frozen=True)
+class FleetStore:
+    """One location of the fleet: its size and its own link."""
+
+    location: Location
+    products: int
+    latency_ms: float
+    mb_per_s: float
+
+    @property
+    def traps(self) -> Traps:
+        return CEDI_TRAPS if is_cedi(self.location) else DEFAULT_TRAPS
+
+
+def chain_fleet(count: int, seed: int) -> list[FleetStore]:
+    """The chain's first ``count`` locations with their real sizes, each on a link drawn from
+    the VPN's range (seeded: every run builds the same fleet)."""
+    rng = random.Random(seed)
+    fleet = []
+    for location in CHAIN_LOCATIONS[:count]:
+        rows = CEDI_ROWS if is_cedi(location) else rng.randint(*STORE_ROWS)
+        fleet.append(
+            FleetStore(
+                location,
+                round(rows / PUBLISHED_SHARE),
+                round(rng.uniform(*LINK_LATENCY_MS), 1),
+                round(rng.uniform(*LINK_MB_PER_S), 1),
+            )
+        )
+    return fleet
+
+
+@dataclass
+class FleetResult:
+    stores: list[FleetStore]
+    built: list[BuiltStore]
+    slowest: str
+    rows: dict[str, Row]
+
+
+def fleet(server: PgServer, count: int, seed: int, rounds: int, work_dir: Path) -> FleetResult:
+    """The chain's fleet, each store behind its own link: the whole run with automatic workers,
+    with the old default of 4 workers, and the slowest store alone over its link."""
+    stores = chain_fleet(count, seed)
     started = time.perf_counter()
-    with stores_in_postgres(server, CHAIN_LOCATIONS[:stores], FLEET_PRODUCTS) as built:
+    with stores_in_postgres(
+        server,
+        [f.location for f in stores],
+        [f.products for f in stores],
+        [f.traps for f in stores],
+    ) as built:
         print(
-            f"built {len(built)} fleet stores ({sum(s.source_rows for s in built):,} source rows)"
-            f" in {time.perf_counter() - started:.0f} s",
+            f"built {len(built)} fleet locations ({sum(b.published_rows for b in built):,} rows"
+            f" to publish) in {time.perf_counter() - started:.0f} s",
             flush=True,
         )
         with (
+            contextlib.ExitStack() as links,
             tempfile.TemporaryDirectory(prefix="fluxion-bench-") as tmp,
-            FaultyProxy.link((server.host, server.port), latency=latency_ms / 1000) as proxy,
         ):
             work = Path(tmp)
-            scenarios = {}
-            for link, port in (("loopback", server.port), (f"+{latency_ms:g} ms", proxy.port)):
-                stores_file = write_stores_file(work / f"{port}.toml", built, server.host, port)
-                env = base_env(server, stores_file, work)
-                for workers in (1, default_workers):
-                    label = f"{link}, workers={workers}"
-                    scenarios[label] = _bind(
-                        fluxion("arrow"), {**env, "ETL_WORKERS": str(workers)}, work
+            upstream = (server.host, server.port)
+            proxies = [
+                links.enter_context(
+                    FaultyProxy.link(
+                        upstream, latency=f.latency_ms / 1000, bandwidth=f.mb_per_s * 1e6
                     )
+                )
+                for f in stores
+            ]
+            ports = [proxy.port for proxy in proxies]
+            env = base_env(
+                server, write_stores_file(work / "fleet.toml", built, server.host, ports), work
+            )
+            whole = _bind(fluxion("arrow"), env, work)
+            # Which store is slowest over its link: a first, uncounted run measures each link's
+            # bytes; the slowest needs longest for them at its bandwidth, plus its round trips.
+            # (Not the run's own per-store times: on two shared cores they measure the CPU.)
+            whole()
+            slowest = max(
+                range(len(stores)),
+                key=lambda i: link_seconds(stores[i], proxies[i].server_bytes),
+            )
+            slowest_id = stores[slowest].location.id
+            print(
+                f"  slowest store over its link: {slowest_id} ("
+                f"{proxies[slowest].server_bytes / 1e6:.2f} MB at {stores[slowest].mb_per_s:g}"
+                f" MB/s, {stores[slowest].latency_ms:g} ms)",
+                flush=True,
+            )
+            loopback = write_stores_file(work / "loopback.toml", built, server.host, server.port)
+            scenarios = {
+                f"{len(built)} locations, automatic workers": whole,
+                f"{slowest_id} alone over its link": _bind(
+                    fluxion("arrow"), {**env, "ETL_TIENDAS": slowest_id}, work
+                ),
+                f"{len(built)} locations, ETL_WORKERS=4 (old default)": _bind(
+                    fluxion("arrow"), {**env, "ETL_WORKERS": "4"}, work
+                ),
+                f"{len(built)} locations, automatic, no links (loopback)": _bind(
+                    fluxion("arrow"), base_env(server, loopback, work), work
+                ),
+            }
             rows = alternate(rounds, scenarios, "fleet")
-    expected = sum(store.published_rows for store in built)
+    expected = {b.location.id: b.published_rows for b in built}
     for row in rows.values():
-        if any(m.rows_out != expected for m in row.runs):
-            raise SystemExit(f"fleet {row.label} published {row.rows_out:,}, expected {expected:,}")
-    return built, rows
+        alone = row.label.startswith(slowest_id)
+        want = expected[slowest_id] if alone else sum(expected.values())
+        if any(m.rows_out != want for m in row.runs):
+            raise SystemExit(f"fleet {row.label} published {row.rows_out:,}, expected {want:,}")
+    return FleetResult(stores, built, slowest_id, rows)
+
+
+#: Round trips of one store's fetch over its link (login, the driver's set-up queries, the
+#: cursor's declare/fetch/close): counted on psqlODBC's protocol, roughly; only the ranking of the
+#: links depends on it.
+FETCH_ROUND_TRIPS = 20
+
+
+def link_seconds(store: FleetStore, server_bytes: int) -> float:
+    """How long a store's fetch spends on its link alone: its bytes, then its round trips."""
+    return server_bytes / (store.mb_per_s * 1e6) + FETCH_ROUND_TRIPS * 2 * store.latency_ms / 1000
 
 
 def _bind(tool: Tool, env: dict[str, str], work: Path) -> Callable[[], Measurement]:
@@ -428,13 +583,90 @@ def phase_table(rows: dict[str, Row]) -> list[str]:
 
 
 def fleet_table(rows: dict[str, Row]) -> list[str]:
-    lines = ["| link, workers | rows published | seconds | peak memory |", "|---|---:|---:|---:|"]
+    lines = [
+        "| scenario | rows published | seconds | CPU s | peak memory (tree PSS) | lock held |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for row in rows.values():
+        share = row.lock_share
+        lock = "—" if share is None else f"{share * row.seconds:.2f} s ({share:.1%})"
         lines.append(
-            f"| {row.label} | {row.rows_out:,} | {row.seconds:.2f} | "
-            f"{row.peak_memory_mib:,.0f} MiB |"
+            f"| {row.label} | {row.rows_out:,} | {row.seconds:.2f} | {row.cpu_seconds:.1f} | "
+            f"{row.peak_memory_mib:,.0f} MiB | {lock} |"
         )
     return lines
+
+
+def median_run(row: Row) -> Measurement:
+    """The round whose wall time is the median (for the timeline and the per-store table)."""
+    return sorted(row.runs, key=lambda m: m.seconds)[len(row.runs) // 2]
+
+
+def links_table(result: FleetResult, run: Measurement) -> list[str]:
+    lines = [
+        "| location | rows | latency each way | bandwidth | connect → published |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for f, b in zip(result.stores, result.built, strict=True):
+        span = run.spans.get(f.location.id)
+        took = f"{span[2] - span[0]:.2f} s" if span else "—"
+        wide = " (wide)" if is_cedi(f.location) else ""
+        lines.append(
+            f"| {f.location.id}{wide} | {b.published_rows:,} | {f.latency_ms:g} ms | "
+            f"{f.mb_per_s:g} MB/s | {took} |"
+        )
+    return lines
+
+
+def fleet_targets(result: FleetResult) -> list[str]:
+    whole, alone = list(result.rows.values())[:2]
+    ratio = whole.seconds / alone.seconds
+    peak = whole.peak_memory_mib
+    return [
+        f"- {'met' if ratio <= 1.5 else '**not met**'}: the whole fleet takes {ratio:.2f}x the "
+        f"slowest store alone ({whole.seconds:.2f} s against {alone.seconds:.2f} s; goal <= 1.5x)",
+        f"- {'met' if peak < 1024 else '**not met**'}: peak memory of the whole process tree "
+        f"{peak:,.0f} MiB PSS (goal < 1 GiB), {whole.cpu_seconds:.1f} CPU s",
+    ]
+
+
+def timeline_png(result: FleetResult, run: Measurement, path: Path) -> None:
+    """One bar per location from its connect to its publish (fetch, then the rest)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    order = sorted(run.spans, key=lambda store: run.spans[store][0], reverse=True)
+    figure, axes = plt.subplots(figsize=(9, 0.32 * len(order) + 1.8))
+    for y, store in enumerate(order):
+        connect, staged, published = run.spans[store]
+        axes.barh(y, staged - connect, left=connect, color="tab:blue")
+        axes.barh(y, published - staged, left=staged, color="tab:orange")
+    exit_line = axes.axvline(run.seconds, color="grey", linestyle=":")
+    axes.legend(
+        [Patch(color="tab:blue"), Patch(color="tab:orange"), exit_line],
+        [
+            "connect → rows staged (fetch over its link)",
+            "de-duplicate, wait for the publish, publish",
+            "process exit",
+        ],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.09),
+        ncol=3,
+        fontsize=8,
+    )
+    axes.set_yticks(range(len(order)), order, fontsize=8)
+    axes.set_xlabel("seconds since the run's first log line", fontsize=9)
+    axes.set_title(
+        f"{len(order)} locations, each on its own link (20-40 ms each way, 2-8 MB/s): "
+        f"{run.seconds:.2f} s",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def targets(
@@ -533,7 +765,9 @@ def _psqlodbc_version() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--products", type=int, default=500_000, help="the headline store")
+    parser.add_argument(
+        "--products", type=int, default=500_000, help="the headline store (0: skip)"
+    )
     parser.add_argument(
         "--small-products",
         type=int,
@@ -544,9 +778,12 @@ def main() -> None:
     parser.add_argument(
         "--tools", default=",".join(TOOLS), help="comma list of: " + ", ".join(TOOLS)
     )
-    parser.add_argument("--fleet-stores", type=int, default=20, help="0: skip the fleet")
-    parser.add_argument("--latency-ms", type=float, default=20.0, help="added each way")
+    parser.add_argument(
+        "--fleet-stores", type=int, default=len(CHAIN_LOCATIONS), help="0: skip the fleet"
+    )
+    parser.add_argument("--link-seed", type=int, default=14, help="draws the fleet's links")
     parser.add_argument("--results", type=Path, default=HERE / "results.md")
+    parser.add_argument("--timeline", type=Path, default=HERE / "fleet-timeline.png")
     args = parser.parse_args()
     tools = [name.strip() for name in args.tools.split(",") if name.strip()]
     unknown = set(tools) - set(TOOLS)
@@ -558,14 +795,14 @@ def main() -> None:
     command = "benchmarks/run.sh " + " ".join(sys.argv[1:])
 
     started = dt.datetime.now(dt.UTC)
-    big = single_store(server, args.products, tools, args.rounds)
+    big = single_store(server, args.products, tools, args.rounds) if args.products else None
     small = (
         single_store(server, args.small_products, tools, args.rounds)
-        if args.small_products
+        if args.small_products and big
         else None
     )
     fleet_result = (
-        fleet(server, args.fleet_stores, args.latency_ms, args.rounds)
+        fleet(server, args.fleet_stores, args.link_seed, args.rounds, args.results.parent)
         if args.fleet_stores
         else None
     )
@@ -579,11 +816,13 @@ def main() -> None:
         " tree, at least the largest process's peak RSS from wait4).",
         "",
         *environment_lines(server),
+        "- the machine is shared: other engineers' tests and builds ran on the same two cores"
+        " during these rounds, hence medians of alternating rounds",
         "",
     ]
-    for store, rows in (big, small) if small else (big,):
+    for store, rows in [x for x in (big, small) if x is not None]:
         report += [
-            f"## One store, {args.products if store is big[0] else args.small_products:,} "
+            f"## One store, {args.products if big and store is big[0] else args.small_products:,} "
             f"products ({store.source_rows:,} source rows, {store.published_rows:,} published)",
             "",
             *single_table(store, rows),
@@ -593,14 +832,32 @@ def main() -> None:
             *phase_table(rows),
             "",
         ]
-    report += ["## Targets", "", *targets(big, small), ""]
+    if big:
+        report += ["## Targets", "", *targets(big, small), ""]
     if fleet_result:
-        built, rows = fleet_result
-        per_store = statistics.median(s.published_rows for s in built)
+        whole = median_run(next(iter(fleet_result.rows.values())))
+        timeline_png(fleet_result, whole, args.timeline)
+        cedis = sum(is_cedi(f.location) for f in fleet_result.stores)
         report += [
-            f"## Fleet: {len(built)} stores x ~{per_store:,.0f} rows, whole run (arrow engine)",
+            f"## The chain's fleet: {len(fleet_result.built) - cedis} stores and {cedis} CEDIs,"
+            " each behind its own link (arrow engine)",
             "",
-            *fleet_table(rows),
+            "Each location sits behind its own `fluxion_etl.demo.linkproxy` link on 127.0.0.1 "
+            f"(seed {args.link_seed}: 20-40 ms added each way, 2-8 MB/s each direction); the "
+            "links run in the benchmark's process, outside the measured tree (they stand for the"
+            " network), on the same two cores.",
+            "",
+            *fleet_table(fleet_result.rows),
+            "",
+            *fleet_targets(fleet_result),
+            "",
+            f"The automatic run's plan (its first log line): `{whole.plan}`",
+            "",
+            f"Per location, in the median automatic run (timeline: `{args.timeline.name}`):",
+            "",
+            *links_table(fleet_result, whole),
+            "",
+            f"![timeline of the fleet run]({args.timeline.name})",
             "",
         ]
     text = "\n".join(report)
