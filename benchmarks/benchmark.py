@@ -118,7 +118,7 @@ class Measurement:
     phases: dict[str, float]
     """fluxion only: seconds per phase, from its log lines, summed over stores."""
     spans: dict[str, tuple[float, float, float]] = field(default_factory=dict)
-    """fluxion only: per store, seconds from the run's first log line to its first connect
+    """fluxion only: per store, seconds from the process's spawn to its first connect
     ("extract started"), to its staged extract, and to its publish, from the log's timestamps."""
     plan: str = ""
     """fluxion only: the workers, buffers and why, from the run's first log line."""
@@ -139,7 +139,7 @@ def measure(command: Sequence[str], env: dict[str, str], what: str) -> Measureme
     ``LockHeldSeconds``) or a contender's last line ``{"rows": ..., "lock_held_seconds": ...}``.
     """
     with tempfile.TemporaryFile("w+") as errors:
-        started = time.perf_counter()
+        started, spawned = time.perf_counter(), dt.datetime.now(dt.UTC)
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
         assert child.stdout is not None
         with ProcessTreeSampler(child.pid) as tree:
@@ -156,7 +156,7 @@ def measure(command: Sequence[str], env: dict[str, str], what: str) -> Measureme
         phase = PHASE_EVENTS.get(line.get("event", ""))
         if phase:
             phases[phase] = phases.get(phase, 0.0) + float(line.get("seconds", 0.0))
-    spans, plan = _store_spans(reports)
+    spans, plan = _store_spans(reports, spawned)
     emf = next((r for r in reports if "_aws" in r), None)
     rows, lock = (
         (emf["RowsPublished"], emf["LockHeldSeconds"])
@@ -176,14 +176,14 @@ def measure(command: Sequence[str], env: dict[str, str], what: str) -> Measureme
 
 
 def _store_spans(
-    reports: list[dict[str, Any]],
+    reports: list[dict[str, Any]], zero: dt.datetime
 ) -> tuple[dict[str, tuple[float, float, float]], str]:
-    """Per store (connect, staged, published) in seconds since "ETL started"; the plan line."""
+    """Per store (connect, staged, published) in seconds since ``zero`` (the process's spawn),
+    from the log's timestamps; and the plan the run's first line states."""
     stamped = [r for r in reports if "timestamp" in r and "event" in r]
     started = next((r for r in stamped if r["event"] == "ETL started"), None)
     if started is None:
         return {}, ""
-    zero = dt.datetime.fromisoformat(started["timestamp"])
     marks: dict[str, dict[str, float]] = {}
     for r in stamped:
         key = {"extract started": 0, "extract staged": 1, "store published": 2}.get(r["event"])
@@ -658,7 +658,7 @@ def timeline_png(result: FleetResult, run: Measurement, path: Path) -> None:
         fontsize=8,
     )
     axes.set_yticks(range(len(order)), order, fontsize=8)
-    axes.set_xlabel("seconds since the run's first log line", fontsize=9)
+    axes.set_xlabel("seconds since the process started", fontsize=9)
     axes.set_title(
         f"{len(order)} locations, each on its own link (20-40 ms each way, 2-8 MB/s): "
         f"{run.seconds:.2f} s",
