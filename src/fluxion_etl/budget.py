@@ -35,8 +35,9 @@ RUN_HEADROOM_BYTES = 448 * MIB
 
 #: What one fetch needs besides its two fetch buffers: the fetch process's own pages (the fork
 #: server's are shared), the staging of one row group of cleaned rows and the Parquet writer's
-#: buffers for it, and the worker's de-duplication (DuckDB, capped in transform.py). Measured
-#: with benchmarks/benchmark.py (the fleet's peak memory against its worker count).
+#: buffers for it (~60 MiB for a big store), and the worker's de-duplication. Sized for a big
+#: store, since the plan is made before any row is seen; benchmarks/benchmark.py measured ~19
+#: MiB per extra concurrent fetch of a 3,000-row store (21 at once: 604 MiB, 4 at once: 282).
 FETCH_OVERHEAD_BYTES = 96 * MIB
 
 #: The smallest fetch buffer a fetch gets, however many share ETL_BATCH_BYTES: a few hundred wide
