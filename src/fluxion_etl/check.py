@@ -1,8 +1,11 @@
-"""Connectivity pre-check: for each store, TCP reachability, login, and that the query compiles.
+"""Pre-check: for each store, TCP reachability, login, its warehouse, and the query's rows.
 
-What an operator runs before enabling the schedule or after a VPN change. Each step stops at the
-first failure and says what to look at next; nothing is fetched (the query is wrapped in
-``WHERE 1 = 0``) and nothing is written.
+What an operator runs before enabling the schedule, after a VPN change, or after editing the
+stores file. Each step stops at the first failure and says what to look at next. The warehouse
+step asks the database for its warehouses (``MA_DEPOSITO``, stock rows in ``MA_DEPOPROD``): a
+mistyped code does not make the query fail, it makes it return nothing, which only a count
+shows. The query step counts the query's rows on the server (``SELECT COUNT(*)`` over it):
+it compiles and runs there, and only the count travels. Nothing is written.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from fluxion_etl.config import Settings
 from fluxion_etl.connection import connection_for
 from fluxion_etl.credentials import Credentials
 from fluxion_etl.extract.odbc_errors import classify
-from fluxion_etl.query import probe_query
 from fluxion_etl.stores import Store
+from fluxion_etl.warehouses import count_query_rows, find, list_warehouses, warehouse_problem
 
 
 @dataclass(frozen=True)
@@ -28,13 +31,20 @@ class CheckResult:
     store: Store
     tcp: bool | None  # None = not applicable (file database) or not reached
     login: bool | None
+    warehouse: bool | None
     query: bool | None
+    rows: int | None  # what the query returns for the store's warehouse
     detail: str
     seconds: float
 
     @property
     def ok(self) -> bool:
-        return self.tcp is not False and bool(self.login) and bool(self.query)
+        return (
+            self.tcp is not False
+            and bool(self.login)
+            and bool(self.warehouse)
+            and bool(self.query)
+        )
 
 
 def check_stores(
@@ -52,40 +62,54 @@ def check_store(
     started = time.monotonic()
     where = store.label
     connection = connection_for(store, settings, credentials)
+    steps: dict[str, bool | None] = {"tcp": None, "login": None, "warehouse": None, "query": None}
 
-    def result(tcp: bool | None, login: bool | None, ok: bool | None, detail: str) -> CheckResult:
-        return CheckResult(store, tcp, login, ok, detail, time.monotonic() - started)
+    def result(detail: str, rows: int | None = None) -> CheckResult:
+        return CheckResult(store, **steps, rows=rows, detail=detail,
+                           seconds=time.monotonic() - started)  # fmt: skip
 
-    tcp: bool | None = None
     if connection.family.uses_network:
         try:
             with socket.create_connection(
                 (store.host, store.port), timeout=settings.connect_timeout_seconds
             ):
-                tcp = True
+                steps["tcp"] = True
         except OSError as exc:
+            steps["tcp"] = False
             reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
             return result(
-                False,
-                None,
-                None,
                 f"TCP connect to {store.address} failed: {reason} after "
-                f"{time.monotonic() - started:.1f} s - is the VPN up?",
+                f"{time.monotonic() - started:.1f} s - is the VPN up?"
             )
     try:
         con = pyodbc.connect(
             connection.text, timeout=settings.connect_timeout_seconds, autocommit=True
         )
     except pyodbc.Error as exc:
-        return result(
-            tcp, False, None, str(classify(exc, "connect", where, credentials, connection.family))
-        )
+        steps["login"] = False
+        return result(str(classify(exc, "connect", where, credentials, connection.family)))
+    steps["login"] = True
+    step = "warehouse"
     try:
-        con.cursor().execute(probe_query(query), store.warehouse).fetchall()
+        cursor = con.cursor()
+        warehouses = list_warehouses(cursor)
+        problem = warehouse_problem(store.warehouse, warehouses)
+        if problem is not None:
+            steps["warehouse"] = False
+            return result(problem)
+        steps["warehouse"] = True
+        found = find(store.warehouse, warehouses)
+        assert found is not None  # no problem means the code was found
+        step = "query"
+        rows = count_query_rows(cursor, query, store.warehouse)
     except pyodbc.Error as exc:
-        return result(
-            tcp, True, False, str(classify(exc, "query", where, credentials, connection.family))
-        )
+        steps[step] = False
+        return result(str(classify(exc, "query", where, credentials, connection.family)))
     finally:
         con.close()
-    return result(tcp, True, True, "ok")
+    described = f" ({found.description})" if found.description else ""
+    stock = f"warehouse {found.code}{described}: {found.stock_rows:,} stock rows"
+    steps["query"] = rows > 0
+    if not rows:
+        return result(f"{stock}, but the inventory query returns no rows for it", rows)
+    return result(f"ok: {stock}", rows)

@@ -31,6 +31,7 @@ from fluxion_etl.connection import driver_family
 from fluxion_etl.credentials import Credentials, load_credentials, redact
 from fluxion_etl.drivers import require_drivers
 from fluxion_etl.errors import ConfigError, FluxionError, RunLockedError
+from fluxion_etl.guard import accepted_stores
 from fluxion_etl.logs import configure_logging
 from fluxion_etl.metrics import emf_line
 from fluxion_etl.pipeline import RunControl, RunResult, new_run_id, run_pipeline
@@ -40,6 +41,7 @@ from fluxion_etl.status import store_status
 from fluxion_etl.storage import file_storage_version
 from fluxion_etl.stores import Store, example_text, load_stores, select_stores
 from fluxion_etl.target_path import check_target_path
+from fluxion_etl.warehouses import store_warehouses
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_LOCKED = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130  # the shell's convention for a command ended by SIGINT
@@ -74,14 +76,28 @@ def _parser() -> argparse.ArgumentParser:
         "--stores", help="comma list of store ids (default: ETL_TIENDAS, else all active)"
     )
     run.add_argument("--db", type=Path, help="target DuckDB file (default: DATABASE_PATH)")
+    run.add_argument(
+        "--accept-shrink",
+        metavar="IDS",
+        help="comma list of store ids (or 'all') whose snapshot the guard would hold back, to "
+        "publish anyway in this run (default: ETL_ACCEPT_SHRINK)",
+    )
     run.set_defaults(handler=cmd_run)
 
-    check = commands.add_parser("check", help="per store: TCP, login, query compiles")
+    check = commands.add_parser(
+        "check", help="per store: TCP, login, warehouse has stock, the query returns rows"
+    )
     check.add_argument("--stores", help="comma list of store ids")
     check.set_defaults(handler=cmd_check)
 
     stores = commands.add_parser("stores", help="list the configured stores")
     stores.add_argument("--example", action="store_true", help="print a commented example file")
+    stores.add_argument(
+        "--warehouses",
+        action="store_true",
+        help="connect to each store and list its warehouses (code, description, stock rows)",
+    )
+    stores.add_argument("--stores", help="comma list of store ids (default: all active)")
     stores.set_defaults(handler=cmd_stores)
 
     status = commands.add_parser("status", help="last run per store, from the ledger")
@@ -106,6 +122,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     check_target_path(settings.database_path, "--db" if args.db else "DATABASE_PATH")
     stores = _selected_stores(settings)
+    source = "--accept-shrink" if args.accept_shrink else "ETL_ACCEPT_SHRINK"
+    accepted_stores(settings.accept_shrink, stores, source)  # a typo must not pass silently
     credentials = _credentials_for(stores, settings)
     load_query(settings.query_file)  # a broken query file is a configuration error: fail now
     require_drivers(stores, settings.odbc_driver)
@@ -120,7 +138,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     credentials = _credentials_for(stores, settings)
     require_drivers(stores, settings.odbc_driver)
     results = check_stores(stores, settings, credentials, load_query(settings.query_file))
-    table = _table("store", "address", "tcp", "login", "query", "seconds", "detail")
+    table = _table(
+        "store", "address", "tcp", "login", "warehouse", "query", "rows", "seconds", "detail"
+    )
     mark = {True: "ok", False: "FAIL", None: "-"}
     for r in results:
         table.add_row(
@@ -128,7 +148,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             r.store.address,
             mark[r.tcp],
             mark[r.login],
+            mark[r.warehouse],
             mark[r.query],
+            "" if r.rows is None else f"{r.rows:,}",
             f"{r.seconds:.1f}",
             r.detail,
         )
@@ -141,8 +163,12 @@ def cmd_stores(args: argparse.Namespace) -> int:
     if args.example:
         sys.stdout.write(example_text())
         return EXIT_OK
-    settings = Settings.from_env()
+    if args.warehouses:
+        return _list_warehouses(args)
+    settings = _settings(args)
     stores = load_stores(_require_stores_file(settings))
+    if settings.selected_stores:
+        stores = select_stores(stores, settings.selected_stores)
     table = _table("id", "name", "type", "address", "database", "warehouse", "active", "driver")
     for s in stores:
         table.add_row(
@@ -157,6 +183,31 @@ def cmd_stores(args: argparse.Namespace) -> int:
         )
     _print(table)
     return EXIT_OK
+
+
+def _list_warehouses(args: argparse.Namespace) -> int:
+    """``stores --warehouses``: what each store's database holds, so a wrong code is seen
+    before the first run. Exit 1 when a store could not be asked."""
+    settings = _settings(args)
+    stores = _selected_stores(settings)
+    listings = store_warehouses(stores, settings, _credentials_for(stores, settings))
+    table = _table("store", "warehouse", "description", "stock rows", "configured")
+    for listing in listings:
+        if listing.error is not None:
+            table.add_row(listing.store.id, "", f"FAIL: {listing.error}", "", "")
+            continue
+        for warehouse, configured in listing.rows():
+            unlisted = "" if warehouse.listed else "(not in MA_DEPOSITO)"
+            description = warehouse.description or unlisted
+            table.add_row(
+                listing.store.id,
+                warehouse.code,
+                description,
+                f"{warehouse.stock_rows:,}",
+                "<- configured" if configured else "",
+            )
+    _print(table)
+    return EXIT_FAILED if any(listing.error for listing in listings) else EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -187,6 +238,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for row in rows:
         error = f"{row['error_tipo']}: {row['error_mensaje']}" if row["error_tipo"] else ""
         loaded = row["registros_cargados"] if row["estado"] == "exitoso" else None
+        if row.get("guardia_aceptada"):  # published, though the guard would have held it back
+            error = f"accepted: {row['guardia_aceptada']}"
         table.add_row(
             str(row["ubicacion_id"]),
             str(row["estado"]),
@@ -269,6 +322,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings = replace(settings, selected_stores=parse_id_list(args.stores, "--stores"))
     if getattr(args, "db", None):
         settings = replace(settings, database_path=args.db)
+    if getattr(args, "accept_shrink", None):
+        accept = parse_id_list(args.accept_shrink, "--accept-shrink")
+        settings = replace(settings, accept_shrink=accept)
     return settings
 
 
@@ -350,6 +406,7 @@ def _metrics(result: RunResult | None) -> dict[str, float]:
         "RunSucceeded": int(result.ran),
         "RunFailed": int(not result.ran),
         "StoresFailed": len(result.failed),
+        "StoresHeldBack": len(result.held_back),
         "RowsPublished": result.rows_published,
         "DurationSeconds": round(result.seconds, 3),
         "LockHeldSeconds": round(result.lock_held_seconds, 3),
@@ -364,6 +421,7 @@ def _log_outcome(result: RunResult | None) -> None:
         "phase": "done",
         "stores_published": len(result.published),
         "stores_failed": [entry.store_id for entry in result.failed],
+        "stores_held_back": [entry.store_id for entry in result.held_back],
         "rows": result.rows_published,
         "seconds": round(result.seconds, 3),
         "lock_held_seconds": round(result.lock_held_seconds, 3),

@@ -54,6 +54,9 @@ class Settings:
     stock_thresholds: StockThresholds = field(default_factory=StockThresholds)
     #: the DuckDB storage version a new target file is created with
     duckdb_storage_version: str = DEFAULT_STORAGE_VERSION
+    max_shrink: float = 0.5
+    max_rejected: float = 0.05
+    accept_shrink: tuple[str, ...] = ()
     context: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -84,6 +87,9 @@ class Settings:
             duckdb_storage_version=check_storage_version(
                 get.text("ETL_DUCKDB_STORAGE_VERSION", DEFAULT_STORAGE_VERSION)
             ),
+            max_shrink=get.fraction("ETL_MAX_SHRINK", 0.5),
+            max_rejected=get.fraction("ETL_MAX_REJECTED", 0.05),
+            accept_shrink=get.id_list("ETL_ACCEPT_SHRINK"),
             context={
                 key.lower(): env[key]
                 for key in ("ENVIRONMENT", "RUN_MODE", "ETL_MODE")
@@ -160,6 +166,19 @@ class _Reader:
             raise ConfigError(f"{name}={raw!r} is not a number") from None
         if not value >= minimum:  # also rejects NaN
             raise ConfigError(f"{name}={raw} must be at least {minimum:g}")
+        return value
+
+    def fraction(self, name: str, default: float) -> float:
+        """A share between 0 and 1 (the snapshot guard's thresholds)."""
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number") from None
+        if not 0.0 <= value <= 1.0:  # also rejects NaN
+            raise ConfigError(f"{name}={raw} must be between 0 and 1 (a share, e.g. {default:g})")
         return value
 
     def id_list(self, name: str) -> tuple[str, ...]:

@@ -102,3 +102,16 @@ class Interrupted(StoreError):
 class TargetUnwritable(FluxionError):
     """The target file (or its run lock beside it) cannot be created or written: a read-only
     mount, a wrong owner, a path the kernel refuses. The run fails before any store starts."""
+
+
+class SnapshotHeldBack(StoreError):
+    """The snapshot guard held the store's new snapshot back (empty, shrunk, too many rows
+    rejected): nothing was replaced, the store keeps serving its previous rows.
+
+    Its own ``error_tipo``, ``retenido``, rather than ``datos``: the fetch worked and the rows
+    were well-formed, so the fix is elsewhere -- the store's warehouse code, the state of its
+    Stellar database, or a deliberate ``--accept-shrink`` -- and an operator reading the ledger
+    or an alert must see that at a glance. Not transient: fetching again gives the same rows.
+    """
+
+    error_tipo = "retenido"

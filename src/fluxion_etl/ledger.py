@@ -90,6 +90,13 @@ MIGRATIONS: tuple[tuple[int, str | Callable[[duckdb.DuckDBPyConnection], None]],
         """,
     ),
     (2, _backend_contract),
+    (
+        3,
+        # The snapshot guard (guard.py): what it would have held back and the operator
+        # published anyway (--accept-shrink / ETL_ACCEPT_SHRINK), with the numbers; NULL when
+        # the guard had nothing to say.
+        "ALTER TABLE etl_ejecuciones ADD COLUMN IF NOT EXISTS guardia_aceptada VARCHAR;",
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -100,15 +107,19 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         "CREATE TABLE IF NOT EXISTS fluxion_schema_version "
         "(version INTEGER PRIMARY KEY, aplicada TIMESTAMP NOT NULL)"
     )
-    row = con.execute("SELECT coalesce(max(version), 0) FROM fluxion_schema_version").fetchone()
-    current = int(row[0]) if row else 0
+    applied = {
+        int(row[0]) for row in con.execute("SELECT version FROM fluxion_schema_version").fetchall()
+    }
+    current = max(applied, default=0)
     if current > SCHEMA_VERSION:
         raise RuntimeError(
             f"the target database has schema version {current}, newer than this release "
             f"understands ({SCHEMA_VERSION}): upgrade fluxion"
         )
+    # every migration not applied yet, not only those above the highest: versions developed
+    # side by side may land in either order, and each must still run exactly once
     for version, step in MIGRATIONS:
-        if version > current:
+        if version not in applied:
             if callable(step):
                 step(con)
             else:
@@ -136,6 +147,8 @@ class LedgerEntry:
     counters: QualityCounters | None = None
     error_tipo: str | None = None
     error_message: str | None = None
+    guard_note: str | None = None
+    """A snapshot the guard would have held back, published because the operator accepted it."""
 
     @property
     def seconds(self) -> float:
@@ -190,6 +203,7 @@ def close_entry(con: duckdb.DuckDBPyConnection, entry: LedgerEntry) -> None:
         counters.missing_description if counters else None,
         counters.invalid_values if counters else None,
         entry.engine,
+        entry.guard_note,
     ]
     con.execute(
         """
@@ -197,8 +211,9 @@ def close_entry(con: duckdb.DuckDBPyConnection, entry: LedgerEntry) -> None:
             run_id, etl_tipo, ubicacion_id, estado, fecha_inicio, fecha_fin, duracion_segundos,
             registros_extraidos, registros_cargados, error_tipo, error_mensaje, intentos,
             registros_rechazados, registros_duplicados, registros_stock_negativo,
-            registros_sin_precio, registros_sin_descripcion, registros_valores_invalidos, motor
-        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            registros_sin_precio, registros_sin_descripcion, registros_valores_invalidos, motor,
+            guardia_aceptada
+        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         [entry.run_id, ETL_TIPO, entry.store_id, *values],
     )
@@ -215,11 +230,12 @@ def record_nulled(con: duckdb.DuckDBPyConnection, run_id: str, store_id: str, ro
 
 
 def last_runs(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
-    """The latest ledger row per store, for ``fluxion-etl status``."""
+    """The latest ledger row per store, for ``fluxion-etl status``: every column, so a file an
+    older release wrote (not migrated yet) reads too, and a newer column (``guardia_aceptada``)
+    is there when the file has it."""
     cursor = con.execute(
         """
-        SELECT e.ubicacion_id, e.estado, e.fecha_inicio, e.fecha_fin, e.registros_cargados,
-               e.error_tipo, e.error_mensaje, u.ultima_actualizacion, e.run_id
+        SELECT e.*, u.ultima_actualizacion
         FROM etl_ejecuciones e
         LEFT JOIN etl_ultima_carga u USING (ubicacion_id)
         WHERE e.etl_tipo = 'inventario'

@@ -17,6 +17,7 @@ _UNITS = {
     "RunSucceeded": "Count",
     "RunFailed": "Count",
     "StoresFailed": "Count",
+    "StoresHeldBack": "Count",
     "RowsPublished": "Count",
     "DurationSeconds": "Seconds",
     "LockHeldSeconds": "Seconds",

@@ -1,4 +1,4 @@
-"""The run: plan -> extract (parallel, retried) -> stage -> transform -> publish -> ledger.
+"""The run: plan -> extract (parallel, retried) -> stage -> transform -> guard -> publish -> ledger.
 
 Worker threads fetch, stage and transform stores concurrently (each store is bound by its own
 network link; the fetch itself runs in a child process, see extract/isolated.py); the main thread
@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -38,11 +38,13 @@ from fluxion_etl.errors import (
     DeadlineExceeded,
     FluxionError,
     Interrupted,
+    SnapshotHeldBack,
     StoreError,
     TargetUnwritable,
 )
 from fluxion_etl.extract import FetchRequest, RefetchNeeded
 from fluxion_etl.extract.isolated import fetch_to_staging, start_fork_server
+from fluxion_etl.guard import SnapshotGuard
 from fluxion_etl.ledger import LedgerEntry, utcnow
 from fluxion_etl.progress import fetch_progress
 from fluxion_etl.publish import Target
@@ -114,6 +116,8 @@ class Prepared:
     counters: QualityCounters
     started: dt.datetime
     attempts: int
+    cause: str | None = None
+    """What the store's database says about a snapshot the guard will probably hold back."""
 
 
 @dataclass
@@ -130,6 +134,11 @@ class RunResult:
     @property
     def failed(self) -> list[LedgerEntry]:
         return [entry for entry in self.entries if entry.state != "exitoso"]
+
+    @property
+    def held_back(self) -> list[LedgerEntry]:
+        """Failed stores whose snapshot the guard held back (they serve their previous rows)."""
+        return [e for e in self.failed if e.error_tipo == SnapshotHeldBack.error_tipo]
 
     @property
     def rows_published(self) -> int:
@@ -188,6 +197,7 @@ class _Run:
         self.control = control
         self.query = query
         self.plan = plan_fetches(settings, len(self.stores))
+        self.guard = SnapshotGuard.for_run(settings, run_id)
         self.log = log.bind(run_id=run_id)
         self.target = Target(
             settings.database_path,
@@ -220,6 +230,7 @@ class _Run:
             self.log.warning(
                 "closed ledger rows left open by a killed run", phase="plan", rows=stale
             )
+        self.guard.served_at_start = self.target.served_rows()
         staging = StagingArea(self.settings.staging_dir, self.run_id)
         entries: list[LedgerEntry] = []
         try:
@@ -326,6 +337,9 @@ class _Run:
                 rejected=transformed.counters.rejected,
                 negative_stock=transformed.counters.negative_stock,
             )
+            cause = self.guard.likely_cause(
+                store, request, transformed.counters, self.control.stop_event
+            )
             return Prepared(
                 store,
                 transformed.path,
@@ -333,6 +347,7 @@ class _Run:
                 transformed.counters,
                 started,
                 attempts.count,
+                cause,
             )
         except Interrupted:  # stopped by the deadline or a signal: say which
             return self._stopped_entry(store, started, attempts.count)
@@ -416,10 +431,14 @@ class _Run:
             counters=prepared.counters,
         )
         publish_started = time.monotonic()
+        vet = self.guard.vet(store, prepared.counters, prepared.cause)
         try:
-            entry = self.target.publish(store.id, prepared.ready, entry)
+            entry = self.target.publish(store.id, prepared.ready, entry, vet)
         except Interrupted:  # the deadline or a signal cut the lock wait: nothing was written
             return self._stopped_entry(store, prepared.started, prepared.attempts)
+        except SnapshotHeldBack as exc:  # rolled back; what was fetched goes to the ledger
+            counters = replace(prepared.counters, loaded=0)
+            return self._failed_entry(store, prepared.started, prepared.attempts, exc, counters)
         except StoreError as exc:
             return self._failed_entry(store, prepared.started, prepared.attempts, exc)
         except (duckdb.Error, TargetUnwritable) as exc:  # rolled back: previous snapshot stays
@@ -451,7 +470,12 @@ class _Run:
         return self._failed_entry(store, started, attempts, error)
 
     def _failed_entry(
-        self, store: Store, started: dt.datetime | None, attempts: int, exc: StoreError
+        self,
+        store: Store,
+        started: dt.datetime | None,
+        attempts: int,
+        exc: StoreError,
+        counters: QualityCounters | None = None,
     ) -> LedgerEntry:
         message = redact(str(exc), self.credentials)
         now = utcnow()
@@ -464,6 +488,7 @@ class _Run:
             finished=now,
             attempts=attempts,
             engine=self.settings.engine,
+            counters=counters,
             error_tipo=exc.error_tipo,
             error_message=message,
         )

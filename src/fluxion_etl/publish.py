@@ -175,25 +175,51 @@ class Target:
 
         return self.run(work, step="opening the run")
 
-    def publish(self, store_id: str, ready: Path, entry: LedgerEntry) -> LedgerEntry:
+    def served_rows(self) -> dict[str, int]:
+        """How many rows each store serves now (for the snapshot guard's early judgement)."""
+
+        def work(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+            rows = con.execute(
+                "SELECT ubicacion_id, count(*) FROM inventario_raw GROUP BY ubicacion_id"
+            ).fetchall()
+            return {str(store_id): int(count) for store_id, count in rows}
+
+        return self.run(work, step="counting the rows each store serves")
+
+    def publish(
+        self,
+        store_id: str,
+        ready: Path,
+        entry: LedgerEntry,
+        vet: Callable[[LedgerEntry, int], LedgerEntry] | None = None,
+    ) -> LedgerEntry:
         """Replace ``store_id``'s snapshot with the rows of ``ready`` and close its ledger row;
         return ``entry`` as recorded.
 
         ``ready`` is the store's ready database (:func:`fluxion_etl.transform.transform_store`):
         its view ``inventario`` gives the new snapshot's rows, in the target's row-group size.
+        ``vet`` (the snapshot guard) is called first, with the rows the store serves now, counted
+        in this transaction so nothing can change them before the swap: it returns the ledger
+        entry to write, or raises to keep the previous snapshot (the transaction rolls back).
         The entry's ``finished`` is stamped inside the transaction, just before the commit: the
         ledger says when the snapshot became visible, not when the wait for the lock began.
         """
 
         def work(con: duckdb.DuckDBPyConnection) -> LedgerEntry:
             con.execute(f"SET memory_limit = '{PUBLISH_MEMORY_LIMIT}'")
+            written = entry
+            if vet is not None:
+                served = con.execute(
+                    "SELECT count(*) FROM inventario_raw WHERE ubicacion_id = ?", [store_id]
+                ).fetchone()
+                written = vet(entry, int(served[0]) if served else 0)
             con.execute("DELETE FROM inventario_raw WHERE ubicacion_id = ?", [store_id])
             # ATTACH takes no parameter; the path is one the transform made
             con.execute(f"ATTACH {sql_literal(str(ready))} AS ready (READ_ONLY)")
             created_at = local_naive(ledger.utcnow(), self.timezone)
             nulled = copy_snapshot(con, "ready.inventario", {"created_at": created_at})
             con.execute("DETACH ready")
-            recorded = replace(entry, finished=ledger.utcnow())
+            recorded = replace(written, finished=ledger.utcnow())
             ledger.close_entry(con, recorded)
             ledger.record_nulled(con, entry.run_id, store_id, nulled)
             if nulled:

@@ -53,16 +53,17 @@ def load_query(path: Path | None) -> str:
     return _sendable(text)
 
 
-def probe_query(query: str) -> str:
-    """A query that compiles ``query`` on the server but returns no rows (for ``check``)."""
-    return f"SELECT * FROM (\n{_sendable(query)}\n) probe WHERE 1 = 0"
+def count_query(query: str) -> str:
+    """How many rows ``query`` returns, counted on the server (for ``check``): it compiles and
+    runs the query there, and only the count travels."""
+    return f"SELECT COUNT(*) FROM (\n{_sendable(query)}\n) q"
 
 
 def _sendable(text: str) -> str:
     """The query without whole-line comments and trailing ``;``.
 
     Some drivers (SQLite's) trip over quotes inside comments or a trailing semicolon, and the
-    query is wrapped by :func:`probe_query`; the comments stay in the file for people.
+    query is wrapped by :func:`count_query`; the comments stay in the file for people.
     """
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
     return "\n".join(lines).strip().rstrip(";").strip()

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from fluxion_etl.errors import ConfigError
-from fluxion_etl.query import STAGED_COLUMNS, default_query, load_query, probe_query
+from fluxion_etl.query import STAGED_COLUMNS, count_query, default_query, load_query
 
 
 def test_default_query_binds_the_warehouse_and_names_no_database() -> None:
@@ -30,6 +30,6 @@ def test_custom_query_needs_exactly_one_placeholder(tmp_path: Path) -> None:
         load_query(tmp_path / "missing.sql")
 
 
-def test_probe_query_wraps_without_comments() -> None:
-    probe = probe_query("-- header\nSELECT a FROM t WHERE w = ?;\n")
-    assert probe == "SELECT * FROM (\nSELECT a FROM t WHERE w = ?\n) probe WHERE 1 = 0"
+def test_count_query_wraps_without_comments() -> None:
+    counted = count_query("-- header\nSELECT a FROM t WHERE w = ?;\n")
+    assert counted == "SELECT COUNT(*) FROM (\nSELECT a FROM t WHERE w = ?\n) q"
