@@ -133,7 +133,6 @@ def warehouses_of(
     except pyodbc.Error as exc:
         raise classify(exc, "connect", where, credentials) from None
     try:
-        con.timeout = timeout  # the listing is a handful of rows: bound the wait for them too
         return list_warehouses(con.cursor())
     except pyodbc.Error as exc:
         raise classify(exc, "query", where, credentials) from None
