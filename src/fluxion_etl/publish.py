@@ -3,7 +3,8 @@
 DuckDB allows one writer process. The web backend reads the same file, so the ETL opens the
 file only for the publish transactions, and when someone else holds it, waits with jittered
 exponential backoff up to ``ETL_LOCK_WAIT_SECONDS`` before giving up on that store (``bloqueo``).
-One transaction per store: delete its rows, insert the new snapshot, write its ledger row.
+One transaction per store: count the rows it serves for the snapshot guard (guard.py), delete
+them, insert the new snapshot, write its ledger row.
 Either the whole new snapshot is visible or the previous one stays.
 """
 
