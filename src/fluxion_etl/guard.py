@@ -34,7 +34,13 @@ from dataclasses import dataclass, field, replace
 import structlog
 
 from fluxion_etl.config import Settings
-from fluxion_etl.errors import ConfigError, Interrupted, SnapshotHeldBack, StoreError
+from fluxion_etl.errors import (
+    ConfigError,
+    FluxionError,
+    Interrupted,
+    SnapshotHeldBack,
+    StoreError,
+)
 from fluxion_etl.extract import FetchRequest
 from fluxion_etl.extract.isolated import run_isolated
 from fluxion_etl.ledger import LedgerEntry
@@ -137,6 +143,22 @@ class SnapshotGuard:
         limits = Limits(settings.max_shrink, settings.max_rejected)
         return cls(limits, settings.accept_shrink, run_id=run_id)
 
+    def read_served(self, served_rows: Callable[[], Mapping[str, int]]) -> None:
+        """Remember what each store serves as the run opens (``Target.served_rows``).
+
+        Only the early judgement uses it, so a failure (the backend holding the file) costs the
+        likely causes in this run's messages, not the run: the binding count is the publish's.
+        """
+        try:
+            self.served_at_start = served_rows()
+        except FluxionError as exc:
+            log.warning(
+                "could not count the rows the stores serve; held-back stores will not say why",
+                run_id=self.run_id,
+                phase="plan",
+                error=str(exc),
+            )
+
     def accepts(self, store_id: str) -> bool:
         return ACCEPT_ALL in self.accepted or store_id in self.accepted
 
@@ -209,7 +231,7 @@ class SnapshotGuard:
             numbers = {
                 "run_id": self.run_id,
                 "store": store.id,
-                "phase": "publish",
+                "phase": "guard",
                 "rules": list(verdict.broken),
                 "fetched": counters.extracted,
                 "rejected": counters.rejected,

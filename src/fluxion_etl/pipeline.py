@@ -230,7 +230,7 @@ class _Run:
             self.log.warning(
                 "closed ledger rows left open by a killed run", phase="plan", rows=stale
             )
-        self.guard.served_at_start = self.target.served_rows()
+        self.guard.read_served(self.target.served_rows)
         staging = StagingArea(self.settings.staging_dir, self.run_id)
         entries: list[LedgerEntry] = []
         try:

@@ -3,15 +3,22 @@ ANSI counts as on PostgreSQL, and the guard's settings refused before anything i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 from etl_cli import json_lines, ledger_rows, published_rows, run_cli
 
+from fluxion_etl.config import Settings
 from fluxion_etl.demo.runner import build_demo_stores
+from fluxion_etl.extract import FetchRequest
+from fluxion_etl.guard import Limits, SnapshotGuard
+from fluxion_etl.query import default_query
 from fluxion_etl.stores import Store
+from fluxion_etl.transform import QualityCounters
 
 
 def stores_file(path: Path, stores: list[Store], warehouses: dict[str, str] | None = None) -> Path:
@@ -113,3 +120,38 @@ def test_bad_guard_settings_exit_2_with_one_line_before_touching_the_target(
         assert result.stderr.startswith(f"fluxion-etl: configuration error: {says}"), result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
     assert not Path(env["DATABASE_PATH"]).exists()
+
+
+def test_the_guard_asks_the_store_why_only_for_a_suspicious_snapshot(tmp_path: Path) -> None:
+    """In a child process, like a fetch; a store that cannot answer costs only the cause."""
+    (store,) = build_demo_stores(tmp_path / "stores", count=1, products=50)
+    guard = SnapshotGuard(Limits(), served_at_start={store.id: 40})
+    settings = Settings()
+    empty = QualityCounters(0, 0, 0, 0, 0, 0, 0, 0)
+    good = dataclasses.replace(empty, extracted=40, loaded=40)
+    stop = threading.Event()
+
+    def cause(target: Store, counters: QualityCounters) -> str | None:
+        request = FetchRequest.for_store(target, settings, None, default_query())
+        return guard.likely_cause(target, request, counters, stop)
+
+    wrong = dataclasses.replace(store, warehouse="0120")
+    assert cause(wrong, empty) is not None
+    assert str(cause(wrong, empty)).startswith("warehouse '0120' is not in MA_DEPOSITO")
+    assert cause(store, empty) == (
+        f"warehouse '{store.warehouse}' (DEPOSITO {store.name}) has "
+        f"{_stock_rows(store):,} stock rows in MA_DEPOPROD and the inventory query selected "
+        "none of them"
+    )
+    broken = dataclasses.replace(store, database=str(tmp_path / "nothing.sqlite"))
+    (tmp_path / "nothing.sqlite").write_bytes(b"")
+    assert cause(broken, empty) is None  # no Stellar tables: the store cannot say why
+    assert cause(broken, good) is None  # a good snapshot: the store is not even asked
+
+
+def _stock_rows(store: Store) -> int:
+    with sqlite3.connect(store.database) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM MA_DEPOPROD WHERE c_coddeposito = ?", [store.warehouse]
+        ).fetchone()
+    return int(row[0])

@@ -10,7 +10,7 @@ import pytest
 
 from fluxion_etl import ledger
 from fluxion_etl.config import Settings
-from fluxion_etl.errors import ConfigError, SnapshotHeldBack
+from fluxion_etl.errors import ConfigError, PublishLockTimeout, SnapshotHeldBack
 from fluxion_etl.guard import Limits, SnapshotGuard, accepted_stores, judge
 from fluxion_etl.ledger import LedgerEntry
 from fluxion_etl.stores import Store
@@ -236,3 +236,14 @@ def test_a_migration_numbered_below_the_highest_applied_still_runs_once(
     assert {"a", "b", "c"} <= tables
     versions = con.execute("SELECT version FROM fluxion_schema_version ORDER BY 1").fetchall()
     assert versions == [(1,), (2,), (3,)]
+
+
+def test_a_failed_count_at_the_start_costs_the_causes_not_the_run() -> None:
+    def locked() -> dict[str, int]:
+        raise PublishLockTimeout("target.duckdb stayed locked by another process")
+
+    guard = SnapshotGuard(Limits(), served_at_start={"tienda_02": 5})
+    guard.read_served(locked)
+    assert guard.served_at_start == {"tienda_02": 5}
+    guard.read_served(lambda: {"tienda_02": 402})
+    assert guard.served_at_start == {"tienda_02": 402}
