@@ -245,10 +245,11 @@ class SnapshotGuard:
                 log.warning("snapshot accepted despite the guard", **numbers)
                 return replace(entry, guard_note=verdict.message)
             log.error("snapshot held back", **numbers)
+            kept = f"it keeps serving its previous {served:,} rows" if served else "none yet"
             raise SnapshotHeldBack(
                 f"{store.id}: snapshot held back: {verdict.message}"
                 + (f"; {cause}" if cause else "")
-                + f". It keeps serving its previous rows; to publish this snapshot anyway: "
+                + f". Not published ({kept}); to publish it anyway: "
                 f"fluxion-etl run --stores {store.id} --accept-shrink {store.id}"
             )
 

@@ -166,7 +166,10 @@ def test_the_publish_check_raises_with_numbers_and_cause_for_a_held_back_snapsho
         "tienda_02: snapshot held back: 0 rows where 402 were served; "
         "warehouse '9999' is not in MA_DEPOSITO."
     )
-    assert "--accept-shrink tienda_02" in message
+    assert "Not published (it keeps serving its previous 402 rows)" in message
+    assert message.endswith("fluxion-etl run --stores tienda_02 --accept-shrink tienda_02")
+    with pytest.raises(SnapshotHeldBack, match=r"Not published \(none yet\)"):
+        check(ENTRY, 0)  # a new store: nothing to keep serving
     assert caught.value.error_tipo == "retenido" and not caught.value.transient
 
 
