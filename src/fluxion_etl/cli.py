@@ -190,7 +190,9 @@ def _list_warehouses(args: argparse.Namespace) -> int:
     before the first run. Exit 1 when a store could not be asked."""
     settings = _settings(args)
     stores = _selected_stores(settings)
-    listings = store_warehouses(stores, settings, _credentials_for(stores, settings))
+    credentials = _credentials_for(stores, settings)
+    require_drivers(stores, settings.odbc_driver)
+    listings = store_warehouses(stores, settings, credentials)
     table = _table("store", "warehouse", "description", "stock rows", "configured")
     for listing in listings:
         if listing.error is not None:

@@ -131,11 +131,11 @@ def warehouses_of(
     try:
         con = pyodbc.connect(connection.text, timeout=timeout, autocommit=True, readonly=True)
     except pyodbc.Error as exc:
-        raise classify(exc, "connect", where, credentials) from None
+        raise classify(exc, "connect", where, credentials, connection.family) from None
     try:
         return list_warehouses(con.cursor())
     except pyodbc.Error as exc:
-        raise classify(exc, "query", where, credentials) from None
+        raise classify(exc, "query", where, credentials, connection.family) from None
     finally:
         con.close()
 
