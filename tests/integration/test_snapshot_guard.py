@@ -92,12 +92,13 @@ def test_a_mistyped_warehouse_keeps_the_store_serving_its_previous_snapshot(
 
     status = run_cli(["status", "--json"], etl_env)
     row = {r["ubicacion_id"]: r for r in json.loads(status.stdout)}[store.id]
-    assert (row["estado"], row["error_tipo"], row["filas_servidas"]) == (
+    assert (row["estado"], row["error_tipo"], row["registros_servidos"]) == (
         "fallido", "retenido", len(before),
     )  # fmt: skip
-    assert row["ultima_actualizacion"] == str(first_run["fecha_fin"])  # when it was published
+    assert row["fecha_publicacion"] == str(first_run["fecha_fin"])  # when it was published
     (shown,) = [r for r in table_rows(run_cli(["status"], etl_env).stdout) if r[0] == store.id]
-    assert shown[1:5] == ["fallido", shown[2], "0", f"{len(before):,}"]
+    assert [shown[1], shown[3], shown[4]] == ["fallido", "", f"{len(before):,}"]
+    assert shown[5] == str(first_run["fecha_fin"])[:19]
     assert shown[6].startswith("retenido: ")
 
 

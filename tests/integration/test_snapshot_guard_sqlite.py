@@ -97,7 +97,7 @@ def test_an_emptied_sqlite_stock_table_is_held_back_until_accepted(tmp_path: Pat
     assert published_rows(db, store.id) == {}
     status = json.loads(run_cli(["status", "--json"], env).stdout)
     assert status[0]["guardia_aceptada"] == f"0 rows where {served:,} were served"
-    assert status[0]["filas_servidas"] == 0
+    assert status[0]["registros_servidos"] == 0
 
 
 def test_bad_guard_settings_exit_2_with_one_line_before_touching_the_target(
