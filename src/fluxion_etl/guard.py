@@ -184,7 +184,8 @@ class SnapshotGuard:
 
         Asked in a child process, like a fetch: a driver that hangs or crashes costs this
         question only, and a stop kills it (``Interrupted`` propagates). Costs one connection
-        and two GROUP BY counts, only for a snapshot that will probably be held back.
+        and two small statements (the warehouse list, stock rows per warehouse), only for a
+        snapshot that will probably be held back.
         """
         served = self.served_at_start.get(store.id, 0)
         verdict = self.verdict(store.id, counters, served)
