@@ -161,7 +161,7 @@ class StoreWarehouses:
 def store_warehouses(
     stores: Sequence[Store], settings: Settings, credentials: Credentials | None
 ) -> list[StoreWarehouses]:
-    """The warehouses of each store, asked in parallel (ETL_WORKERS at once)."""
+    """The warehouses of each store, asked in parallel (ETL_WORKERS at once, like ``check``)."""
 
     def one(store: Store) -> StoreWarehouses:
         try:
@@ -175,7 +175,8 @@ def store_warehouses(
             return StoreWarehouses(store, error=str(exc))
         return StoreWarehouses(store, tuple(found))
 
-    with ThreadPoolExecutor(max_workers=max(1, min(settings.workers, len(stores)))) as pool:
+    workers = max(1, min(settings.workers or len(stores), len(stores)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(one, stores))
 
 
