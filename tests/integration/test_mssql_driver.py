@@ -95,7 +95,9 @@ def test_connect_faults_with_the_production_driver_are_lost_connections_and_retr
             ETL_STORES_FILE=str(stores_file),
             DATABASE_PATH=str(tmp_path / "target.duckdb"),
             ETL_STAGING_DIR=str(tmp_path / "staging"),
-            ETL_CONNECT_TIMEOUT_SECONDS="2",
+            # long enough that a loaded machine still sees the handshake fail before the login
+            # timeout: with 2 s, a busy CI box turned the closing listener into HYT00
+            ETL_CONNECT_TIMEOUT_SECONDS="5",
             ETL_MAX_RETRIES="2",
             SQL_USER="etl",
             SQL_PASS="not-a-real-password",
@@ -105,11 +107,15 @@ def test_connect_faults_with_the_production_driver_are_lost_connections_and_retr
     assert closing.accepted == 2  # one connection per attempt
     assert resetting.accepted >= 2  # after a reset the driver tries again within the attempt
     ledger = ledger_rows(tmp_path / "target.duckdb")
+    # What the driver said, as seen here. After a reset the driver reconnects by itself within
+    # the attempt, so what it reports last depends on timing: the handshake error, the TCP
+    # provider's own (0x2749, WSAENOTCONN) or, when its retries outlast the login timeout, HYT00.
+    # Each is the same fault, and each must land as a retried lost connection.
     said = {
-        "tienda_01": "Login timeout expired",
-        "tienda_02": "Login timeout expired",
-        "tienda_03": "handshakes before login",
-        "tienda_04": "handshakes before login",
+        "tienda_01": ("Login timeout expired",),
+        "tienda_02": ("Login timeout expired",),
+        "tienda_03": ("handshakes before login",),
+        "tienda_04": ("handshakes before login", "TCP Provider", "Login timeout expired"),
     }
     for store_id, words in said.items():
         entry = ledger[store_id]
@@ -118,7 +124,8 @@ def test_connect_faults_with_the_production_driver_are_lost_connections_and_retr
             "conexion",
             2,
         ), entry
-        assert words in entry["error_mensaje"]
+        message = entry["error_mensaje"]
+        assert any(said_words in message for said_words in words), message
         assert "ODBC Driver 18 for SQL Server" in entry["error_mensaje"]
         assert "not-a-real-password" not in entry["error_mensaje"]
     retried = [
