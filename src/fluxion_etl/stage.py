@@ -13,9 +13,12 @@ chunks wait for that thread, which bounds memory.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import structlog
 
 from fluxion_etl.errors import QueryFailed
 from fluxion_etl.query import STAGED_COLUMNS
@@ -37,6 +41,16 @@ from fluxion_etl.transform import TABLE_ROW_GROUP_ROWS, RowCleanup
 CLEAN_CHUNK_ROWS = TABLE_ROW_GROUP_ROWS // 3
 #: Chunks handed to the background clean-and-write thread and not yet written (bounds memory).
 CHUNKS_IN_FLIGHT = 1
+#: Name of the lock file each run holds inside its staging directory while it is alive.
+OWNER_FILE = ".owner"
+#: A staging directory without an owner lock (left by a release before the lock existed, or a
+#: run killed between creating the directory and locking it) is removed once it is this old.
+UNOWNED_STALE_SECONDS = 3600.0
+#: What :func:`fluxion_etl.pipeline.new_run_id` makes a staging directory's name start with;
+#: only such directories are removed without an owner file (other ``fluxion-*`` names in a
+#: shared temporary directory are not ours to judge).
+_RUN_DIRECTORY = re.compile(r"fluxion-\d{8}T\d{6}Z-[0-9a-f]{6}-")
+log = structlog.get_logger("fluxion_etl.stage")
 
 
 @dataclass(frozen=True)
@@ -49,12 +63,23 @@ class StagedFile:
 
 
 class StagingArea:
-    """One run's private staging directory (local disk, not the EFS volume)."""
+    """One run's private staging directory (local disk, not the EFS volume).
+
+    The run holds an ``flock`` on a file inside it while it is alive. A run killed outright
+    (SIGKILL, out of memory) cannot remove its directory, so every new run first removes the
+    directories whose lock nobody holds: the kernel released it when their run died. Without
+    that, each killed run would leave its staged files behind for good (measured by the soak).
+    """
 
     def __init__(self, root: Path | None, run_id: str) -> None:
         base = Path(root) if root else Path(tempfile.gettempdir())
         base.mkdir(parents=True, exist_ok=True)
+        swept = sweep_stale(base)
+        if swept:
+            log.warning("removed staging directories of dead runs", phase="plan", removed=swept)
         self.path = Path(tempfile.mkdtemp(prefix=f"fluxion-{run_id}-", dir=base))
+        self._owner: int | None = os.open(self.path / OWNER_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._owner, fcntl.LOCK_EX)
 
     def file_for(self, store_id: str, kind: str) -> Path:
         """``staged`` is a Parquet file; ``ready`` is a DuckDB database (see transform)."""
@@ -63,6 +88,45 @@ class StagingArea:
 
     def cleanup(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+        if self._owner is not None:
+            os.close(self._owner)
+            self._owner = None
+
+
+def sweep_stale(base: Path) -> list[str]:
+    """Remove the ``fluxion-*`` staging directories under ``base`` whose run is dead.
+
+    A run is dead when nobody holds the lock on its directory's owner file (a live run, even
+    one for another target sharing ``ETL_STAGING_DIR``, holds it). Returns the names removed.
+    """
+    removed: list[str] = []
+    for directory in sorted(base.glob("fluxion-*")):
+        if directory.is_dir() and _is_dead(directory):
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory.name)
+    return removed
+
+
+def _is_dead(directory: Path) -> bool:
+    try:
+        fd = os.open(directory / OWNER_FILE, os.O_RDWR)
+    except FileNotFoundError:
+        if not _RUN_DIRECTORY.match(directory.name):
+            return False
+        try:
+            age = time.time() - directory.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        return age > UNOWNED_STALE_SECONDS
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # closing also releases the lock if we took it
+    return True
 
 
 def stage_batches(
