@@ -1,0 +1,52 @@
+"""The soak command's input: bad input is one line and exit 2, before anything is created."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from fluxion_etl.demo.soak import main, parse_args
+from fluxion_etl.demo.soak_chain import shifted
+from fluxion_etl.demo.soak_faults import FAULTS
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--faults", "store_down,meteor"], "unknown fault 'meteor'"),
+        (["--runs", "0"], "--runs must be at least 1"),
+        (["--runs", "-3"], "--runs must be at least 1"),
+        (["--runs", "many"], "invalid int value"),
+        (["--stores", "22"], "--stores must be 1..21"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err, err
+
+
+def test_a_soak_without_the_postgresql_stand_in_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("FLUXION_TEST_PG_HOST", raising=False)
+    assert main(["--runs", "1"]) == 2
+    assert "FLUXION_TEST_PG_HOST" in capsys.readouterr().err
+
+
+def test_faults_default_to_every_kind_and_a_printed_random_seed() -> None:
+    args = parse_args([])
+    assert args.faults == list(FAULTS) and args.runs == 50 and isinstance(args.seed, int)
+    assert parse_args(["--faults", "sigkill, sigkill", "--seed", "7"]).faults == ["sigkill"]
+
+
+def test_each_run_shifts_every_nonzero_quantity_away_from_zero_so_its_rows_are_recognisable() -> (
+    None
+):
+    assert shifted(Decimal("12.000"), 7) == Decimal("12.007")
+    assert shifted(Decimal("-3.000"), 7) == Decimal("-3.007")
+    assert shifted(Decimal("0.000"), 7) == Decimal("0.000")
+    assert shifted(Decimal("5.000"), 1007) == shifted(Decimal("5.000"), 7)
