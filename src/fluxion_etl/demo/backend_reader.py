@@ -29,6 +29,9 @@ from fluxion_etl.publish import is_lock_conflict
 
 #: a backend request gives up on the file after this long (then shows an error page)
 MAX_WAIT_SECONDS = 30.0
+#: longest pause between two attempts to open a file the ETL holds: its publishes last tenths of
+#: a second, with short gaps between two stores', which a slower retry keeps missing
+RETRY_MAX_SECONDS = 0.05
 #: pause between two requests (a busy backend: ~20 requests per second)
 PAUSE_SECONDS = 0.05
 #: anomalies kept in full in the figures (all are counted)
@@ -88,7 +91,7 @@ def open_read_only(db: Path, figures: ReaderFigures) -> duckdb.DuckDBPyConnectio
                 figures.gave_up += 1
                 return None
             time.sleep(pause)
-            pause = min(pause * 2, 0.2)
+            pause = min(pause * 2, RETRY_MAX_SECONDS)
             continue
         if failed:
             waited = time.monotonic() - started

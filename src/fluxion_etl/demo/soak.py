@@ -203,6 +203,8 @@ class Soak:
         self.fault_outcomes: dict[str, Counter[str]] = defaultdict(Counter)
         self.deck: list[str] = []
         self.reader: subprocess.Popen[str] | None = None
+        #: SIGINT/SIGTERM: finish the current run, then report what was done
+        self.stopping = threading.Event()
 
     def env(self, extra: dict[str, str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SQL_", "ETL_"))}
@@ -305,6 +307,9 @@ class Soak:
         self.deadline = max(MIN_DEADLINE_SECONDS, 2 * self.context.typical_seconds)
         try:
             for number in range(1, self.args.runs + 1):
+                if self.stopping.is_set():
+                    print(f"soak: stopped (SIGINT/SIGTERM) before run {number}", flush=True)
+                    break
                 if self.reader is None and self.every_store_published():
                     self.start_reader()
                 violations += self.run_once(number, injection(self.draw(), self.context))
@@ -376,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fluxion-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
     soak = Soak(args, server, workdir)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _signum, _frame: soak.stopping.set())
     try:
         return soak.execute()
     finally:
