@@ -1,8 +1,9 @@
 """A reader that behaves like the chain's web backend, to measure what it sees while the ETL runs.
 
 Per "request" it opens the DuckDB file read-only, runs the per-location summary the backend's
-inventory page shows (products, zero and negative stock, latest extraction), and closes it
-again -- short-lived connections, as a backend sharing the file with the ETL must use. When the
+dashboard shows (`fluxion_etl.demo.backend.SUMMARY`: products, zero and negative stock, latest
+extraction), and closes it again -- short-lived connections, as a backend sharing the file with
+the ETL must use. When the
 ETL holds the file (a publish), the open fails with DuckDB's lock error; the reader retries with
 a short back-off up to a bound, as a backend should, and counts the failed opens and the longest
 wait. Each answer is checked: every store present with its full row count, and one
@@ -25,6 +26,7 @@ from types import FrameType
 
 import duckdb
 
+from fluxion_etl.demo.backend import SUMMARY
 from fluxion_etl.publish import is_lock_conflict
 
 #: a backend request gives up on the file after this long (then shows an error page)
@@ -37,17 +39,10 @@ PAUSE_SECONDS = 0.05
 #: anomalies kept in full in the figures (all are counted)
 KEPT_ANOMALIES = 50
 
-SUMMARY = """
-SELECT ubicacion_id,
-       count(*) AS productos,
-       count(*) FILTER (WHERE cantidad_actual = 0) AS sin_stock,
-       count(*) FILTER (WHERE cantidad_actual < 0) AS stock_negativo,
-       max(fecha_extraccion) AS ultima_extraccion,
-       count(DISTINCT batch_id) AS lotes,
-       min(batch_id) AS lote
-FROM inventario_raw {where}
-GROUP BY ubicacion_id
-"""
+#: per store: rows of how many runs (a store half-published would show two, or a short count)
+BATCHES = (
+    "SELECT ubicacion_id, count(DISTINCT batch_id), min(batch_id) FROM inventario_raw GROUP BY 1"
+)
 
 
 @dataclass
@@ -102,15 +97,15 @@ def open_read_only(db: Path, figures: ReaderFigures) -> duckdb.DuckDBPyConnectio
 
 
 def location_summary(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int, str]]:
-    """store -> (rows, distinct batch ids, a batch id), as the backend's page counts them;
-    only ``activo`` rows once the table has that column (the backend's contract)."""
-    active = con.execute(
-        "SELECT count(*) FROM information_schema.columns"
-        " WHERE table_name = 'inventario_raw' AND column_name = 'activo'"
-    ).fetchone()
-    where = "WHERE activo" if active and active[0] else ""
-    rows = con.execute(SUMMARY.format(where=where)).fetchall()
-    return {row[0]: (int(row[1]), int(row[5]), str(row[6])) for row in rows}
+    """store -> (products on the backend's dashboard, distinct batch ids, a batch id).
+
+    The dashboard's own per-location summary (:data:`fluxion_etl.demo.backend.SUMMARY`:
+    products, zero and negative stock, value, latest extraction), then the batch ids; both in
+    one read-only connection, which no writer can change underneath.
+    """
+    products = {row[0]: int(row[3]) for row in con.execute(SUMMARY).fetchall()}
+    batches = {row[0]: (int(row[1]), str(row[2])) for row in con.execute(BATCHES).fetchall()}
+    return {store: (count, *batches.get(store, (0, ""))) for store, count in products.items()}
 
 
 def request(db: Path, expected: dict[str, int], figures: ReaderFigures) -> None:
