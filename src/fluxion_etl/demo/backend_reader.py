@@ -5,8 +5,8 @@ dashboard shows (`fluxion_etl.demo.backend.SUMMARY`: products, zero and negative
 extraction), and closes it again -- short-lived connections, as a backend sharing the file with
 the ETL must use. When the ETL holds the file (a publish), the open fails with DuckDB's lock
 error; the reader retries with a short back-off up to a bound, as a backend should, and counts
-the failed opens and the longest wait. Each answer is checked: every store present with its full row count, and one
-``batch_id`` per store (never half of one snapshot and half of another).
+the failed opens and the longest wait. Each answer is checked: every store present with its full
+row count, and one ``batch_id`` per store (never half of one snapshot and half of another).
 
 Run as ``python -m fluxion_etl.demo.backend_reader DB EXPECTED_JSON OUT_JSON``; it loops until
 SIGTERM/SIGINT, then writes its figures to OUT_JSON.
