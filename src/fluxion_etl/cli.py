@@ -31,11 +31,12 @@ from fluxion_etl.connection import driver_family
 from fluxion_etl.credentials import Credentials, load_credentials, redact
 from fluxion_etl.drivers import require_drivers
 from fluxion_etl.errors import ConfigError, FluxionError, RunLockedError
+from fluxion_etl.freshness import add_freshness, format_age
 from fluxion_etl.guard import accepted_stores
 from fluxion_etl.logs import configure_logging
-from fluxion_etl.metrics import emf_line
 from fluxion_etl.pipeline import RunControl, RunResult, new_run_id, run_pipeline
 from fluxion_etl.query import load_query
+from fluxion_etl.run_metrics import metric_lines
 from fluxion_etl.sentry import SentryMonitor
 from fluxion_etl.status import store_status
 from fluxion_etl.storage import file_storage_version
@@ -224,11 +225,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"fluxion-etl: cannot open {path} read-only: {exc}", file=sys.stderr)
         return EXIT_FAILED
     try:
-        rows = store_status(con)
+        rows: list[dict[str, Any]] = store_status(con)
     except duckdb.CatalogException:
         rows = []
     finally:
         con.close()
+    add_freshness(rows, settings.stale_after_seconds)
     if args.json:
         version = file_storage_version(path)  # per row: the output stays a list of stores
         rows = [{**row, "storage_version": version} for row in rows]
@@ -236,12 +238,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_OK
     # "rows": what the last run published; "serving"/"published": the snapshot the target
     # holds now, which a failed run leaves in place (see status.py)
-    table = _table("store", "state", "started (UTC)", "rows", "serving", "published (UTC)", "error")
+    table = _table(
+        "store", "state", "started (UTC)", "rows", "serving", "published (UTC)", "age", "error"
+    )
     for row in rows:
         error = f"{row['error_tipo']}: {row['error_mensaje']}" if row["error_tipo"] else ""
         loaded = row["registros_cargados"] if row["estado"] == "exitoso" else None
         if row.get("guardia_aceptada"):  # published, though the guard would have held it back
             error = f"accepted: {row['guardia_aceptada']}"
+        age = format_age(row["snapshot_age_seconds"])
         table.add_row(
             str(row["ubicacion_id"]),
             str(row["estado"]),
@@ -249,6 +254,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "" if loaded is None else f"{loaded:,}",
             f"{row['registros_servidos']:,}",
             _when(row["fecha_publicacion"]),
+            f"{age} STALE" if row["stale"] else age,
             error,
         )
     _print(table)
@@ -371,7 +377,6 @@ def _execute(
         sig: signal.signal(sig, lambda signum, _frame: control.stop(signal.Signals(signum).name))
         for sig in (signal.SIGTERM, signal.SIGINT)
     }
-    environment = settings.context.get("environment", "default")
     monitor = SentryMonitor.from_env(credentials)
     run_id = new_run_id()
     if monitor:
@@ -393,7 +398,9 @@ def _execute(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if not interactive:
-        print(emf_line(_metrics(result), environment, run_id), flush=True)
+        ids, entries = [store.id for store in stores], result.entries if result else []
+        for line in metric_lines(_metrics(result), ids, entries, settings, run_id):
+            print(line, flush=True)
     _log_outcome(result)
     if monitor:
         monitor.stores_failed(result.failed if result else [])

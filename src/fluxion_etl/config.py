@@ -24,6 +24,8 @@ from fluxion_etl.storage import DEFAULT_STORAGE_VERSION, check_storage_version
 ENGINES = ("arrow", "pyodbc")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_DRIVER = "ODBC Driver 18 for SQL Server"
+#: Two periods of the default schedule, rate(6 hours); the stack passes its own value.
+DEFAULT_STALE_AFTER_SECONDS = 2 * 6 * 3600
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Settings:
     max_retries: int = 3
     timeout_seconds: float = 1800.0
     lock_wait_seconds: float = 600.0
+    #: a store whose last published snapshot is older than this is stale (DESIGN §1.7)
+    stale_after_seconds: float = DEFAULT_STALE_AFTER_SECONDS
     connect_timeout_seconds: int = 15
     odbc_driver: str = DEFAULT_DRIVER
     query_file: Path | None = None
@@ -77,6 +81,9 @@ class Settings:
             max_retries=get.integer("ETL_MAX_RETRIES", 3, minimum=1),
             timeout_seconds=get.number("ETL_TIMEOUT_SECONDS", 1800.0, minimum=1.0),
             lock_wait_seconds=get.number("ETL_LOCK_WAIT_SECONDS", 600.0, minimum=0.0),
+            stale_after_seconds=get.number(
+                "ETL_STALE_AFTER_SECONDS", DEFAULT_STALE_AFTER_SECONDS, minimum=60.0
+            ),
             connect_timeout_seconds=get.integer("ETL_CONNECT_TIMEOUT_SECONDS", 15, minimum=1),
             odbc_driver=get.text("SQL_ODBC_DRIVER", DEFAULT_DRIVER),
             query_file=get.path("ETL_QUERY_FILE"),

@@ -43,7 +43,13 @@ def test_run_publishes_exactly_the_rows_the_business_rules_select(
     assert lines[-1]["event"] == "ETL completed successfully"
     assert {line.get("run_id") for line in lines if "run_id" in line} == {lines[-1]["run_id"]}
     emf = [line for line in lines if "_aws" in line]
-    assert len(emf) == 1 and emf[0]["RunSucceeded"] == 1 and emf[0]["StoresFailed"] == 0
+    run, *per_store = emf
+    assert (run["RunSucceeded"], run["StoresFailed"], run["StoresStale"]) == (1, 0, 0)
+    assert [doc["Store"] for doc in per_store] == [store.id for store in pg_stores]
+    for doc, store in zip(per_store, pg_stores, strict=True):
+        assert doc["StoreRowsPublished"] == len(store.data.expected)
+        assert doc["StoreFailed"] == 0 and doc["StoreDurationSeconds"] > 0
+        assert 0 <= doc["StoreSnapshotAgeSeconds"] < 60  # published seconds ago
 
     db = Path(etl_env["DATABASE_PATH"])
     for store in pg_stores:
@@ -170,6 +176,20 @@ def test_ledger_records_each_store_and_reruns_replace_the_snapshot(
     assert all(
         row["estado"] == "exitoso" and row["ultima_actualizacion"] for row in by_store.values()
     )
+    assert all(0 <= row["snapshot_age_seconds"] < 300 for row in by_store.values())
+    assert not any(row["stale"] for row in by_store.values())
+    # The ledger says the first store last published two days ago: status flags it stale.
+    with duckdb.connect(etl_env["DATABASE_PATH"]) as con:
+        con.execute(
+            "UPDATE etl_ejecuciones SET fecha_fin = fecha_fin - INTERVAL 2 DAY "
+            "WHERE ubicacion_id = ?",
+            [pg_stores[0].id],
+        )
+    aged = run_cli(["status", "--json"], {**etl_env, "ETL_STALE_AFTER_SECONDS": "86400"})
+    rows = {row["ubicacion_id"]: row for row in json.loads(aged.stdout)}
+    old = rows.pop(pg_stores[0].id)
+    assert old["stale"] is True and 2 * 86400 <= old["snapshot_age_seconds"] < 2 * 86400 + 300
+    assert not any(row["stale"] for row in rows.values())
 
 
 def test_an_unreachable_store_fails_alone_and_the_run_is_partial(
@@ -188,6 +208,19 @@ def test_an_unreachable_store_fails_alone_and_the_run_is_partial(
     assert states.pop("tienda_99") == "fallido/conexion"
     assert set(states.values()) == {"exitoso/"}
     assert pg_server.password not in result.stdout + result.stderr
+    # Never published: it is stale and its document has no age, only the failure.
+    run, *per_store = [line for line in json_lines(result.stdout) if "_aws" in line]
+    assert (run["StoresFailed"], run["StoresStale"]) == (1, 1)
+    (down,) = [doc for doc in per_store if doc["Store"] == "tienda_99"]
+    assert (down["StoreFailed"], down["StoreRowsPublished"]) == (1, 0)
+    assert "StoreSnapshotAgeSeconds" not in down
+    status = run_cli(["status", "--json"], etl_env)
+    assert status.returncode == 0, status.stderr
+    flagged = {row["ubicacion_id"]: row["stale"] for row in json.loads(status.stdout)}
+    assert flagged.pop("tienda_99") is True and not any(flagged.values())
+    table = run_cli(["status"], etl_env)
+    (line,) = [line for line in table.stdout.splitlines() if "tienda_99" in line]
+    assert "never STALE" in line
 
 
 def test_configuration_errors_exit_2_before_touching_anything(
