@@ -6,8 +6,10 @@ watched a metric that does not exist), so:
 - a failed or partial run (non-zero exit code, DESIGN §1.2) or a task that never started
   (image pull, secret or EFS mount failure) is caught from ECS's own *Task State Change* events;
 - a schedule that could not start the task shows in the rule's ``FailedInvocations``;
-- a run at its deadline, and no successful run at all for two periods (the dead-man alarm), come
-  from the ETL's EMF metrics in :data:`NAMESPACE`, dimension ``Environment``.
+- a run at its deadline, no successful run at all for two periods (the dead-man alarm), and a
+  store whose snapshot is older than ``EtlStaleAfterSeconds`` (one store down for days while the
+  others run fine), come from the ETL's EMF metrics in :data:`NAMESPACE`, dimension
+  ``Environment``.
 """
 
 from dataclasses import dataclass
@@ -22,13 +24,9 @@ from troposphere.sns import SubscriptionResource, Topic, TopicPolicy
 
 from fluxion_cfn import iam
 from fluxion_cfn.conditions import Conditions
+from fluxion_cfn.metric_names import ENVIRONMENT_DIMENSION, NAMESPACE, run_metric
 from fluxion_cfn.naming import cluster_arn, tags, task_definition_arn_prefix
 from fluxion_cfn.parameters import Parameters
-
-#: CloudWatch namespace of the ETL's Embedded Metric Format lines (DESIGN §1.4).
-NAMESPACE = "Fluxion/ETL"
-#: The single dimension of those metrics; its value is the task's ENVIRONMENT.
-DIMENSION = "Environment"
 
 _FAILURE_MESSAGE = (
     "fluxion ETL (stack ${AWS::StackName}): task <task> stopped at <stoppedAt> with exit code"
@@ -91,7 +89,7 @@ def _task_failed_rule(params: Parameters, topic: Topic, log_group: LogGroup) -> 
 def _alarms(
     params: Parameters, conditions: Conditions, topic: Topic, schedule: Rule
 ) -> tuple[Alarm, ...]:
-    environment = [MetricDimension(Name=DIMENSION, Value=Ref(params.environment))]
+    environment = [MetricDimension(Name=ENVIRONMENT_DIMENSION, Value=Ref(params.environment))]
     notify = {"AlarmActions": [Ref(topic)]}
     failed_invocations = Alarm(
         "ScheduleFailedAlarm",
@@ -117,7 +115,7 @@ def _alarms(
             " stopped; some stores were not refreshed. Check slow stores and the VPN."
         ),
         Namespace=NAMESPACE,
-        MetricName="DurationSeconds",
+        MetricName=run_metric("DurationSeconds"),
         Dimensions=environment,
         Statistic="Maximum",
         Period=300,
@@ -134,7 +132,7 @@ def _alarms(
             " (SchedulePeriodSeconds); the inventory is getting stale. Check the task events."
         ),
         Namespace=NAMESPACE,
-        MetricName="RunSucceeded",
+        MetricName=run_metric("RunSucceeded"),
         Dimensions=environment,
         Statistic="Sum",
         # Two consecutive periods without a success = no success in 2 x the schedule period.
@@ -147,7 +145,27 @@ def _alarms(
         ActionsEnabled=If(conditions.schedule_enabled, True, False),
         **notify,
     )
-    return failed_invocations, too_long, no_success
+    stale = Alarm(
+        "StoresStaleAlarm",
+        AlarmDescription=Sub(
+            "fluxion ${AWS::StackName}: a store's published snapshot is older than"
+            " EtlStaleAfterSeconds (or it was never published); the backend serves old stock for"
+            " it. `fluxion-etl status` and the dashboard show which; check its VPN and the logs."
+        ),
+        Namespace=NAMESPACE,
+        MetricName=run_metric("StoresStale"),
+        Dimensions=environment,
+        Statistic="Maximum",
+        # One datapoint per run; a period per schedule period keeps the alarm in ALARM (one
+        # notification) while the store stays stale, and a run with none stale clears it.
+        Period=Ref(params.schedule_period),
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="ignore",  # no run at all is the dead-man alarm's to report
+        **notify,
+    )
+    return failed_invocations, too_long, no_success, stale
 
 
 def add_alerting(

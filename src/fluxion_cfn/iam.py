@@ -12,7 +12,6 @@ from awacs import ecr, ecs, elasticfilesystem, iam, kms, logs, secretsmanager, s
 from awacs.aws import Allow, ArnEquals, ArnLike, Condition, Principal, Statement, StringEquals
 from troposphere import AWSHelperFn, GetAtt, Ref, Sub
 from troposphere.ecr import Repository
-from troposphere.ecs import TaskDefinition
 from troposphere.iam import Role
 from troposphere.logs import LogGroup
 
@@ -129,14 +128,24 @@ def efs_mount_write(fs: Arn, ap: Arn) -> Statement:
 # --- events role: what the schedule needs to start the task -----------------------------------
 
 
-def run_task(task_def: TaskDefinition, cluster: Arn) -> Statement:
-    """Run this task definition, in the given cluster only."""
+def run_task(task_definition: Arn, cluster: Arn) -> Statement:
+    """Run this task definition (a revision, or ``<family>:*``), in the given cluster only."""
     return Statement(
         Sid="RunEtlTask",
         Effect=Allow,
         Action=[ecs.RunTask],
-        Resource=[Ref(task_def)],
+        Resource=[task_definition],
         Condition=Condition(ArnEquals("ecs:cluster", cluster)),
+    )
+
+
+def describe_tasks(tasks: Arn) -> Statement:
+    """Read the state and exit code of the cluster's tasks: how a caller learns a run's outcome."""
+    return Statement(
+        Sid="DescribeEtlTasks",
+        Effect=Allow,
+        Action=[ecs.DescribeTasks],
+        Resource=[tasks],
     )
 
 

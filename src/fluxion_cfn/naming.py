@@ -56,6 +56,11 @@ def task_definition_arn_prefix() -> Sub:
     return Sub(f"{_ARN}:ecs:{_REGIONAL}:task-definition/{TASK_FAMILY}:")
 
 
+def task_family_arn() -> Sub:
+    """Every revision of this stack's family, so a policy outlives the next deploy's revision."""
+    return Sub(f"{_ARN}:ecs:{_REGIONAL}:task-definition/{TASK_FAMILY}:*")
+
+
 def file_system_arn(params: Parameters) -> Sub:
     return Sub(f"{_ARN}:elasticfilesystem:{_REGIONAL}:file-system/${{{params.file_system.title}}}")
 

@@ -2,13 +2,15 @@
 
 They are what ``deploy``, ``run-task`` and the operator need after a deploy: where to push the
 image, what to run, where its logs are (the group the stack created, not a guessed name), which
-security group a manual run uses, where alerts go and which rule is the schedule.
+security group a manual run uses, where alerts go, which rule is the schedule, and the policy a
+backend attaches to start a run itself.
 """
 
 from troposphere import AWSHelperFn, Export, GetAtt, Output, Ref, Template
 from troposphere.ecr import Repository
 from troposphere.ecs import TaskDefinition
 from troposphere.events import Rule
+from troposphere.iam import ManagedPolicy
 from troposphere.logs import LogGroup
 
 from fluxion_cfn.alerting import Alerting
@@ -26,6 +28,7 @@ def add_outputs(
     alerting: Alerting,
     schedule: Rule,
     credentials: Credentials,
+    run_task_policy: ManagedPolicy,
 ) -> list[Output]:
     values: list[tuple[str, str, AWSHelperFn]] = [
         ("RepositoryUri", "ECR repository to push the ETL image to.",
@@ -39,6 +42,8 @@ def add_outputs(
         ("ScheduleRuleName", "EventBridge rule that starts the ETL.", Ref(schedule)),
         ("SqlCredentialsSecretArn", "Secret holding {\"username\", \"password\"} of the SQL login.",
          credentials.arn),
+        ("RunTaskPolicyArn", "Managed policy to start this ETL task (attach it to the backend's"
+         " role for one-store syncs).", Ref(run_task_policy)),
     ]
     return [
         template.add_output(

@@ -12,6 +12,8 @@ from typing import Any
 
 from troposphere import Parameter, Template
 
+from fluxion_etl.config import DEFAULT_STALE_AFTER_SECONDS
+
 #: CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
@@ -50,6 +52,13 @@ ETL_SETTINGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         "Type": "Number", "Default": 600, "MinValue": 0, "MaxValue": 3600,
         "Description": "ETL_LOCK_WAIT_SECONDS: how long to wait for another process to release"
         " the DuckDB file.",
+    }),
+    ("ETL_STALE_AFTER_SECONDS", "EtlStaleAfterSeconds", {
+        "Type": "Number", "Default": DEFAULT_STALE_AFTER_SECONDS, "MinValue": 60,
+        "MaxValue": 2592000,
+        "Description": "ETL_STALE_AFTER_SECONDS: a store whose last published snapshot is older"
+        " than this is stale (StoresStale alarm, dashboard, status); two schedule periods, so"
+        " keep it at 2 x SchedulePeriodSeconds.",
     }),
     ("SQL_ODBC_DRIVER", "SqlOdbcDriver", {
         "Type": "String", "Default": "ODBC Driver 18 for SQL Server", "MinLength": 1,
@@ -117,6 +126,10 @@ class Parameters:
     @property
     def timeout(self) -> Parameter:
         return self.etl_settings["ETL_TIMEOUT_SECONDS"]
+
+    @property
+    def stale_after(self) -> Parameter:
+        return self.etl_settings["ETL_STALE_AFTER_SECONDS"]
 
 
 def add_parameters(template: Template) -> Parameters:

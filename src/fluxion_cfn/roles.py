@@ -9,7 +9,7 @@
 from dataclasses import dataclass
 
 from awacs.aws import PolicyDocument, Statement
-from troposphere import GetAtt, Template
+from troposphere import GetAtt, Ref, Template
 from troposphere.ecr import Repository
 from troposphere.ecs import TaskDefinition
 from troposphere.iam import Policy, Role
@@ -93,7 +93,7 @@ def add_events_role(
             "fluxion ETL: lets the EventBridge schedule run the ETL task",
             iam.assumed_by("events.amazonaws.com"),
             [
-                iam.run_task(task_def, cluster_arn(params)),
+                iam.run_task(Ref(task_def), cluster_arn(params)),
                 iam.tag_new_tasks(cluster_tasks_arn(params)),
                 iam.pass_roles(roles.execution, roles.task),
             ],

@@ -17,7 +17,9 @@ import duckdb
 import pytest
 from etl_cli import closed_port_store, json_lines, published_rows, run_cli, write_stores
 
+from fluxion_cfn.stack import render
 from fluxion_etl.transform import DECIMAL_TYPES
+from stack_metrics import emitted_metrics, stack_metrics
 
 pytestmark = pytest.mark.postgres
 
@@ -50,6 +52,9 @@ def test_run_publishes_exactly_the_rows_the_business_rules_select(
         assert doc["StoreRowsPublished"] == len(store.data.expected)
         assert doc["StoreFailed"] == 0 and doc["StoreDurationSeconds"] > 0
         assert 0 <= doc["StoreSnapshotAgeSeconds"] < 60  # published seconds ago
+    # Every metric the stack's alarms and dashboard refer to is one this run really emitted.
+    referred = stack_metrics(json.loads(render("json")))
+    assert referred <= emitted_metrics(emf), referred - emitted_metrics(emf)
 
     db = Path(etl_env["DATABASE_PATH"])
     for store in pg_stores:

@@ -88,8 +88,9 @@ DOCUMENTS = list(policy_documents(TEMPLATE))
 
 def test_the_walk_sees_every_policy_of_the_stack() -> None:
     kinds = sorted(kind for kind, _, _ in DOCUMENTS)
-    # 3 roles (trust + inline policy each), the topic policy, the key policy.
-    assert kinds == ["identity"] * 3 + ["key"] + ["resource"] + ["trust"] * 3
+    # 3 roles (trust + inline policy each), the run-task managed policy, the topic policy, the
+    # key policy.
+    assert kinds == ["identity"] * 4 + ["key"] + ["resource"] + ["trust"] * 3
 
 
 @pytest.mark.parametrize(("kind", "where", "document"), DOCUMENTS, ids=[d[1] for d in DOCUMENTS])
@@ -114,20 +115,45 @@ def test_resource_star_appears_only_for_the_ecr_login_token() -> None:
     assert star == ["ecr:GetAuthorizationToken"]
 
 
-def test_the_schedule_passes_exactly_the_two_task_roles_to_ecs_tasks() -> None:
-    (statement,) = [
-        s
-        for kind, _, document in DOCUMENTS
+def test_the_schedule_and_the_run_task_policy_pass_exactly_the_two_task_roles() -> None:
+    passing = {
+        where: s
+        for kind, where, document in DOCUMENTS
         if kind == "identity"
         for s in document["Statement"]
         if "iam:PassRole" in s["Action"]
+    }
+    assert sorted(passing) == ["RunTaskPolicy", "ScheduleRole/ScheduleRole"]
+    for statement in passing.values():
+        assert statement["Resource"] == [
+            {"Fn::GetAtt": ["ExecutionRole", "Arn"]},
+            {"Fn::GetAtt": ["TaskRole", "Arn"]},
+        ]
+        assert statement["Condition"] == {
+            "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+        }
+
+
+def test_the_run_task_policy_starts_this_family_in_this_cluster_and_reads_its_tasks() -> None:
+    (document,) = [d for kind, where, d in DOCUMENTS if where == "RunTaskPolicy"]
+    by_sid = {s["Sid"]: s for s in document["Statement"]}
+    assert {sid: s["Action"] for sid, s in by_sid.items()} == {
+        "RunEtlTask": ["ecs:RunTask"],
+        "DescribeEtlTasks": ["ecs:DescribeTasks"],
+        "TagStartedTasks": ["ecs:TagResource"],  # RunTask propagates the family's tags
+        "PassTaskRoles": ["iam:PassRole"],
+    }
+    prefix = "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}"
+    assert by_sid["RunEtlTask"]["Resource"] == [
+        {"Fn::Sub": f"{prefix}:task-definition/${{AWS::StackName}}-etl:*"}
     ]
-    assert statement["Resource"] == [
-        {"Fn::GetAtt": ["ExecutionRole", "Arn"]},
-        {"Fn::GetAtt": ["TaskRole", "Arn"]},
-    ]
-    assert statement["Condition"] == {
-        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    assert by_sid["RunEtlTask"]["Condition"] == {
+        "ArnEquals": {"ecs:cluster": {"Fn::Sub": f"{prefix}:cluster/${{ClusterName}}"}}
+    }
+    tasks = [{"Fn::Sub": f"{prefix}:task/${{ClusterName}}/*"}]
+    assert by_sid["DescribeEtlTasks"]["Resource"] == by_sid["TagStartedTasks"]["Resource"] == tasks
+    assert by_sid["TagStartedTasks"]["Condition"] == {
+        "StringEquals": {"ecs:CreateAction": "RunTask"}
     }
 
 

@@ -15,7 +15,6 @@ TEMPLATE: dict[str, Any] = json.loads(render("json"))
 TEXT = render("yaml")
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 PARAMETERS: dict[str, Any] = TEMPLATE["Parameters"]
-ETL_METRICS = {"RunSucceeded", "RunFailed", "StoresFailed", "RowsPublished", "DurationSeconds"}
 #: What EC2 accepts in a security group (rule) description.
 SG_DESCRIPTION = re.compile(r"^[a-zA-Z0-9. _\-:/()#,@\[\]+=&;{}!$*]{1,255}$")
 
@@ -235,6 +234,7 @@ def test_container_environment_is_the_designs() -> None:
         "ETL_MAX_RETRIES": ref("EtlMaxRetries"),
         "ETL_TIMEOUT_SECONDS": ref("EtlTimeoutSeconds"),
         "ETL_LOCK_WAIT_SECONDS": ref("EtlLockWaitSeconds"),
+        "ETL_STALE_AFTER_SECONDS": ref("EtlStaleAfterSeconds"),
         "SQL_ODBC_DRIVER": ref("SqlOdbcDriver"),
         "LOG_LEVEL": ref("LogLevel"),
         "ETL_TIMEZONE": ref("EtlTimezone"),
@@ -409,10 +409,10 @@ def test_alarms_watch_the_schedule_and_the_etls_own_metrics() -> None:
         ("AWS/Events", "FailedInvocations"),
         ("Fluxion/ETL", "DurationSeconds"),
         ("Fluxion/ETL", "RunSucceeded"),
+        ("Fluxion/ETL", "StoresStale"),
     }
     for alarm in alarms.values():
         if alarm["Namespace"] == "Fluxion/ETL":
-            assert alarm["MetricName"] in ETL_METRICS
             assert alarm["Dimensions"] == [{"Name": "Environment", "Value": ref("EnvironmentName")}]
 
     failed = alarms["ScheduleFailedAlarm"]
@@ -425,6 +425,16 @@ def test_alarms_watch_the_schedule_and_the_etls_own_metrics() -> None:
     assert duration["Statistic"] == "Maximum"
     assert duration["Threshold"] == ref("EtlTimeoutSeconds")
     assert duration["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_a_stale_store_alarms_once_per_schedule_period_until_it_is_fresh_again() -> None:
+    alarm = props("StoresStaleAlarm")
+    assert (alarm["MetricName"], alarm["Statistic"]) == ("StoresStale", "Maximum")
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["Period"] == ref("SchedulePeriodSeconds") and alarm["EvaluationPeriods"] == 1
+    assert alarm["TreatMissingData"] == "ignore"  # no run at all: the dead-man alarm's job
+    assert PARAMETERS["EtlStaleAfterSeconds"]["Default"] == 2 * 21600
+    assert PARAMETERS["EtlStaleAfterSeconds"]["MinValue"] == 60  # as ETL_STALE_AFTER_SECONDS
 
 
 def test_dead_man_alarm_fires_after_two_schedule_periods_without_success() -> None:
@@ -455,6 +465,7 @@ def test_outputs_are_exported_and_name_the_real_resources() -> None:
         "SecurityGroupId": {"Fn::GetAtt": ["TaskSecurityGroup", "GroupId"]},
         "AlertTopicArn": ref("AlertTopic"),
         "ScheduleRuleName": ref("ScheduleRule"),
+        "RunTaskPolicyArn": ref("RunTaskPolicy"),
     }.items() <= {name: o["Value"] for name, o in outputs.items()}.items()
     for name, output in outputs.items():
         assert sub_text(output["Export"]["Name"]) == f"${{AWS::StackName}}-{name}"

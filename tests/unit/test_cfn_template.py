@@ -62,6 +62,8 @@ def test_every_resource_group_is_present() -> None:
             "AWS::CloudWatch::Alarm",  # schedule FailedInvocations
             "AWS::CloudWatch::Alarm",  # run duration
             "AWS::CloudWatch::Alarm",  # no successful run (dead man)
+            "AWS::CloudWatch::Alarm",  # stores stale
+            "AWS::CloudWatch::Dashboard",
             "AWS::EC2::SecurityGroup",
             "AWS::EC2::SecurityGroupIngress",
             "AWS::ECR::Repository",
@@ -71,6 +73,7 @@ def test_every_resource_group_is_present() -> None:
             "AWS::IAM::Role",  # execution
             "AWS::IAM::Role",  # task
             "AWS::IAM::Role",  # events
+            "AWS::IAM::ManagedPolicy",  # run task (the backend's one-store syncs)
             "AWS::KMS::Key",
             "AWS::Logs::LogGroup",
             "AWS::SNS::Subscription",
