@@ -17,7 +17,9 @@ Metric = tuple[str, tuple[str, ...]]
 
 #: Values for the ``${...}`` of the dashboard's ``Fn::Sub``, as CloudFormation would fill them.
 SAMPLE_VALUES = {
+    "AWS::Partition": "aws",
     "AWS::Region": "us-east-1",
+    "AWS::AccountId": "123456789012",
     "EnvironmentName": "production",
     "SchedulePeriodSeconds": "21600",
     "EtlStaleAfterSeconds": "43200",
@@ -29,17 +31,14 @@ _SEARCH = re.compile(r"SEARCH\('\{([^}]*)\}\s+MetricName=\"(\w+)\"")
 def substitute(text: str, template: Mapping[str, Any]) -> str:
     """``text`` with its ``Fn::Sub`` variables filled in; KeyError for one that names nothing.
 
-    ``${Name}`` must be a parameter or a pseudo parameter, ``${Resource.Arn}`` a resource of the
-    template; ``${!x}`` is Sub's escape for a literal ``${x}``.
+    ``${Name}`` must be a parameter, a pseudo parameter or a resource (whose Ref, for an alarm
+    its name, is given here as its logical id); ``${!x}`` is Sub's escape for a literal ``${x}``.
     """
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
-        if "." in name:
-            resource, attribute = name.split(".", 1)
-            if resource not in template["Resources"]:
-                raise KeyError(name)
-            return f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{resource}-{attribute}"
+        if name in template["Resources"]:
+            return name
         if name not in template["Parameters"] and not name.startswith("AWS::"):
             raise KeyError(name)
         return SAMPLE_VALUES[name]

@@ -70,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
         " subnets and security group (as the schedule would), and print where its logs go.",
     )
     _aws_options(run)
+    run.add_argument(
+        "--stores", metavar="ID,ID",
+        help="run only these stores (overrides ETL_TIENDAS for this task: a one-store sync)",
+    )  # fmt: skip
+    run.add_argument(
+        "--stores-file", type=Path,
+        help="stores file to check the --stores ids against before starting (default:"
+        " ETL_STORES_FILE if set; without one, the task itself refuses an unknown id, exit 2)",
+    )  # fmt: skip
     return parser
 
 
@@ -96,11 +105,12 @@ def _deploy(args: argparse.Namespace) -> None:
 
 
 def _run_task(args: argparse.Namespace) -> None:
-    from fluxion_cfn.run_task import run_task
+    from fluxion_cfn.run_task import requested_stores, run_task
 
+    stores = requested_stores(args.stores, args.stores_file)  # before any client or AWS call
     run_task(
         _client("cloudformation", args), _client("ecs", args), args.stack_name, sys.stdout,
-        args.region,
+        args.region, stores,
     )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ every store that reported a datapoint gets its own line, and a store added to st
 up without a deploy. Every metric named here goes through :mod:`fluxion_cfn.metric_names`.
 
 The body is JSON inside ``Fn::Sub``: the region, the environment, the schedule period (the graphs'
-period: the ETL reports once per run) and the alarms' ARNs are filled in by CloudFormation.
+period: the ETL reports once per run) and the alarms' names are filled in by CloudFormation.
 """
 
 import json
@@ -100,7 +100,10 @@ class _Body:
         self._place(self._graph(title, metrics, **extra), width, height)
 
     def alarms(self, alarms: tuple[Alarm, ...], height: int = 3) -> None:
-        arns = [f"${{{alarm.title}.Arn}}" for alarm in alarms]
+        # An alarm's Ref is its name; its ARN is built from it rather than taken from GetAtt,
+        # which moto (the tests' CloudFormation) cannot resolve for the alarms it does not create.
+        prefix = "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:"
+        arns = [f"{prefix}${{{alarm.title}}}" for alarm in alarms]
         widget = {"type": "alarm", "properties": {"title": "Alarms", "alarms": arns}}
         self._place(widget, _WIDTH, height)
 

@@ -4,17 +4,24 @@ The manual test before ``ScheduleState=ENABLED`` (DESIGN §2): same cluster, tas
 revision, private subnets, security group and no public IP as the schedule's target, all read
 from the deployed stack so that nothing is typed by hand. It starts the task and says where its
 logs are; it does not wait (``aws ecs wait tasks-stopped`` does, and the run may take minutes).
+
+``--stores a,b`` makes it a one-store (or few-store) sync: a container override of
+``ETL_TIENDAS`` for that task only. An id that the stores file does not know is refused before any
+AWS call when the file is at hand (``--stores-file`` or ``ETL_STORES_FILE``); otherwise the task
+itself refuses it (exit 2, the task-failed alert).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 from fluxion_cfn.deploy import describe_stack, stack_parameters
-from fluxion_cfn.errors import CommandError
+from fluxion_cfn.errors import CommandError, UsageError
 from fluxion_cfn.naming import LOG_GROUP_NAME
 from fluxion_cfn.task import CONTAINER
 
@@ -34,6 +41,8 @@ OUTPUT_RESOURCES = {
 STREAM_PREFIX = f"{CONTAINER}/{CONTAINER}"
 STARTED_BY = "fluxion-cfn-run-task"
 _SUBNET = re.compile(r"subnet-[0-9a-f]+")
+#: A store id as the stores file and the EtlStores parameter accept it.
+_STORE_ID = re.compile(r"[a-z0-9_]+")
 
 
 @dataclass(frozen=True)
@@ -46,8 +55,15 @@ class RunTarget:
     security_group: str
     log_group: str
 
-    def run_task_request(self) -> dict[str, Any]:
-        """``ecs.run_task`` arguments mirroring the schedule's target (fluxion_cfn.schedule)."""
+    def run_task_request(self, stores: tuple[str, ...] = ()) -> dict[str, Any]:
+        """``ecs.run_task`` arguments mirroring the schedule's target (fluxion_cfn.schedule),
+        with ``ETL_TIENDAS`` overridden when ``stores`` are given."""
+        overrides = (
+            {"overrides": {"containerOverrides": [{"name": CONTAINER, "environment": [
+                {"name": "ETL_TIENDAS", "value": ",".join(stores)}]}]}}
+            if stores
+            else {}
+        )  # fmt: skip
         return {
             "cluster": self.cluster,
             "taskDefinition": self.task_definition,
@@ -64,7 +80,38 @@ class RunTarget:
             "propagateTags": "TASK_DEFINITION",
             "enableECSManagedTags": True,
             "startedBy": STARTED_BY,
+            **overrides,
         }
+
+
+def requested_stores(raw: str | None, stores_file: Path | None) -> tuple[str, ...]:
+    """The store ids of ``--stores``, checked before any AWS call; () for every active store.
+
+    With a stores file at hand (``stores_file``, else ``ETL_STORES_FILE``), an id it does not
+    configure is a usage error here, exactly as the task would refuse it.
+    """
+    if raw is None:
+        return ()
+    from fluxion_etl.config import parse_id_list
+    from fluxion_etl.errors import ConfigError
+    from fluxion_etl.stores import load_stores, select_stores
+
+    try:
+        ids = parse_id_list(raw, "--stores")
+        bad = [store_id for store_id in ids if not _STORE_ID.fullmatch(store_id)]
+        if bad:
+            raise ConfigError(f"--stores: {', '.join(bad)} is not a store id ([a-z0-9_]+)")
+        path = stores_file or _env_path("ETL_STORES_FILE")
+        if path is not None:
+            select_stores(load_stores(path), ids)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    return ids
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name, "").strip()
+    return Path(value) if value else None
 
 
 def subnet_ids(value: str) -> tuple[str, ...]:
@@ -125,9 +172,9 @@ def _physical_ids(cfn: Any, stack_id: str) -> Mapping[str, str]:
     return ids
 
 
-def start(ecs: Any, target: RunTarget) -> str:
+def start(ecs: Any, target: RunTarget, stores: tuple[str, ...] = ()) -> str:
     """Start the task; its ARN. ECS reports placement problems as ``failures``, not errors."""
-    response = ecs.run_task(**target.run_task_request())
+    response = ecs.run_task(**target.run_task_request(stores))
     failures = response.get("failures") or []
     tasks = response.get("tasks") or []
     if failures or not tasks:
@@ -139,13 +186,22 @@ def start(ecs: Any, target: RunTarget) -> str:
     return str(tasks[0]["taskArn"])
 
 
-def run_task(cfn: Any, ecs: Any, stack_name: str, out: TextIO, region: str | None) -> str:
-    """Start one run and print its task ARN and where to follow its logs; the ARN."""
+def run_task(
+    cfn: Any,
+    ecs: Any,
+    stack_name: str,
+    out: TextIO,
+    region: str | None,
+    stores: tuple[str, ...] = (),
+) -> str:
+    """Start one run (of ``stores`` only, if given) and print its task ARN and where to follow
+    its logs; the ARN."""
     target = find_target(cfn, stack_name)
-    task_arn = start(ecs, target)
+    task_arn = start(ecs, target, stores)
     stream = f"{STREAM_PREFIX}/{task_arn.rsplit('/', 1)[-1]}"
     region_arg = f" --region {region}" if region else ""
     print(f"task: {task_arn}", file=out)
+    print(f"stores: {','.join(stores) if stores else 'every active store (ETL_TIENDAS)'}", file=out)
     print(f"log group: {target.log_group}", file=out)
     print(f"log stream: {stream}", file=out)
     print(

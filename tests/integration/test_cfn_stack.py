@@ -7,8 +7,10 @@ from the template with the operator's parameters, and that the outputs name reso
 really exist with the planned settings. The unit tests assert the rest on the template.
 """
 
+import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from aws_local import MotoEndpoint, create_shared_infrastructure
@@ -144,3 +146,36 @@ def test_the_outputs_are_exported_under_the_stack_name(
     exported = {e["Name"]: e["Value"] for e in exports}
     for name, value in stack["outputs"].items():
         assert exported[f"{STACK}-{name}"] == value
+
+
+def test_the_run_task_policy_output_names_a_managed_policy_for_this_task(
+    aws: dict[str, Any], stack: dict[str, Any]
+) -> None:
+    arn = stack["outputs"]["RunTaskPolicyArn"]
+    iam = boto3.client("iam", **aws)
+    policy = iam.get_policy(PolicyArn=arn)["Policy"]
+    version = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])
+    document = version["PolicyVersion"]["Document"]
+    if isinstance(document, str):  # moto may return it URL-encoded JSON text
+        document = json.loads(unquote(document))
+    actions = {a for s in document["Statement"] for a in s["Action"]}
+    assert actions == {"ecs:RunTask", "ecs:DescribeTasks", "ecs:TagResource", "iam:PassRole"}
+    (run,) = [s for s in document["Statement"] if s["Action"] == ["ecs:RunTask"]]
+    assert run["Resource"] == [f"arn:aws:ecs:us-east-1:123456789012:task-definition/{STACK}-etl:*"]
+    assert run["Condition"]["ArnEquals"]["ecs:cluster"].endswith(":cluster/fluxion")
+
+
+def test_the_dashboard_is_created_with_the_environment_filled_in(
+    aws: dict[str, Any], stack: dict[str, Any]
+) -> None:
+    cloudwatch = boto3.client("cloudwatch", **aws)
+    dashboard = cloudwatch.get_dashboard(DashboardName=f"{STACK}-etl")
+    body = json.loads(dashboard["DashboardBody"])
+    searches = [
+        row[0]["expression"]
+        for widget in body["widgets"]
+        for row in widget["properties"].get("metrics", [])
+        if isinstance(row[0], dict)
+    ]
+    assert len(searches) == 4
+    assert all('Environment="production"' in search and ", 21600)" in search for search in searches)

@@ -220,7 +220,7 @@ def test_what_moto_does_not_create_is_checked_on_the_template(
         by_type.setdefault(resource["Type"], []).append(resource.get("Properties", {}))
     (secret,) = by_type["AWS::SecretsManager::Secret"]
     assert "SecretString" not in secret and "GenerateSecretString" not in secret
-    assert len(by_type["AWS::CloudWatch::Alarm"]) == 3
+    assert len(by_type["AWS::CloudWatch::Alarm"]) == 4
     assert all(alarm["AlarmActions"] for alarm in by_type["AWS::CloudWatch::Alarm"])
     (group,) = by_type["AWS::Logs::LogGroup"]
     assert group["LogGroupName"] == {"Fn::Sub": "/fluxion/${AWS::StackName}/etl"}
@@ -317,6 +317,42 @@ def test_run_task_starts_one_task_of_the_stacks_definition(
     (task,) = client(aws, "ecs").describe_tasks(cluster=CLUSTER, tasks=[task_arn])["tasks"]
     assert task["taskDefinitionArn"] == updated["after"]["TaskDefinition"]
     assert task["launchType"] == "FARGATE"
+
+
+def test_run_task_with_stores_overrides_etl_tiendas_for_that_task_only(
+    aws: dict[str, Any], updated: dict[str, Any]
+) -> None:
+    assert updated["result"].returncode == 0, updated["result"].stderr
+    result = cli(aws, "run-task", "--stack-name", STACK, "--stores", "tienda_02,tienda_05")
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines())
+    assert lines["stores"] == "tienda_02,tienda_05"
+    (task,) = client(aws, "ecs").describe_tasks(cluster=CLUSTER, tasks=[lines["task"]])["tasks"]
+    assert task["overrides"]["containerOverrides"] == [
+        {"name": "etl", "environment": [{"name": "ETL_TIENDAS", "value": "tienda_02,tienda_05"}]}
+    ]
+    # The stack's own setting is untouched: the next scheduled run covers every active store.
+    assert parameter(aws, "EtlStores") == ""
+
+
+def test_run_task_refuses_an_unknown_store_before_starting_anything(
+    aws: dict[str, Any], updated: dict[str, Any], tmp_path: Path
+) -> None:
+    assert updated["result"].returncode == 0, updated["result"].stderr
+    stores = tmp_path / "stores.toml"
+    stores.write_text(
+        '[[stores]]\nid = "tienda_02"\nname = "AV. BOLIVAR"\ntype = "tienda"\n'
+        'host = "192.168.2.10"\nport = 14348\ndatabase = "VAD10"\nwarehouse = "0202"\n',
+        encoding="utf-8",
+    )
+    ecs = client(aws, "ecs")
+    before = ecs.list_tasks(cluster=CLUSTER)["taskArns"]
+    result = cli(aws, "run-task", "--stack-name", STACK, "--stores", "tienda_77",
+                 "--stores-file", str(stores))  # fmt: skip
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert "unknown store id(s): tienda_77 (configured: tienda_02)" in line
+    assert ecs.list_tasks(cluster=CLUSTER)["taskArns"] == before
 
 
 def test_a_first_deploy_without_the_required_parameters_is_a_usage_error(

@@ -62,8 +62,8 @@ def test_the_body_is_valid_json_with_every_widget_the_operator_asked_for() -> No
     (alarms,) = [w["properties"] for w in WIDGETS if w["type"] == "alarm"]
     every_alarm = [n for n, r in TEMPLATE["Resources"].items() if r["Type"].endswith("::Alarm")]
     assert len(alarms["alarms"]) == len(every_alarm) == 4
-    assert sorted(arn.rsplit(":", 1)[1] for arn in alarms["alarms"]) == sorted(
-        f"{name}-Arn" for name in every_alarm
+    assert sorted(alarms["alarms"]) == sorted(
+        f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}" for name in every_alarm
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -32,7 +33,7 @@ from fluxion_cfn.deploy import (
 )
 from fluxion_cfn.errors import CommandError, UsageError
 from fluxion_cfn.overrides import check_tags, parse_pairs
-from fluxion_cfn.run_task import OUTPUT_RESOURCES, RunTarget, start, subnet_ids
+from fluxion_cfn.run_task import OUTPUT_RESOURCES, RunTarget, requested_stores, start, subnet_ids
 from fluxion_cfn.stack import render
 
 TEMPLATE: dict[str, Any] = json.loads(render("json"))
@@ -384,3 +385,84 @@ def test_the_fallback_resources_are_the_ones_the_outputs_name() -> None:
 )
 def test_subnet_ids_are_read_from_cloudformations_and_motos_list_forms(value: str) -> None:
     assert subnet_ids(value) == ("subnet-0a1b", "subnet-2c3d")
+
+
+# --- one-store runs: run-task --stores --------------------------------------------------------
+
+STORES_FILE = """
+[[stores]]
+id = "tienda_02"
+name = "AV. BOLIVAR"
+type = "tienda"
+host = "192.168.2.10"
+port = 14348
+database = "VAD10"
+warehouse = "0202"
+
+[[stores]]
+id = "tienda_05"
+name = "NAGUANAGUA"
+type = "tienda"
+host = "192.168.5.10"
+port = 14348
+database = "VAD10"
+warehouse = "0502"
+"""
+
+
+@pytest.fixture
+def stores_file(tmp_path: Path) -> Path:
+    path = tmp_path / "stores.toml"
+    path.write_text(STORES_FILE, encoding="utf-8")
+    return path
+
+
+def test_stores_become_an_etl_tiendas_override_of_the_etl_container() -> None:
+    target = RunTarget("c", "td", ("subnet-0a",), "sg-1", "g")
+    request = target.run_task_request(("tienda_02", "tienda_05"))
+    override = {"name": "ETL_TIENDAS", "value": "tienda_02,tienda_05"}
+    assert request["overrides"] == {
+        "containerOverrides": [{"name": "etl", "environment": [override]}]
+    }
+    assert "overrides" not in target.run_task_request()  # no --stores: the task's own setting
+    (container,) = TEMPLATE["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    assert container["Name"] == "etl"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--stores", "tienda_02,tienda_77"], "unknown store id(s): tienda_77"),
+        (["--stores", "tienda_02,,tienda_05"], "has an empty store id"),
+        (["--stores", "Tienda 02"], "'Tienda 02' is not a store id"),
+    ],
+)
+def test_a_bad_store_id_is_refused_before_any_aws_call(
+    argv: list[str],
+    expected: str,
+    stores_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No endpoint, region or credentials: the check must come before any client.
+    monkeypatch.setenv("ETL_STORES_FILE", str(stores_file))
+    assert main(["run-task", "--stack-name", "flx", *argv]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert line.startswith("error: ") and expected.replace("'", "") in line.replace("'", "")
+    assert captured.out == ""
+
+
+def test_stores_are_checked_against_the_given_file_or_etl_stores_file(
+    stores_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ETL_STORES_FILE", raising=False)
+    assert requested_stores(None, None) == ()
+    assert requested_stores("tienda_05, tienda_02", stores_file) == ("tienda_05", "tienda_02")
+    # Without a stores file an unknown id goes through: the task refuses it (exit 2).
+    assert requested_stores("tienda_77", None) == ("tienda_77",)
+    monkeypatch.setenv("ETL_STORES_FILE", str(stores_file))
+    with pytest.raises(UsageError, match="unknown store id"):
+        requested_stores("tienda_77", None)
+    with pytest.raises(UsageError, match="missing.toml"):
+        requested_stores("tienda_02", tmp_path / "missing.toml")
