@@ -1,9 +1,9 @@
 """One CloudWatch dashboard: how the runs went, and how each store is doing (DESIGN §1.7, §2).
 
 The operator should be able to *look* instead of reading logs: runs succeeded and failed, stores
-failed and stale per run, run duration, how long the DuckDB write lock was held, and per store
-the rows published, the duration, the failures and the snapshot age against the stale threshold;
-then the states of the stack's alarms.
+failed, held back by the snapshot guard and stale per run, run duration, how long the DuckDB write
+lock was held, and per store the rows published, the duration, the failures and the snapshot age
+against the stale threshold; then the states of the stack's alarms.
 
 The template does not know the store ids (they are in stores.toml on EFS), so the per-store
 graphs are CloudWatch ``SEARCH`` expressions over the ``{Fluxion/ETL,Environment,Store}`` schema:
@@ -132,8 +132,9 @@ def dashboard_body(params: Parameters, alerting: Alerting) -> str:
         f" ${{{stale_after}}} s (the red line); `fluxion-etl status` shows the same ages."
     )
     body.run_graph("Runs", [("RunSucceeded", "Sum"), ("RunFailed", "Sum")])
-    body.run_graph("Stores failed and stale per run",
-                   [("StoresFailed", "Maximum"), ("StoresStale", "Maximum")])  # fmt: skip
+    body.run_graph("Stores failed, held back and stale per run",
+                   [("StoresFailed", "Maximum"), ("StoresHeldBack", "Maximum"),
+                    ("StoresStale", "Maximum")])  # fmt: skip
     body.run_graph("Rows published per run", [("RowsPublished", "Maximum")])
     body.run_graph("Run duration and DuckDB write lock held (s)",
                    [("DurationSeconds", "Maximum"), ("LockHeldSeconds", "Maximum")])  # fmt: skip

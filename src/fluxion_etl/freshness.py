@@ -107,13 +107,14 @@ def read_freshness(
 def add_freshness(rows: list[dict[str, Any]], stale_after_seconds: float) -> None:
     """Add ``snapshot_age_seconds`` and ``stale`` to ``fluxion-etl status``'s rows.
 
-    The age is that of the snapshot the target serves (``fecha_publicacion``, see status.py):
-    the same instant as the last ``exitoso`` row, since every successful run replaces the
-    store's rows, and None for rows no fluxion run recorded.
+    The age counts from the store's last ``exitoso`` ledger row (``ultima_actualizacion``), as
+    the run's metrics do. That is when the served snapshot was published (every successful run
+    replaces the store's rows), and it also dates an accepted empty snapshot, which leaves no row
+    to take ``fecha_publicacion`` from.
     """
     now = utcnow()
     for row in rows:
-        age = snapshot_age(row["fecha_publicacion"], now)
+        age = snapshot_age(row["ultima_actualizacion"], now)
         row["snapshot_age_seconds"] = None if age is None else round(age, 3)
         row["stale"] = age is None or age > stale_after_seconds
 

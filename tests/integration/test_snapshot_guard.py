@@ -35,7 +35,8 @@ def events(stdout: str, name: str) -> list[dict[str, Any]]:
 
 
 def emf(stdout: str) -> dict[str, Any]:
-    (document,) = [line for line in json_lines(stdout) if "_aws" in line]
+    """The run's EMF document (the per-store ones carry a ``Store`` dimension)."""
+    (document,) = [line for line in json_lines(stdout) if "_aws" in line and "Store" not in line]
     return document
 
 
@@ -89,6 +90,10 @@ def test_a_mistyped_warehouse_keeps_the_store_serving_its_previous_snapshot(
         1, 1, 1,
     )  # fmt: skip
     assert json_lines(result.stdout)[-1]["stores_held_back"] == [store.id]
+    # Its own document: failed, nothing published, and the age of the snapshot it still serves.
+    (own,) = [d for d in json_lines(result.stdout) if "_aws" in d and d.get("Store") == store.id]
+    assert (own["StoreFailed"], own["StoreRowsPublished"]) == (1, 0)
+    assert own["StoreSnapshotAgeSeconds"] > 0
 
     status = run_cli(["status", "--json"], etl_env)
     row = {r["ubicacion_id"]: r for r in json.loads(status.stdout)}[store.id]
@@ -99,7 +104,8 @@ def test_a_mistyped_warehouse_keeps_the_store_serving_its_previous_snapshot(
     (shown,) = [r for r in table_rows(run_cli(["status"], etl_env).stdout) if r[0] == store.id]
     assert [shown[1], shown[3], shown[4]] == ["fallido", "", f"{len(before):,}"]
     assert shown[5] == str(first_run["fecha_fin"])[:19]
-    assert shown[6].startswith("retenido: ")
+    assert not shown[6].endswith("STALE")  # it still serves a snapshot of seconds ago
+    assert shown[7].startswith("retenido: ")
 
 
 def test_an_emptied_stock_table_is_held_back_and_check_names_it(
@@ -228,7 +234,8 @@ def test_the_override_publishes_in_that_run_only_and_the_ledger_records_it(
     assert ledger_rows(db)[store.id]["guardia_aceptada"] == "0 rows where 150 were served"
     status = run_cli(["status"], etl_env)
     (shown,) = [r for r in table_rows(status.stdout) if r[0] == store.id]
-    assert shown[6] == "accepted: 0 rows where 150 were served"
+    assert not shown[6].endswith("STALE")  # the accepted (empty) snapshot is seconds old
+    assert shown[7] == "accepted: 0 rows where 150 were served"
 
 
 def test_check_counts_the_warehouse_and_the_query_rows_and_says_which_step_fails(

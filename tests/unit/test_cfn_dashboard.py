@@ -49,7 +49,11 @@ def test_the_body_is_valid_json_with_every_widget_the_operator_asked_for() -> No
     }
     assert drawn == {
         "Runs": {"RunSucceeded", "RunFailed"},
-        "Stores failed and stale per run": {"StoresFailed", "StoresStale"},
+        "Stores failed, held back and stale per run": {
+            "StoresFailed",
+            "StoresHeldBack",
+            "StoresStale",
+        },
         "Rows published per run": {"RowsPublished"},
         "Run duration and DuckDB write lock held (s)": {"DurationSeconds", "LockHeldSeconds"},
         "Rows published per store": {"StoreRowsPublished"},
