@@ -68,7 +68,8 @@ def test_a_sqlite_store_with_a_mistyped_warehouse_is_held_back_and_check_shows_w
         f"is not in MA_DEPOSITO and has no stock rows in MA_DEPOPROD (codes with stock here: "
     )
     assert first.warehouse in entry["error_mensaje"]  # the right code is among those named
-    assert json_lines(result.stdout)[-2]["StoresHeldBack"] == 1
+    (run,) = [d for d in json_lines(result.stdout) if "_aws" in d and "Store" not in d]
+    assert run["StoresHeldBack"] == 1
     assert checked.returncode == 1
     assert "FAIL" in checked.stdout and "is not in MA_DEPOSITO" in checked.stdout
     assert listed.returncode == 0, listed.stderr
