@@ -17,7 +17,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import structlog
 from rich.console import Console
 from rich.progress import Progress
@@ -38,10 +37,8 @@ from fluxion_etl.pipeline import RunControl, RunResult, new_run_id, run_pipeline
 from fluxion_etl.query import load_query
 from fluxion_etl.run_metrics import metric_lines
 from fluxion_etl.sentry import SentryMonitor
-from fluxion_etl.status import store_status
-from fluxion_etl.storage import file_storage_version
 from fluxion_etl.stores import Store, example_text, load_stores, select_stores
-from fluxion_etl.target_path import check_target_path
+from fluxion_etl.targets import Target, open_target
 from fluxion_etl.warehouses import store_warehouses
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_LOCKED = 0, 1, 2, 3, 4
@@ -121,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    check_target_path(settings.database_path, "--db" if args.db else "DATABASE_PATH")
+    open_target(settings).preflight()
     stores = _selected_stores(settings)
     source = "--accept-shrink" if args.accept_shrink else "ETL_ACCEPT_SHRINK"
     accepted_stores(settings.accept_shrink, stores, source)  # a typo must not pass silently
@@ -139,6 +136,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     credentials = _credentials_for(stores, settings)
     require_drivers(stores, settings.odbc_driver)
     results = check_stores(stores, settings, credentials, load_query(settings.query_file))
+    target_ok, target_detail = _check_target(settings)
     table = _table(
         "store", "address", "tcp", "login", "warehouse", "query", "rows", "seconds", "detail"
     )
@@ -156,8 +154,17 @@ def cmd_check(args: argparse.Namespace) -> int:
             r.detail,
         )
     _print(table)
-    _print_storage(settings.database_path)
-    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+    print(f"target: {'ok' if target_ok else 'FAIL'}: {target_detail}")
+    _print_storage(open_target(settings))
+    return EXIT_OK if target_ok and all(r.ok for r in results) else EXIT_FAILED
+
+
+def _check_target(settings: Settings) -> tuple[bool, str]:
+    """Whether a run could publish: the target's own check (targets/), one line either way."""
+    try:
+        return True, open_target(settings).check()
+    except FluxionError as exc:
+        return False, str(exc)
 
 
 def cmd_stores(args: argparse.Namespace) -> int:
@@ -214,25 +221,23 @@ def _list_warehouses(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    path: Path = args.db or settings.database_path
-    if not path.exists():
-        print(f"fluxion-etl: no database at {path} (no run has published yet)", file=sys.stderr)
-        return EXIT_FAILED
+    settings = _settings(args)
+    target = open_target(settings)
     try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.IOException as exc:
-        print(f"fluxion-etl: cannot open {path} read-only: {exc}", file=sys.stderr)
+        found = target.store_status()
+    except FluxionError as exc:
+        print(f"fluxion-etl: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    try:
-        rows: list[dict[str, Any]] = store_status(con)
-    except duckdb.CatalogException:
-        rows = []
-    finally:
-        con.close()
+    if found is None:
+        print(
+            f"fluxion-etl: no database at {target.describe()} (no run has published yet)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    rows: list[dict[str, Any]] = found
     add_freshness(rows, settings.stale_after_seconds)
     if args.json:
-        version = file_storage_version(path)  # per row: the output stays a list of stores
+        version = target.storage_version()  # per row: the output stays a list of stores
         rows = [{**row, "storage_version": version} for row in rows]
         print(json.dumps(rows, default=str, ensure_ascii=False, indent=2))
         return EXIT_OK
@@ -258,7 +263,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             error,
         )
     _print(table)
-    _print_storage(path)
+    _print_storage(target)
     return EXIT_OK
 
 
@@ -329,7 +334,11 @@ def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "stores", None) is not None:  # given, even empty: an empty one is an error
         settings = replace(settings, selected_stores=parse_id_list(args.stores, "--stores"))
     if getattr(args, "db", None):
-        settings = replace(settings, database_path=args.db)
+        if settings.database_url:
+            raise ConfigError(
+                "--db names a DuckDB file but DATABASE_URL selects PostgreSQL: use one of them"
+            )
+        settings = replace(settings, database_path=args.db, database_source="--db")
     if getattr(args, "accept_shrink", None):
         accept = parse_id_list(args.accept_shrink, "--accept-shrink")
         settings = replace(settings, accept_shrink=accept)
@@ -455,9 +464,10 @@ def _print(table: Table) -> None:
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
 
 
-def _print_storage(path: Path) -> None:
-    """The target file's DuckDB storage version: the backend's DuckDB must be able to read it."""
-    print(f"target {path}: DuckDB storage version {file_storage_version(path)}")
+def _print_storage(target: Target) -> None:
+    """The target's storage format (a DuckDB file's storage version: the backend's DuckDB must
+    be able to read it)."""
+    print(target.storage_line())
 
 
 def _when(value: object) -> str:

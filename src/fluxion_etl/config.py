@@ -20,6 +20,7 @@ from fluxion_etl.contract import (
 )
 from fluxion_etl.errors import ConfigError
 from fluxion_etl.storage import DEFAULT_STORAGE_VERSION, check_storage_version
+from fluxion_etl.targets.pgurl import check_database_url, check_schema
 
 ENGINES = ("arrow", "pyodbc")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -33,6 +34,11 @@ class Settings:
     """Everything a run needs to know, except the stores themselves and the credentials."""
 
     database_path: Path = Path("./fluxion.duckdb")
+    #: the setting that named ``database_path`` (``--db`` on the command line), for its errors
+    database_source: str = "DATABASE_PATH"
+    #: a PostgreSQL target (targets/postgres.py) instead of the DuckDB file; no password in it
+    database_url: str | None = None
+    database_schema: str = "public"
     stores_file: Path | None = None
     selected_stores: tuple[str, ...] = ()
     engine: str = "arrow"
@@ -69,8 +75,11 @@ class Settings:
         env = os.environ if env is None else env
         get = _Reader(env)
         engine = get.choice("ETL_ENGINE", ENGINES, "arrow")
+        database_url = _database_url(get)
         return cls(
             database_path=Path(get.text("DATABASE_PATH", "./fluxion.duckdb")),
+            database_url=database_url,
+            database_schema=check_schema(get.text("DATABASE_SCHEMA", "public")),
             stores_file=get.path("ETL_STORES_FILE"),
             selected_stores=get.id_list("ETL_TIENDAS"),
             engine=engine,
@@ -119,6 +128,21 @@ def _thresholds(get: _Reader) -> StockThresholds:
     return StockThresholds(**values).checked("ETL_STOCK_MINIMO/ETL_PUNTO_REORDEN/ETL_STOCK_MAXIMO")
 
 
+def _database_url(get: _Reader) -> str | None:
+    """``DATABASE_URL``, checked (targets/pgurl.py); naming both targets is an error, since
+    either choice would leave one of the two settings silently ignored."""
+    url = get.optional("DATABASE_URL")
+    if url is None:
+        return None
+    if get.optional("DATABASE_PATH") is not None:
+        raise ConfigError(
+            "both DATABASE_URL (PostgreSQL) and DATABASE_PATH (DuckDB) are set: keep the one "
+            "target you mean"
+        )
+    check_database_url(url)
+    return url
+
+
 class _Reader:
     """Typed accessors over the environment that name the variable in every error."""
 
@@ -130,6 +154,9 @@ class _Reader:
         if value is None or not value.strip():
             return None
         return value.strip()
+
+    def optional(self, name: str) -> str | None:
+        return self._raw(name)
 
     def text(self, name: str, default: str) -> str:
         return self._raw(name) or default

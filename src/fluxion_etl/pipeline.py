@@ -47,11 +47,10 @@ from fluxion_etl.extract.isolated import fetch_to_staging, start_fork_server
 from fluxion_etl.guard import SnapshotGuard
 from fluxion_etl.ledger import LedgerEntry, utcnow
 from fluxion_etl.progress import fetch_progress
-from fluxion_etl.publish import Target
 from fluxion_etl.query import load_query
-from fluxion_etl.runguard import RunGuard
 from fluxion_etl.stage import StagedFile, StagingArea
 from fluxion_etl.stores import Store
+from fluxion_etl.targets import Target, open_target
 from fluxion_etl.transform import QualityCounters, transform_store
 
 log = structlog.get_logger("fluxion_etl.pipeline")
@@ -176,8 +175,9 @@ def run_pipeline(
     run_id = run_id or new_run_id()
     control = control or RunControl()
     query = load_query(settings.query_file)
-    with RunGuard(settings.database_path, run_id):
-        return _Run(settings, stores, credentials, run_id, control, query).execute()
+    target = open_target(settings, control.stop_event, log.bind(run_id=run_id))
+    with target.guard(run_id, [store.id for store in stores]):
+        return _Run(settings, stores, credentials, run_id, control, query, target).execute()
 
 
 class _Run:
@@ -189,6 +189,7 @@ class _Run:
         run_id: str,
         control: RunControl,
         query: str,
+        target: Target,
     ) -> None:
         self.settings = settings
         self.stores = list(stores)
@@ -199,14 +200,7 @@ class _Run:
         self.plan = plan_fetches(settings, len(self.stores))
         self.guard = SnapshotGuard.for_run(settings, run_id)
         self.log = log.bind(run_id=run_id)
-        self.target = Target(
-            settings.database_path,
-            settings.lock_wait_seconds,
-            control.stop_event,
-            self.log,
-            storage_version=settings.duckdb_storage_version,
-            timezone=settings.timezone,
-        )
+        self.target = target
 
     def execute(self) -> RunResult:
         started = time.monotonic()
@@ -220,7 +214,7 @@ class _Run:
             workers=self.plan.workers,
             fetch_buffer_mib=round(self.plan.buffer_bytes / 2**20, 1),
             workers_reason=self.plan.reason,
-            database=str(self.settings.database_path),
+            database=self.target.describe(),
             **self.settings.context,
         )
         stale = self.target.open_run(

@@ -197,3 +197,41 @@ def moto_endpoint(
         yield MotoEndpoint(url=f"http://{host}:{port}", env=env)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_target_database(pg_server: PgServer, _pg_databases: list[str]) -> str:
+    """The session's PostgreSQL *target* database (DESIGN §3: a separate database on the local
+    server); each test publishes into a schema of its own in it."""
+    from fluxion_etl.demo.postgres_source import create_database
+
+    name = new_database_name("fluxion_target_")
+    _pg_databases.append(name)
+    create_database(pg_server, name)
+    return name
+
+
+@pytest.fixture
+def pg_target_env(
+    etl_env: dict[str, str], pg_server: PgServer, pg_target_database: str
+) -> dict[str, str]:
+    """``etl_env`` pointed at a fresh schema of the PostgreSQL target database."""
+    import secrets
+
+    from target_db import pg_target_url
+
+    env = {k: v for k, v in etl_env.items() if k not in ("DATABASE_PATH", "PGPASSWORD")}
+    env.update(
+        DATABASE_URL=pg_target_url(pg_server, pg_target_database),
+        DATABASE_SCHEMA=f"t_{secrets.token_hex(5)}",
+        PGPASSWORD=pg_server.password,
+    )
+    return env
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def target_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """A run's environment for each target in turn: the tests about the target run on both."""
+    name = "etl_env" if request.param == "duckdb" else "pg_target_env"
+    env: dict[str, str] = request.getfixturevalue(name)
+    return env

@@ -80,11 +80,17 @@ def write_stores_file(stores: Sequence[Store], path: Path) -> None:
 
 
 def demo_settings(base: Settings, database: Path) -> Settings:
-    """The run settings of the demo: the caller's, pointed at the demo target.
+    """The run settings of the demo: the caller's, pointed at the demo's DuckDB file (always
+    DuckDB: the demo is the embedded default, whatever DATABASE_URL says).
 
     The demo rebuilds its stores from scratch each time, so a smaller ``--rows`` than last time
     is deliberate: the snapshot guard accepts every shrink here (``ETL_ACCEPT_SHRINK=all``).
     """
     return replace(
-        base, database_path=database, stores_file=None, selected_stores=(), accept_shrink=("all",)
+        base,
+        database_path=database,
+        database_url=None,
+        stores_file=None,
+        selected_stores=(),
+        accept_shrink=("all",),
     )

@@ -1,0 +1,97 @@
+"""The target seam: where snapshots are published, behind one interface.
+
+Two implementations: :mod:`.duckdb` (the embedded default, ``DATABASE_PATH``) and
+:mod:`.postgres` (the backend's server, ``DATABASE_URL``). :func:`open_target` picks one from the
+settings, once; the pipeline, ``status`` and ``check`` only see :class:`Target`, so none of them
+branches on which database it is.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import structlog
+
+if TYPE_CHECKING:  # config imports targets.pgurl to check DATABASE_URL
+    from fluxion_etl.config import Settings
+    from fluxion_etl.ledger import LedgerEntry
+
+#: The snapshot guard's judgement, called inside the publish transaction with the rows the store
+#: serves now: returns the ledger entry to write, or raises to keep the previous snapshot.
+Vet = Callable[["LedgerEntry", int], "LedgerEntry"]
+
+
+class Target(Protocol):
+    """One target database: run guard, schema, ledger, atomic per-store publish, status."""
+
+    @property
+    def lock_held_seconds(self) -> float:
+        """Seconds this process held the target's write lock (DuckDB's file lock, or PostgreSQL
+        transactions), for the run's metrics."""
+        ...
+
+    def describe(self) -> str:
+        """What logs and messages call the target (never a credential)."""
+        ...
+
+    def storage_version(self) -> str:
+        """The target's storage format, for ``status`` and ``check`` (never raises)."""
+        ...
+
+    def storage_line(self) -> str:
+        """One line about the storage format for ``status`` and ``check``."""
+        ...
+
+    def preflight(self) -> None:
+        """Configuration checks that need no connection (ConfigError, exit 2)."""
+        ...
+
+    def guard(self, run_id: str, store_ids: Sequence[str]) -> AbstractContextManager[object]:
+        """Hold the run guard over ``store_ids`` for the run (RunLockedError: exit 4)."""
+        ...
+
+    def open_run(self, run_id: str, store_ids: Sequence[str], engine: str) -> int:
+        """Migrate the schema and open the run's ledger rows; return stale rows closed."""
+        ...
+
+    def served_rows(self) -> dict[str, int]:
+        """Rows each store serves now."""
+        ...
+
+    def publish(
+        self, store_id: str, ready: Path, entry: LedgerEntry, vet: Vet | None = None
+    ) -> LedgerEntry:
+        """Swap ``store_id``'s snapshot for the ready database's rows and close its ledger row,
+        in one transaction; return the entry written."""
+        ...
+
+    def record(self, entries: Sequence[LedgerEntry]) -> None:
+        """Close failed stores' ledger rows (their snapshots stay as they were)."""
+        ...
+
+    def store_status(self) -> list[dict[str, object]] | None:
+        """Last run and served snapshot per store; None when nothing was ever published."""
+        ...
+
+    def check(self) -> str:
+        """Prove the target is writable (connect, create/insert/delete); raise if not."""
+        ...
+
+
+def open_target(
+    settings: Settings,
+    stop: threading.Event | None = None,
+    logger: structlog.stdlib.BoundLogger | None = None,
+) -> Target:
+    """The target the settings name: PostgreSQL when ``DATABASE_URL`` is set, else DuckDB."""
+    if settings.database_url:
+        from fluxion_etl.targets.postgres import PostgresTarget
+
+        return PostgresTarget.from_settings(settings, stop, logger)
+    from fluxion_etl.targets.duckdb import DuckDBTarget
+
+    return DuckDBTarget.from_settings(settings, stop, logger)

@@ -1,0 +1,118 @@
+"""The DuckDB target (the embedded default): the file's publish, ledger, run guard and status.
+
+The transactions themselves live where they always did (:mod:`fluxion_etl.publish`,
+:mod:`fluxion_etl.ledger`, :mod:`fluxion_etl.runguard`, :mod:`fluxion_etl.status`); this class is
+the seam's face for them, so DuckDB behaves exactly as before the seam existed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import duckdb
+import structlog
+
+from fluxion_etl import publish
+from fluxion_etl.config import Settings
+from fluxion_etl.errors import TargetUnwritable
+from fluxion_etl.ledger import LedgerEntry
+from fluxion_etl.runguard import RunGuard
+from fluxion_etl.status import store_status
+from fluxion_etl.storage import file_storage_version
+from fluxion_etl.target_path import check_target_path
+from fluxion_etl.targets import Vet
+
+
+class DuckDBTarget:
+    def __init__(self, writer: publish.Target, source: str = "DATABASE_PATH") -> None:
+        self.writer = writer
+        self.path = writer.path
+        #: the setting that named the file (``--db`` or ``DATABASE_PATH``), for its errors
+        self.source = source
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        stop: threading.Event | None = None,
+        logger: structlog.stdlib.BoundLogger | None = None,
+    ) -> DuckDBTarget:
+        writer = publish.Target(
+            settings.database_path,
+            settings.lock_wait_seconds,
+            stop,
+            logger,
+            storage_version=settings.duckdb_storage_version,
+            timezone=settings.timezone,
+        )
+        return cls(writer, settings.database_source)
+
+    @property
+    def lock_held_seconds(self) -> float:
+        return self.writer.lock_held_seconds
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def storage_version(self) -> str:
+        """The file's DuckDB storage version: the backend's DuckDB must be able to read it."""
+        return file_storage_version(self.path)
+
+    def storage_line(self) -> str:
+        return f"target {self.path}: DuckDB storage version {self.storage_version()}"
+
+    def preflight(self) -> None:
+        check_target_path(self.path, self.source)
+
+    def guard(self, run_id: str, store_ids: Sequence[str]) -> AbstractContextManager[object]:
+        """One run at a time per file: the flock beside it (store_ids do not matter)."""
+        return RunGuard(self.path, run_id)
+
+    def open_run(self, run_id: str, store_ids: Sequence[str], engine: str) -> int:
+        return self.writer.open_run(run_id, store_ids, engine)
+
+    def served_rows(self) -> dict[str, int]:
+        def work(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+            rows = con.execute(
+                "SELECT ubicacion_id, count(*) FROM inventario_raw GROUP BY ubicacion_id"
+            ).fetchall()
+            return {str(store): int(count) for store, count in rows}
+
+        return self.writer.run(work, step="counting served rows")
+
+    def publish(
+        self, store_id: str, ready: Path, entry: LedgerEntry, vet: Vet | None = None
+    ) -> LedgerEntry:
+        if vet is not None:
+            raise NotImplementedError("the snapshot guard lands with issue 11")
+        return self.writer.publish(store_id, ready, entry)
+
+    def record(self, entries: Sequence[LedgerEntry]) -> None:
+        self.writer.record(entries)
+
+    def store_status(self) -> list[dict[str, object]] | None:
+        if not self.path.exists():
+            return None
+        try:
+            con = duckdb.connect(str(self.path), read_only=True)
+        except duckdb.IOException as exc:
+            raise TargetUnwritable(f"cannot open {self.path} read-only: {exc}") from None
+        try:
+            return store_status(con)
+        except duckdb.CatalogException:
+            return []
+        finally:
+            con.close()
+
+    def check(self) -> str:
+        """The directory exists and this process may create files in it (opening the file
+        itself would create it, or wait for the backend's lock)."""
+        self.preflight()
+        directory = self.path.parent
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise TargetUnwritable(f"cannot write in {directory} (the target's directory)")
+        return f"{self.path}: directory writable"

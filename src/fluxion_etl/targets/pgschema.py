@@ -1,0 +1,258 @@
+"""The PostgreSQL target's schema and ledger SQL: the same tables, columns and migrations as DuckDB.
+
+Types are the exact PostgreSQL equivalents of the DuckDB ones (``DECIMAL(18,3)`` is
+``NUMERIC(18,3)``; ``VARCHAR`` stays ``VARCHAR``). Two kinds of time, as on DuckDB:
+``fecha_extraccion`` (and the backend's dates) is the chain's naive wall-clock time, so it stays
+``TIMESTAMP`` (the backend compares ``DATE(fecha_extraccion)`` with its ``CURRENT_DATE``); the
+ledger's times are instants, so they are ``TIMESTAMPTZ`` (sessions run in UTC; fluxion hands
+them back naive UTC, as DuckDB does).
+
+Migrations carry DuckDB's numbers (``fluxion_schema_version`` means the same on both targets);
+each runs once, in the run's opening transaction, under a transaction-level advisory lock so two
+shards starting together do not race.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from fluxion_etl.ledger import ETL_TIPO, LedgerEntry
+
+#: ``inventario_raw``'s columns in PostgreSQL types (DESIGN §1.3; DuckDB's ledger.MIGRATIONS).
+INVENTARIO_COLUMNS: dict[str, str] = {
+    "ubicacion_id": "VARCHAR NOT NULL",
+    "ubicacion_nombre": "VARCHAR NOT NULL",
+    "tipo_ubicacion": "VARCHAR NOT NULL",
+    "codigo_producto": "VARCHAR NOT NULL",
+    "codigo_barras": "VARCHAR",
+    "descripcion_producto": "VARCHAR",
+    "categoria": "VARCHAR",
+    "grupo": "VARCHAR",
+    "subgrupo": "VARCHAR",
+    "marca": "VARCHAR",
+    "presentacion": "VARCHAR",
+    "cuadrante": "VARCHAR",
+    "cantidad_actual": "NUMERIC(18,3) NOT NULL",
+    "costo_unitario_actual": "NUMERIC(18,4)",
+    "precio_venta_actual": "NUMERIC(18,4)",
+    "impuesto_porcentaje": "NUMERIC(9,2)",
+    "peso_producto": "NUMERIC(18,3)",
+    "volumen_producto": "NUMERIC(18,3)",
+    "cantidad_bultos": "NUMERIC(18,3)",
+    "valor_inventario_actual": "NUMERIC(18,2)",
+    "margen_porcentaje": "NUMERIC(12,2)",
+    "estado_stock": "VARCHAR NOT NULL",
+    "fecha_extraccion": "TIMESTAMP NOT NULL",
+    "batch_id": "VARCHAR NOT NULL",
+}
+
+_MIGRATION_1 = f"""
+CREATE TABLE IF NOT EXISTS inventario_raw (
+    {", ".join(f"{name} {kind}" for name, kind in INVENTARIO_COLUMNS.items())}
+);
+-- a store's snapshot is deleted and read by ubicacion_id: without this index every publish
+-- and every per-store read scans the whole chain
+CREATE INDEX IF NOT EXISTS inventario_raw_ubicacion_idx ON inventario_raw (ubicacion_id);
+CREATE TABLE IF NOT EXISTS etl_ejecuciones (
+    run_id                      VARCHAR NOT NULL,
+    etl_tipo                    VARCHAR NOT NULL,
+    ubicacion_id                VARCHAR NOT NULL,
+    estado                      VARCHAR NOT NULL,
+    fecha_inicio                TIMESTAMPTZ NOT NULL,
+    fecha_fin                   TIMESTAMPTZ,
+    duracion_segundos           DOUBLE PRECISION,
+    registros_extraidos         BIGINT,
+    registros_cargados          BIGINT,
+    error_tipo                  VARCHAR,
+    error_mensaje               VARCHAR,
+    intentos                    INTEGER,
+    registros_rechazados        BIGINT,
+    registros_duplicados        BIGINT,
+    registros_stock_negativo    BIGINT,
+    registros_sin_precio        BIGINT,
+    registros_sin_descripcion   BIGINT,
+    registros_valores_invalidos BIGINT,
+    motor                       VARCHAR,
+    PRIMARY KEY (run_id, ubicacion_id)
+);
+CREATE OR REPLACE VIEW etl_ultima_carga AS
+    SELECT ubicacion_id, max(fecha_fin) AS ultima_actualizacion
+    FROM etl_ejecuciones
+    WHERE estado = 'exitoso' AND etl_tipo = 'inventario'
+    GROUP BY ubicacion_id;
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _MIGRATION_1),)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+
+def lock_namespace(schema: str) -> str:
+    """First key of every advisory lock fluxion takes (hashed by the server; the second key is
+    the store's hash, or 0 for migrations): per schema, so two fluxion deployments in one
+    database do not exclude each other."""
+    return f"fluxion_etl:{schema}"
+
+
+def migrate(cur: psycopg.Cursor[Any], schema: str) -> int:
+    """Bring the schema to :data:`SCHEMA_VERSION` (inside the caller's transaction); return the
+    version found before."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s), 0)", [lock_namespace(schema)])
+    cur.execute(
+        "CREATE TABLE IF NOT EXISTS fluxion_schema_version "
+        "(version INTEGER PRIMARY KEY, aplicada TIMESTAMPTZ NOT NULL)"
+    )
+    applied = {int(row[0]) for row in cur.execute("SELECT version FROM fluxion_schema_version")}
+    current = max(applied, default=0)
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the target database has schema version {current}, newer than this release "
+            f"understands ({SCHEMA_VERSION}): upgrade fluxion"
+        )
+    for version, sql in MIGRATIONS:
+        if version not in applied:
+            cur.execute(sql.encode())  # several statements: no parameters, simple protocol
+            cur.execute(
+                "INSERT INTO fluxion_schema_version VALUES (%s, %s)", [version, _utc(_now())]
+            )
+    return current
+
+
+def open_run(cur: psycopg.Cursor[Any], run_id: str, store_ids: Sequence[str], engine: str) -> int:
+    """Record the run's stores as ``en_proceso``; close this run's stores' stale rows.
+
+    Unlike DuckDB's single-run guard, other shards may be running now: only rows of the stores
+    this run holds the advisory locks of can belong to a dead run, so only those are closed.
+    """
+    now = _utc(_now())
+    cur.execute(
+        """
+        UPDATE etl_ejecuciones
+        SET estado = 'interrumpido', fecha_fin = %s, error_tipo = 'interrumpido',
+            error_mensaje = 'the run ended without closing its ledger (killed?)'
+        WHERE estado = 'en_proceso' AND run_id <> %s AND ubicacion_id = ANY(%s)
+        """,
+        [now, run_id, list(store_ids)],
+    )
+    stale = cur.rowcount
+    cur.executemany(
+        "INSERT INTO etl_ejecuciones (run_id, etl_tipo, ubicacion_id, estado, fecha_inicio, "
+        "intentos, motor) VALUES (%s, %s, %s, 'en_proceso', %s, 0, %s)",
+        [[run_id, ETL_TIPO, store_id, now, engine] for store_id in store_ids],
+    )
+    return max(stale, 0)
+
+
+def close_entry(cur: psycopg.Cursor[Any], entry: LedgerEntry) -> None:
+    """Write the store's outcome over its ``en_proceso`` row (inserting it if missing)."""
+    c = entry.counters
+    values: list[object] = [
+        entry.run_id,
+        ETL_TIPO,
+        entry.store_id,
+        entry.state,
+        _utc(entry.started),
+        _utc(entry.finished),
+        round(entry.seconds, 3),
+        c.extracted if c else None,
+        c.loaded if c else 0,
+        entry.error_tipo,
+        entry.error_message,
+        entry.attempts,
+        c.rejected if c else None,
+        c.duplicates if c else None,
+        c.negative_stock if c else None,
+        c.missing_price if c else None,
+        c.missing_description if c else None,
+        c.invalid_values if c else None,
+        entry.engine,
+    ]
+    columns = (
+        "run_id, etl_tipo, ubicacion_id, estado, fecha_inicio, fecha_fin, duracion_segundos, "
+        "registros_extraidos, registros_cargados, error_tipo, error_mensaje, intentos, "
+        "registros_rechazados, registros_duplicados, registros_stock_negativo, "
+        "registros_sin_precio, registros_sin_descripcion, registros_valores_invalidos, motor"
+    )
+    updates = ", ".join(
+        f"{name} = EXCLUDED.{name}"
+        for name in (n.strip() for n in columns.split(","))
+        if name not in ("run_id", "ubicacion_id")
+    )
+    cur.execute(
+        f"INSERT INTO etl_ejecuciones ({columns}) VALUES ({', '.join(['%s'] * len(values))}) "
+        f"ON CONFLICT (run_id, ubicacion_id) DO UPDATE SET {updates}",
+        values,
+    )
+
+
+def store_status(cur: psycopg.Cursor[Any]) -> list[dict[str, object]]:
+    """What :func:`fluxion_etl.status.store_status` returns, read from PostgreSQL."""
+    cur.execute(
+        """
+        WITH last AS (
+            SELECT DISTINCT ON (ubicacion_id)
+                   ubicacion_id, estado, fecha_inicio, fecha_fin, registros_cargados,
+                   error_tipo, error_mensaje, run_id
+            FROM etl_ejecuciones WHERE etl_tipo = 'inventario'
+            ORDER BY ubicacion_id, fecha_inicio DESC
+        ),
+        snapshots AS (
+            SELECT ubicacion_id, batch_id, count(*) AS registros
+            FROM inventario_raw GROUP BY ubicacion_id, batch_id
+        ),
+        served AS (
+            SELECT s.ubicacion_id, sum(s.registros)::bigint AS registros,
+                   max(e.fecha_fin) AS publicada
+            FROM snapshots s
+            LEFT JOIN etl_ejecuciones e
+              ON e.run_id = s.batch_id AND e.ubicacion_id = s.ubicacion_id
+             AND e.estado = 'exitoso'
+            GROUP BY s.ubicacion_id
+        )
+        SELECT l.ubicacion_id, l.estado, l.fecha_inicio, l.fecha_fin, l.registros_cargados,
+               l.error_tipo, l.error_mensaje, u.ultima_actualizacion, l.run_id,
+               coalesce(v.registros, 0) AS registros_servidos, v.publicada AS fecha_publicacion
+        FROM last l
+        LEFT JOIN etl_ultima_carga u USING (ubicacion_id)
+        LEFT JOIN served v USING (ubicacion_id)
+        ORDER BY l.ubicacion_id
+        """
+    )
+    names = [column.name for column in cur.description or ()]
+    return [
+        {name: _naive(value) for name, value in zip(names, row, strict=True)}
+        for row in cur.fetchall()
+    ]
+
+
+def served_rows(cur: psycopg.Cursor[Any], store_id: str | None = None) -> dict[str, int]:
+    """Rows each store (or just ``store_id``) serves now."""
+    if store_id is None:
+        cur.execute("SELECT ubicacion_id, count(*) FROM inventario_raw GROUP BY ubicacion_id")
+    else:
+        cur.execute(
+            "SELECT ubicacion_id, count(*) FROM inventario_raw WHERE ubicacion_id = %s "
+            "GROUP BY ubicacion_id",
+            [store_id],
+        )
+    return {str(store): int(count) for store, count in cur.fetchall()}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """fluxion's naive-UTC convention made explicit for a TIMESTAMPTZ column."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _naive(value: object) -> object:
+    """A TIMESTAMPTZ read back as naive UTC (what the DuckDB target returns)."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value

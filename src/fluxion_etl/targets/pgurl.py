@@ -1,0 +1,139 @@
+"""``DATABASE_URL``: which PostgreSQL server, database and login the target is, minus the password.
+
+The URL is checked with the rest of the settings, before any connection (a bad one is a
+configuration error, exit 2): it must be ``postgresql://`` (or ``postgres://``), must not carry a
+password (a URL ends up in shell history, task definitions and logs; the password comes from
+``PGPASSWORD``, which ECS injects from a secret, or from ``TARGET_CREDENTIALS_SECRET_ID``), and
+TLS is required unless it says ``sslmode=disable`` (the local tests): ``allow`` and ``prefer``
+fall back to plain text silently, so they are refused rather than trusted.
+
+The password is read only when the target is opened, kept out of ``repr`` and never logged;
+:meth:`PostgresLogin.describe` is what logs and messages show.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from psycopg.conninfo import conninfo_to_dict
+
+from fluxion_etl.errors import ConfigError
+
+#: Modes that guarantee an encrypted session; ``disable`` is the explicit, visible opt-out.
+SSLMODES = ("disable", "require", "verify-ca", "verify-full")
+SCHEMA_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def check_database_url(url: str) -> dict[str, str]:
+    """The URL's connection parameters (no password), or ConfigError saying what is wrong."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in ("postgresql", "postgres"):
+        raise ConfigError(
+            f"DATABASE_URL must be a postgresql:// URL (got a {scheme or 'scheme-less'} URL); "
+            "for a DuckDB file set DATABASE_PATH instead"
+        )
+    try:
+        params = {key: str(value) for key, value in conninfo_to_dict(url).items()}
+    except Exception:  # noqa: BLE001 - psycopg's message may echo the URL: say it in our words
+        raise ConfigError("DATABASE_URL is not a valid postgresql:// URL") from None
+    if params.get("password") or urlsplit(url).password is not None:
+        raise ConfigError(
+            "DATABASE_URL must not carry a password: set PGPASSWORD or "
+            "TARGET_CREDENTIALS_SECRET_ID instead"
+        )
+    sslmode = params.setdefault("sslmode", "require")
+    if sslmode not in SSLMODES:
+        raise ConfigError(
+            f"DATABASE_URL sslmode={sslmode} may fall back to an unencrypted session: use one of "
+            f"{', '.join(SSLMODES)} (disable only for a local server)"
+        )
+    return params
+
+
+def check_schema(name: str) -> str:
+    """A schema name fluxion may put in ``search_path`` unquoted (lower case, ``[a-z0-9_]``)."""
+    if not SCHEMA_PATTERN.fullmatch(name):
+        raise ConfigError(
+            f"DATABASE_SCHEMA={name!r} must be a lower-case identifier ([a-z_][a-z0-9_]*)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class PostgresLogin:
+    """Everything ``psycopg.connect`` needs; the password stays out of ``repr`` and messages."""
+
+    params: Mapping[str, str]
+    password: str | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        """``postgresql://user@host:port/db`` for logs: never the password."""
+        p = self.params
+        user = f"{p['user']}@" if p.get("user") else ""
+        return (
+            f"postgresql://{user}{p.get('host', '')}:{p.get('port', '5432')}/{p.get('dbname', '')}"
+        )
+
+    def connect_kwargs(self) -> dict[str, str]:
+        kwargs = dict(self.params)
+        if self.password is not None:
+            kwargs["password"] = self.password
+        return kwargs
+
+    def redact(self, text: str) -> str:
+        """``text`` without the password (a driver message could quote it)."""
+        return text.replace(self.password, "***") if self.password else text
+
+
+def resolve_login(url: str, env: Mapping[str, str] | None = None) -> PostgresLogin:
+    """The login for ``url``: password from ``PGPASSWORD``, else the secret
+    ``TARGET_CREDENTIALS_SECRET_ID`` (``username``/``password``, and ``host``/``port``/``dbname``
+    filling what the URL leaves out). Without either, libpq's own sources (``~/.pgpass``) apply."""
+    env = os.environ if env is None else env
+    params = check_database_url(url)
+    password = env.get("PGPASSWORD") or None
+    secret_id = env.get("TARGET_CREDENTIALS_SECRET_ID", "").strip()
+    if password is None and secret_id:
+        document = _secret(secret_id)
+        password = str(document["password"])
+        for key, ours in (
+            ("username", "user"),
+            ("host", "host"),
+            ("port", "port"),
+            ("dbname", "dbname"),
+        ):
+            if document.get(key) not in (None, "") and not params.get(ours):
+                params[ours] = str(document[key])
+    return PostgresLogin(params, password)
+
+
+def _secret(secret_id: str) -> dict[str, object]:
+    """Read the target's credentials secret (the RDS shape) with boto3."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        value = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        raise ConfigError(
+            f"cannot read secret {secret_id} ({code}): check TARGET_CREDENTIALS_SECRET_ID and "
+            "the task role's secretsmanager:GetSecretValue permission"
+        ) from None
+    except BotoCoreError as exc:
+        raise ConfigError(f"cannot read secret {secret_id}: {type(exc).__name__}") from None
+    try:
+        document = json.loads(value.get("SecretString") or "")
+        password = document["password"]
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(
+            f"secret {secret_id} must be JSON with a string key 'password' (and 'username')"
+        ) from None
+    if not isinstance(password, str) or not password:
+        raise ConfigError(f"secret {secret_id}: 'password' must be a non-empty string")
+    return dict(document)

@@ -1,0 +1,366 @@
+"""The PostgreSQL target: the backend's own server (RDS), for backends that outgrew one file.
+
+What changes against DuckDB, and why:
+
+* **Readers never wait.** Each store's publish is one transaction (count what it serves for the
+  snapshot guard, delete its rows, COPY the new ones, write its ledger row). MVCC keeps the old
+  rows visible to every reader until the commit, and a ``DELETE``/``COPY`` takes only a
+  ``ROW EXCLUSIVE`` table lock, which no ``SELECT`` conflicts with.
+* **Rows go in by COPY**, streamed from the store's ready database: DuckDB writes the view
+  ``inventario`` as CSV next to it and psycopg streams that file into ``COPY ... FROM STDIN``.
+  Measured on 500,000 products x 45 columns (benchmarks/targets.py): this path 9.5 s, the ADBC
+  driver's binary Arrow ingest 11.9 s, psycopg's binary COPY fed row by row 28.9 s (building a
+  Python ``Decimal`` per cell costs more than the server's text parsing saves). CSV is exact here:
+  decimals and timestamps are written as text, and DuckDB quotes an empty string (``""``), which
+  PostgreSQL's CSV reads as empty, not NULL.
+* **Run guard per store**: a session-level advisory lock per store, held by one connection for the
+  whole run. Overlapping runs exit 4; runs over disjoint stores (the shards of a chain) proceed
+  together. A killed run's session ends and the server drops its locks, as the kernel drops a
+  flock.
+* **Waits**: ``lock_timeout`` = ``ETL_LOCK_WAIT_SECONDS`` (a table lock someone else holds, e.g.
+  a ``VACUUM FULL`` or an ``ALTER``); a stop (deadline, SIGTERM) cancels the running statement on
+  the server (``cancel_safe``), so no backend is left copying after the run has gone.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import psycopg
+import structlog
+from psycopg import errors as pgerrors
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from fluxion_etl import ledger
+from fluxion_etl.config import Settings
+from fluxion_etl.errors import (
+    ConnectionFailed,
+    DataError,
+    FluxionError,
+    Interrupted,
+    PublishLockTimeout,
+    RunLockedError,
+    TargetUnwritable,
+)
+from fluxion_etl.ledger import LedgerEntry
+from fluxion_etl.targets import Vet, pgschema
+from fluxion_etl.targets.pgurl import PostgresLogin, resolve_login
+from fluxion_etl.transform import sql_literal
+
+T = TypeVar("T")
+log = structlog.get_logger("fluxion_etl.targets.postgres")
+
+#: After a stop, closing the failed stores' ledger rows still gets this long (as on DuckDB).
+CLOSING_LOCK_WAIT_SECONDS = 20.0
+#: Bytes per COPY message.
+COPY_CHUNK_BYTES = 1 << 20
+
+
+class PostgresTarget:
+    def __init__(
+        self,
+        login: PostgresLogin,
+        schema: str,
+        lock_wait_seconds: float,
+        connect_timeout_seconds: int = 15,
+        stop: threading.Event | None = None,
+        logger: structlog.stdlib.BoundLogger | None = None,
+    ) -> None:
+        self.login = login
+        self.schema = schema
+        self.lock_wait_seconds = lock_wait_seconds
+        self.connect_timeout_seconds = connect_timeout_seconds
+        self.stop = stop or threading.Event()
+        self.log = logger or log
+        self.lock_held_seconds = 0.0
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        stop: threading.Event | None = None,
+        logger: structlog.stdlib.BoundLogger | None = None,
+    ) -> PostgresTarget:
+        assert settings.database_url is not None
+        return cls(
+            resolve_login(settings.database_url),
+            settings.database_schema,
+            settings.lock_wait_seconds,
+            settings.connect_timeout_seconds,
+            stop,
+            logger,
+        )
+
+    def describe(self) -> str:
+        return f"{self.login.describe()} schema={self.schema}"
+
+    def storage_version(self) -> str:
+        """No file format to agree on: any PostgreSQL client reads the tables."""
+        return "n/a"
+
+    def storage_line(self) -> str:
+        return f"target {self.describe()}: PostgreSQL (no file format to agree on)"
+
+    def preflight(self) -> None:
+        """The URL was checked with the settings; nothing else is knowable without connecting."""
+
+    # --- connections --------------------------------------------------------------------------
+
+    def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+        """A session in the target's schema, in UTC, named in ``pg_stat_activity``.
+
+        Keepalives make a dead peer (an RDS fail-over, a dropped route) an error within a
+        minute instead of a hang; a failure to connect is one line without the password.
+        """
+        try:
+            return psycopg.connect(
+                make_conninfo(**self.login.connect_kwargs()),
+                autocommit=autocommit,
+                connect_timeout=self.connect_timeout_seconds,
+                application_name="fluxion-etl",
+                options=f"-c search_path={self.schema} -c TimeZone=UTC",
+                keepalives=1,
+                keepalives_idle=30,
+                keepalives_interval=10,
+                keepalives_count=3,
+            )
+        except psycopg.Error as exc:
+            raise ConnectionFailed(
+                f"target {self.login.describe()}: cannot connect: {self._reason(exc)}"
+            ) from None
+
+    def _reason(self, exc: BaseException) -> str:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return self.login.redact(text)
+
+    @contextmanager
+    def _cancel_on_stop(self, con: psycopg.Connection[Any], interruptible: bool) -> Iterator[None]:
+        """While the block runs, a stop request cancels the running statement on the server."""
+        if not interruptible:
+            yield
+            return
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                if self.stop.wait(0.1) and not done.is_set():
+                    con.cancel_safe(timeout=5.0)
+                    return
+
+        watcher = threading.Thread(target=watch, name="fluxion-pg-cancel", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            done.set()
+            watcher.join()
+
+    def run(
+        self,
+        work: Callable[[psycopg.Cursor[Any]], T],
+        *,
+        interruptible: bool = True,
+        step: str = "writing",
+        store: str | None = None,
+    ) -> T:
+        """Run ``work`` in one transaction; translate the server's refusals into fluxion errors.
+
+        ``lock_timeout`` bounds any wait for a table lock to ``ETL_LOCK_WAIT_SECONDS`` (after a
+        stop, the closing write waits at most ``CLOSING_LOCK_WAIT_SECONDS``).
+        """
+        if interruptible and self.stop.is_set():
+            raise Interrupted(f"{self.describe()}: run stopped before {step}")
+        bound = self.lock_wait_seconds
+        if not interruptible and self.stop.is_set():
+            bound = min(bound, CLOSING_LOCK_WAIT_SECONDS)
+        where = f"{store}: " if store else ""
+        con = self.connect()
+        opened = time.monotonic()
+        try:
+            with self._cancel_on_stop(con, interruptible), con.transaction(), con.cursor() as cur:
+                cur.execute(
+                    sql.SQL("SET LOCAL lock_timeout = {}").format(
+                        sql.Literal(f"{max(int(bound * 1000), 1)}ms")
+                    )
+                )
+                return work(cur)
+        except pgerrors.LockNotAvailable:
+            raise PublishLockTimeout(
+                f"{where}{step}: a table of {self.describe()} stayed locked by another session "
+                f"for more than {bound:g} s (ETL_LOCK_WAIT_SECONDS)"
+            ) from None
+        except pgerrors.QueryCanceled:
+            if self.stop.is_set():
+                raise Interrupted(
+                    f"{where}{step}: run stopped; the statement was cancelled"
+                ) from None
+            raise DataError(f"{where}{step}: the server cancelled the statement") from None
+        except psycopg.OperationalError as exc:
+            raise ConnectionFailed(
+                f"{where}{step}: lost the target {self.login.describe()}: {self._reason(exc)}"
+            ) from None
+        except psycopg.Error as exc:
+            raise DataError(
+                f"{where}{step} failed on {self.describe()}: {type(exc).__name__}: "
+                f"{self._reason(exc)}"
+            ) from None
+        finally:
+            con.close()
+            self.lock_held_seconds += time.monotonic() - opened
+
+    # --- the seam ----------------------------------------------------------------------------
+
+    def guard(self, run_id: str, store_ids: Sequence[str]) -> AbstractContextManager[object]:
+        return StoreLocks(self, run_id, store_ids)
+
+    def open_run(self, run_id: str, store_ids: Sequence[str], engine: str) -> int:
+        def work(cur: psycopg.Cursor[Any]) -> int:
+            self._ensure_schema(cur)
+            pgschema.migrate(cur, self.schema)
+            return pgschema.open_run(cur, run_id, store_ids, engine)
+
+        return self.run(work, step="opening the run")
+
+    def _ensure_schema(self, cur: psycopg.Cursor[Any]) -> None:
+        exists = cur.execute(
+            "SELECT 1 FROM pg_namespace WHERE nspname = %s", [self.schema]
+        ).fetchone()
+        if not exists:
+            cur.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+            )
+
+    def served_rows(self) -> dict[str, int]:
+        return self.run(pgschema.served_rows, step="counting served rows")
+
+    def publish(
+        self, store_id: str, ready: Path, entry: LedgerEntry, vet: Vet | None = None
+    ) -> LedgerEntry:
+        """Swap the store's snapshot in one transaction (see the module's docstring).
+
+        The CSV is written before the transaction opens, so the transaction lasts the COPY alone;
+        the entry's ``finished`` is stamped just before the commit, as on DuckDB.
+        """
+        csv = ready.with_name(ready.name + ".csv")
+        try:
+            columns = _export_csv(ready, csv)
+
+            def work(cur: psycopg.Cursor[Any]) -> LedgerEntry:
+                written = entry
+                if vet is not None:
+                    served = pgschema.served_rows(cur, store_id).get(store_id, 0)
+                    written = vet(entry, served)
+                cur.execute("DELETE FROM inventario_raw WHERE ubicacion_id = %s", [store_id])
+                statement = sql.SQL("COPY inventario_raw ({}) FROM STDIN (FORMAT csv)").format(
+                    sql.SQL(", ").join(sql.Identifier(name) for name in columns)
+                )
+                with cur.copy(statement) as copy, csv.open("rb") as source:
+                    while chunk := source.read(COPY_CHUNK_BYTES):
+                        copy.write(chunk)
+                recorded = replace(written, finished=ledger.utcnow())
+                pgschema.close_entry(cur, recorded)
+                return recorded
+
+            return self.run(work, step="publishing the store", store=store_id)
+        finally:
+            csv.unlink(missing_ok=True)
+
+    def record(self, entries: Sequence[LedgerEntry]) -> None:
+        def work(cur: psycopg.Cursor[Any]) -> None:
+            for entry in entries:
+                pgschema.close_entry(cur, entry)
+
+        self.run(work, interruptible=False, step="recording failed stores")
+
+    def store_status(self) -> list[dict[str, object]] | None:
+        def work(cur: psycopg.Cursor[Any]) -> list[dict[str, object]] | None:
+            present = cur.execute("SELECT to_regclass('etl_ejecuciones')").fetchone()
+            if not present or present[0] is None:
+                return None
+            return pgschema.store_status(cur)
+
+        return self.run(work, interruptible=False, step="reading the status")
+
+    def check(self) -> str:
+        """Connect, then create, fill and empty a scratch table in the schema, rolled back: it
+        proves the rights a run needs and leaves nothing behind."""
+
+        def work(cur: psycopg.Cursor[Any]) -> str:
+            self._ensure_schema(cur)
+            cur.execute("CREATE TABLE fluxion_check (id INTEGER)")
+            cur.execute("INSERT INTO fluxion_check VALUES (1)")
+            cur.execute("DELETE FROM fluxion_check")
+            version = cur.execute("SHOW server_version").fetchone()
+            server = version[0] if version else "?"
+            raise _RollBack(f"{self.describe()}: create/insert/delete ok (PostgreSQL {server})")
+
+        try:
+            self.run(work, interruptible=False, step="checking the target")
+        except _RollBack as done:
+            return str(done)
+        raise TargetUnwritable("unreachable")  # pragma: no cover - work always raises
+
+
+class _RollBack(FluxionError):
+    """Leaves the check's transaction by rolling it back, carrying the result."""
+
+
+class StoreLocks:
+    """The run guard on PostgreSQL: one session-level advisory lock per store, for the run.
+
+    Locks are taken in sorted order with ``pg_try_advisory_lock`` (never waiting, so two runs
+    cannot deadlock) on one autocommit connection kept open for the run. The first store another
+    run holds stops this one: everything taken is released and the run exits 4.
+    """
+
+    def __init__(self, target: PostgresTarget, run_id: str, store_ids: Sequence[str]) -> None:
+        self.target = target
+        self.run_id = run_id
+        self.store_ids = sorted(set(store_ids))
+        self._con: psycopg.Connection[Any] | None = None
+
+    def __enter__(self) -> StoreLocks:
+        con = self.target.connect(autocommit=True)
+        try:
+            for store_id in self.store_ids:
+                row = con.execute(
+                    "SELECT pg_try_advisory_lock(hashtext(%s), hashtext(%s))",
+                    [pgschema.lock_namespace(self.target.schema), store_id],
+                ).fetchone()
+                if not (row and row[0]):
+                    raise RunLockedError(
+                        f"another run holds store {store_id} on {self.target.describe()} "
+                        "(advisory lock); not starting a run over the same stores"
+                    )
+        except BaseException:
+            con.close()  # the session's end releases whatever was taken
+            raise
+        self._con = con
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._con is not None:
+            with suppress(psycopg.Error):  # a session already gone took its locks with it
+                self._con.execute("SELECT pg_advisory_unlock_all()")
+            self._con.close()
+            self._con = None
+
+
+def _export_csv(ready: Path, csv: Path) -> list[str]:
+    """Write the ready database's rows as CSV to ``csv``; return the column order written."""
+    con = duckdb.connect(str(ready), read_only=True)
+    try:
+        described = con.execute("DESCRIBE SELECT * FROM inventario").fetchall()
+        columns = [str(row[0]) for row in described]
+        con.execute(f"COPY (SELECT * FROM inventario) TO {sql_literal(str(csv))} (HEADER false)")
+    finally:
+        con.close()
+    return columns
