@@ -1,0 +1,58 @@
+"""Choosing the target from the settings: DATABASE_PATH (DuckDB, the default) or DATABASE_URL."""
+
+from __future__ import annotations
+
+import pytest
+
+from fluxion_etl.config import Settings
+from fluxion_etl.errors import ConfigError
+from fluxion_etl.targets import open_target
+from fluxion_etl.targets.duckdb import DuckDBTarget
+from fluxion_etl.targets.pgurl import check_database_url, resolve_login
+from fluxion_etl.targets.postgres import PostgresTarget
+
+URL = "postgresql://etl@db.internal:5432/inventario"
+
+
+def test_without_a_url_the_target_is_the_duckdb_file() -> None:
+    target = open_target(Settings.from_env({"DATABASE_PATH": "/data/x.duckdb"}))
+    assert isinstance(target, DuckDBTarget) and target.describe() == "/data/x.duckdb"
+
+
+def test_a_postgresql_url_selects_postgres_with_tls_required_by_default() -> None:
+    settings = Settings.from_env({"DATABASE_URL": URL, "PGPASSWORD": "s3cret"})
+    target = open_target(settings)
+    assert isinstance(target, PostgresTarget)
+    assert target.login.params["sslmode"] == "require"
+    assert target.schema == "public"
+    assert "s3cret" not in repr(target.login) + target.describe()
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"DATABASE_URL": URL, "DATABASE_PATH": "/data/x.duckdb"}, "both DATABASE_URL"),
+        ({"DATABASE_URL": "mysql://etl@db/inventario"}, "must be a postgresql:// URL"),
+        ({"DATABASE_URL": "/data/x.duckdb"}, "must be a postgresql:// URL"),
+        ({"DATABASE_URL": "postgresql://etl:pw@db/inventario"}, "must not carry a password"),
+        ({"DATABASE_URL": URL + "?password=pw"}, "must not carry a password"),
+        ({"DATABASE_URL": URL + "?sslmode=prefer"}, "unencrypted"),
+        ({"DATABASE_URL": URL, "DATABASE_SCHEMA": "Inventario; drop"}, "DATABASE_SCHEMA"),
+    ],
+)
+def test_a_bad_target_setting_is_a_one_line_configuration_error(
+    env: dict[str, str], says: str
+) -> None:
+    with pytest.raises(ConfigError, match=says) as caught:
+        Settings.from_env(env)
+    assert "\n" not in str(caught.value) and "pw" not in str(caught.value).replace("password", "")
+
+
+def test_sslmode_disable_is_the_visible_opt_out() -> None:
+    assert check_database_url(URL + "?sslmode=disable")["sslmode"] == "disable"
+
+
+def test_pgpassword_wins_and_the_url_user_is_kept() -> None:
+    login = resolve_login(URL, {"PGPASSWORD": "pw1"})
+    assert login.password == "pw1" and login.params["user"] == "etl"
+    assert login.redact("FATAL: password pw1 rejected") == "FATAL: password *** rejected"
