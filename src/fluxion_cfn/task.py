@@ -23,6 +23,7 @@ from troposphere.ecs import (
 from troposphere.kms import Key
 from troposphere.logs import LogGroup
 
+from fluxion_cfn import postgres_target
 from fluxion_cfn.conditions import Conditions
 from fluxion_cfn.naming import log_group_name, tags, task_family
 from fluxion_cfn.parameters import Parameters
@@ -45,11 +46,13 @@ MEMORY_RESERVATION_MIB = 512
 
 #: Environment the task always has (DESIGN §1.1); the tunable settings come from parameters.
 FIXED_ENVIRONMENT = {
-    "DATABASE_PATH": f"{DATA_DIR}/fluxion.duckdb",
     "ETL_STORES_FILE": f"{DATA_DIR}/stores.toml",
     "RUN_MODE": "scheduled",
     "ETL_MODE": "inventario",
 }
+
+#: The DuckDB target, unless the optional PostgreSQL target is set (postgres_target.py).
+DATABASE_PATH = f"{DATA_DIR}/fluxion.duckdb"
 
 #: Secret keys injected as environment variables by ECS.
 SECRET_KEYS = {"SQL_USER": "username", "SQL_PASS": "password"}
@@ -71,8 +74,10 @@ def add_log_group(template: Template, params: Parameters, key: Key) -> LogGroup:
     )
 
 
-def _environment(params: Parameters, conditions: Conditions) -> list[Environment | AWSHelperFn]:
-    """DESIGN §1.1 variables, sorted by name so the template is stable."""
+def _environment(
+    params: Parameters, conditions: Conditions, target: postgres_target.PostgresTarget
+) -> list[Environment | AWSHelperFn]:
+    """DESIGN §1.1 variables, sorted by name so the template is stable; then the target's."""
     values: dict[str, object] = {
         **FIXED_ENVIRONMENT,
         "ENVIRONMENT": Ref(params.environment),
@@ -81,6 +86,7 @@ def _environment(params: Parameters, conditions: Conditions) -> list[Environment
     variables: list[Environment | AWSHelperFn] = [
         Environment(Name=name, Value=values[name]) for name in sorted(values)
     ]
+    variables.extend(postgres_target.environment(target, DATABASE_PATH))
     # Set only when non-empty: an unset ETL_TIENDAS means every active store.
     variables.append(
         If(
@@ -92,11 +98,16 @@ def _environment(params: Parameters, conditions: Conditions) -> list[Environment
     return variables
 
 
-def _secrets(credentials: Credentials) -> list[Secret]:
-    """SQL_USER / SQL_PASS from the secret's JSON keys (``<arn>:<key>::``)."""
+def _secrets(
+    credentials: Credentials, target: postgres_target.PostgresTarget
+) -> list[Secret | AWSHelperFn]:
+    """SQL_USER / SQL_PASS from the secret's JSON keys (``<arn>:<key>::``); the target's."""
     return [
-        Secret(Name=name, ValueFrom=Sub(f"${{Arn}}:{key}::", Arn=credentials.arn))
-        for name, key in sorted(SECRET_KEYS.items())
+        *(
+            Secret(Name=name, ValueFrom=Sub(f"${{Arn}}:{key}::", Arn=credentials.arn))
+            for name, key in sorted(SECRET_KEYS.items())
+        ),
+        *postgres_target.secrets(target),
     ]
 
 
@@ -108,6 +119,7 @@ def add_task_definition(
     credentials: Credentials,
     log_group: LogGroup,
     roles: TaskRoles,
+    target: postgres_target.PostgresTarget,
 ) -> TaskDefinition:
     container = ContainerDefinition(
         Name=CONTAINER,
@@ -119,8 +131,8 @@ def add_task_definition(
         StopTimeout=STOP_TIMEOUT_SECONDS,
         LinuxParameters=LinuxParameters(InitProcessEnabled=True),  # signals reach the ETL
         MountPoints=[MountPoint(SourceVolume="data", ContainerPath=DATA_DIR, ReadOnly=False)],
-        Environment=_environment(params, conditions),
-        Secrets=_secrets(credentials),
+        Environment=_environment(params, conditions, target),
+        Secrets=_secrets(credentials, target),
         LogConfiguration=LogConfiguration(
             LogDriver="awslogs",
             Options={

@@ -97,7 +97,8 @@ def test_the_task_definition_runs_the_pinned_image_with_the_injected_login(
     (container,) = task["containerDefinitions"]
     assert container["image"] == f"{stack['outputs']['RepositoryUri']}:{IMAGE_TAG}"
     secret = stack["parameters"]["ExistingSecretArn"]
-    assert {s["name"]: s["valueFrom"] for s in container["secrets"]} == {
+    # a null, as for ETL_TIENDAS below: moto keeps the unset PostgreSQL target's PGPASSWORD
+    assert {s["name"]: s["valueFrom"] for s in container["secrets"] if s} == {
         "SQL_PASS": f"{secret}:password::",
         "SQL_USER": f"{secret}:username::",
     }

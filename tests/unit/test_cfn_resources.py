@@ -8,10 +8,11 @@ import re
 from typing import Any
 
 import pytest
+from cfn_shapes import shape
 
 from fluxion_cfn.stack import render
 
-TEMPLATE: dict[str, Any] = json.loads(render("json"))
+TEMPLATE: dict[str, Any] = shape()  # optional parts unset: today's stack (cfn_shapes.py)
 TEXT = render("yaml")
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 PARAMETERS: dict[str, Any] = TEMPLATE["Parameters"]

@@ -66,6 +66,7 @@ def test_every_resource_group_is_present() -> None:
             "AWS::CloudWatch::Dashboard",
             "AWS::EC2::SecurityGroup",
             "AWS::EC2::SecurityGroupIngress",
+            "AWS::EC2::SecurityGroupIngress",  # PostgreSQL target's group (optional)
             "AWS::ECR::Repository",
             "AWS::ECS::TaskDefinition",
             "AWS::Events::Rule",  # schedule
