@@ -16,6 +16,7 @@ import pytest
 from etl_cli import json_lines, run_cli
 from target_db import POSTGRES, TargetReader
 
+from fluxion_etl.contract import CONTRACT_COLUMNS
 from fluxion_etl.demo.postgres_source import PgServer
 from fluxion_etl.transform import DECIMAL_TYPES
 
@@ -41,6 +42,7 @@ def test_a_run_publishes_exactly_the_oracles_rows_on_either_target(
                 assert got is None or isinstance(got, Decimal)
             assert rows[code]["descripcion_producto"] == want.descripcion_producto
             assert rows[code]["batch_id"] == run_id
+            assert rows[code]["activo"] is True and rows[code]["created_at"] is not None
         assert ledger[store.id]["estado"] == "exitoso"
         assert ledger[store.id]["registros_cargados"] == len(rows)
 
@@ -50,10 +52,9 @@ def test_the_postgres_target_declares_the_exact_types(
 ) -> None:
     assert run_cli(["run"], pg_target_env).returncode == 0
     target = TargetReader(pg_target_env, pg_server)
-    types = target.column_types()
-    for column, duck in DECIMAL_TYPES.items():
-        assert types[column] == duck.replace("DECIMAL", "numeric"), column
-    assert types["fecha_extraccion"] == "timestamp without time zone"
+    assert target.column_types() == {
+        column: _postgres_spelling(kind) for column, kind in CONTRACT_COLUMNS.items()
+    }
     ledger = target.query(
         "SELECT column_name, data_type FROM information_schema.columns "
         "WHERE table_schema = ? AND table_name = 'etl_ejecuciones'",
@@ -66,6 +67,19 @@ def test_the_postgres_target_declares_the_exact_types(
     assert [r["version"] for r in versions] == list(range(1, len(versions) + 1))
     view = target.query("SELECT * FROM etl_ultima_carga ORDER BY ubicacion_id")
     assert len(view) == 3 and all(r["ultima_actualizacion"] is not None for r in view)
+
+
+def _postgres_spelling(duckdb_type: str) -> str:
+    """How PostgreSQL's format_type() names the contract's DuckDB type."""
+    spelled = {
+        "VARCHAR": "character varying",
+        "TIMESTAMP": "timestamp without time zone",
+        "INTEGER": "integer",
+        "BOOLEAN": "boolean",
+    }
+    if duckdb_type in spelled:
+        return spelled[duckdb_type]
+    return duckdb_type.replace("VARCHAR", "character varying").replace("DECIMAL", "numeric")
 
 
 def test_status_reads_either_target(

@@ -20,34 +20,23 @@ from typing import Any
 
 import psycopg
 
+from fluxion_etl.contract import BACKEND_COLUMNS, FLUXION_COLUMNS
 from fluxion_etl.ledger import ETL_TIPO, LedgerEntry
 
-#: ``inventario_raw``'s columns in PostgreSQL types (DESIGN §1.3; DuckDB's ledger.MIGRATIONS).
+
+def pg_type(duckdb_type: str) -> str:
+    """The PostgreSQL spelling of a contract type (``DECIMAL(18,3)`` -> ``NUMERIC(18,3)``)."""
+    return duckdb_type.replace("DECIMAL", "NUMERIC")
+
+
+#: Migration 1's columns NOT NULL on DuckDB too: what every published row has.
+_REQUIRED = ("ubicacion_id", "ubicacion_nombre", "tipo_ubicacion", "codigo_producto",
+             "cantidad_actual", "estado_stock", "fecha_extraccion", "batch_id")  # fmt: skip
+
+#: ``inventario_raw``'s columns of migration 1, from the contract (fluxion_etl/contract.py).
 INVENTARIO_COLUMNS: dict[str, str] = {
-    "ubicacion_id": "VARCHAR NOT NULL",
-    "ubicacion_nombre": "VARCHAR NOT NULL",
-    "tipo_ubicacion": "VARCHAR NOT NULL",
-    "codigo_producto": "VARCHAR NOT NULL",
-    "codigo_barras": "VARCHAR",
-    "descripcion_producto": "VARCHAR",
-    "categoria": "VARCHAR",
-    "grupo": "VARCHAR",
-    "subgrupo": "VARCHAR",
-    "marca": "VARCHAR",
-    "presentacion": "VARCHAR",
-    "cuadrante": "VARCHAR",
-    "cantidad_actual": "NUMERIC(18,3) NOT NULL",
-    "costo_unitario_actual": "NUMERIC(18,4)",
-    "precio_venta_actual": "NUMERIC(18,4)",
-    "impuesto_porcentaje": "NUMERIC(9,2)",
-    "peso_producto": "NUMERIC(18,3)",
-    "volumen_producto": "NUMERIC(18,3)",
-    "cantidad_bultos": "NUMERIC(18,3)",
-    "valor_inventario_actual": "NUMERIC(18,2)",
-    "margen_porcentaje": "NUMERIC(12,2)",
-    "estado_stock": "VARCHAR NOT NULL",
-    "fecha_extraccion": "TIMESTAMP NOT NULL",
-    "batch_id": "VARCHAR NOT NULL",
+    name: pg_type(kind) + (" NOT NULL" if name in _REQUIRED else "")
+    for name, kind in FLUXION_COLUMNS.items()
 }
 
 _MIGRATION_1 = f"""
@@ -86,7 +75,20 @@ CREATE OR REPLACE VIEW etl_ultima_carga AS
     GROUP BY ubicacion_id;
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _MIGRATION_1),)
+#: Migration 2 (DuckDB's "backend contract"): the backend's columns, in the contract's types,
+#: and the ledger's count of values the table's types could not hold (always 0 here: the
+#: table is fluxion's own, in the contract's exact types; there is no old loader to adopt).
+_MIGRATION_2 = "\n".join(
+    [
+        *(
+            f"ALTER TABLE inventario_raw ADD COLUMN IF NOT EXISTS {name} {pg_type(kind)};"
+            for name, kind in BACKEND_COLUMNS.items()
+        ),
+        "ALTER TABLE etl_ejecuciones ADD COLUMN IF NOT EXISTS registros_valores_anulados BIGINT;",
+    ]
+)
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _MIGRATION_1), (2, _MIGRATION_2))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -170,12 +172,14 @@ def close_entry(cur: psycopg.Cursor[Any], entry: LedgerEntry) -> None:
         c.missing_description if c else None,
         c.invalid_values if c else None,
         entry.engine,
+        0 if entry.state == "exitoso" else None,
     ]
     columns = (
         "run_id, etl_tipo, ubicacion_id, estado, fecha_inicio, fecha_fin, duracion_segundos, "
         "registros_extraidos, registros_cargados, error_tipo, error_mensaje, intentos, "
         "registros_rechazados, registros_duplicados, registros_stock_negativo, "
-        "registros_sin_precio, registros_sin_descripcion, registros_valores_invalidos, motor"
+        "registros_sin_precio, registros_sin_descripcion, registros_valores_invalidos, motor, "
+        "registros_valores_anulados"
     )
     updates = ", ".join(
         f"{name} = EXCLUDED.{name}"

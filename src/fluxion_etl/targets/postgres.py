@@ -24,6 +24,7 @@ What changes against DuckDB, and why:
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -41,6 +42,7 @@ from psycopg.conninfo import make_conninfo
 
 from fluxion_etl import ledger
 from fluxion_etl.config import Settings
+from fluxion_etl.contract import DEFAULT_TIMEZONE, local_naive
 from fluxion_etl.errors import (
     ConnectionFailed,
     DataError,
@@ -73,8 +75,11 @@ class PostgresTarget:
         connect_timeout_seconds: int = 15,
         stop: threading.Event | None = None,
         logger: structlog.stdlib.BoundLogger | None = None,
+        timezone: str = DEFAULT_TIMEZONE,
     ) -> None:
         self.login = login
+        #: the chain's zone, for ``created_at`` (naive local time, as on DuckDB)
+        self.timezone = timezone
         self.schema = schema
         self.lock_wait_seconds = lock_wait_seconds
         self.connect_timeout_seconds = connect_timeout_seconds
@@ -97,6 +102,7 @@ class PostgresTarget:
             settings.connect_timeout_seconds,
             stop,
             logger,
+            settings.timezone,
         )
 
     def describe(self) -> str:
@@ -251,7 +257,8 @@ class PostgresTarget:
         """
         csv = ready.with_name(ready.name + ".csv")
         try:
-            columns = _export_csv(ready, csv)
+            created_at = local_naive(ledger.utcnow(), self.timezone)
+            columns = _export_csv(ready, csv, created_at)
 
             def work(cur: psycopg.Cursor[Any]) -> LedgerEntry:
                 written = entry
@@ -354,13 +361,16 @@ class StoreLocks:
             self._con = None
 
 
-def _export_csv(ready: Path, csv: Path) -> list[str]:
-    """Write the ready database's rows as CSV to ``csv``; return the column order written."""
+def _export_csv(ready: Path, csv: Path, created_at: dt.datetime) -> list[str]:
+    """Write the ready database's rows, plus ``created_at`` (the publish's time, which the
+    ready view leaves to the publish, as on DuckDB), as CSV to ``csv``; return the columns."""
+    stamp = sql_literal(created_at.isoformat(sep=" "))
+    select = f"SELECT *, CAST({stamp} AS TIMESTAMP) AS created_at FROM inventario"
     con = duckdb.connect(str(ready), read_only=True)
     try:
-        described = con.execute("DESCRIBE SELECT * FROM inventario").fetchall()
+        described = con.execute(f"DESCRIBE {select}").fetchall()
         columns = [str(row[0]) for row in described]
-        con.execute(f"COPY (SELECT * FROM inventario) TO {sql_literal(str(csv))} (HEADER false)")
+        con.execute(f"COPY ({select}) TO {sql_literal(str(csv))} (HEADER false)")
     finally:
         con.close()
     return columns
