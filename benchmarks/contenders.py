@@ -51,7 +51,7 @@ def raw_fetch() -> dict[str, float]:
     return {"rows": rows}
 
 
-def dlt_load(view: str, database: Path) -> dict[str, float]:
+def dlt_load(view: str, database: Path, postgres: bool = False) -> dict[str, float]:
     """dlt ``sql_table(backend="pyarrow")`` of ``view`` into ``database``, telemetry off.
 
     extract, normalize and load are called one by one so the load step (the only one that opens
@@ -76,7 +76,11 @@ def dlt_load(view: str, database: Path) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="fluxion-bench-dlt-") as pipelines_dir:
         pipeline = dlt.pipeline(
             pipeline_name="bench_inventory",
-            destination=dlt.destinations.duckdb(str(database)),
+            destination=(
+                dlt.destinations.postgres()  # DESTINATION__POSTGRES__CREDENTIALS (env)
+                if postgres
+                else dlt.destinations.duckdb(str(database))
+            ),
             dataset_name="bench",
             pipelines_dir=pipelines_dir,
         )
@@ -105,8 +109,17 @@ def main() -> None:
     dlt_parser = sub.add_parser("dlt", help="dlt sql_table(backend='pyarrow') into DuckDB")
     dlt_parser.add_argument("--view", required=True, help="PostgreSQL view with the query rows")
     dlt_parser.add_argument("--db", required=True, type=Path, help="target DuckDB file")
+    dlt_parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="load into dlt's postgres destination instead (its DSN, password included, from "
+        "DESTINATION__POSTGRES__CREDENTIALS, never the command line)",
+    )
     args = parser.parse_args()
-    result = raw_fetch() if args.tool == "raw-fetch" else dlt_load(args.view, args.db)
+    if args.tool == "raw-fetch":
+        result = raw_fetch()
+    else:
+        result = dlt_load(args.view, args.db, args.postgres)
     print(json.dumps(result), flush=True)
 
 
