@@ -159,8 +159,18 @@ def main() -> None:
     parser.add_argument("--churn-runs", type=int, default=0)
     parser.add_argument("--churn-products", type=int, default=20_000)
     parser.add_argument("--churn-every", type=int, default=10)
+    parser.add_argument(
+        "--churn-only", action="store_true", help="only the dead-rows part (needs --churn-runs)"
+    )
     args = parser.parse_args()
     server = server_from_env()
+    if args.churn_only:
+        with tempfile.TemporaryDirectory(prefix="fluxion-bench-churn-") as tmp:
+            env = base_env(server, Path(tmp) / "none.toml", Path(tmp))
+            url = f"postgresql://{server.user}@{server.host}:{server.port}/x?sslmode=disable"
+            churn(server, args, Path(tmp), {**env, "DATABASE_URL": url,
+                                            "PGPASSWORD": server.password})  # fmt: skip
+        return
     target_db = new_database_name("fluxion_bench_target_")
     dlt_db = new_database_name("fluxion_bench_dlt_")
     create_database(server, target_db)
