@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from etl_cli import json_lines, ledger_rows, published_rows, run_cli, write_stores
+from target_db import TargetReader
 
 from fluxion_etl.demo.postgres_source import PgServer, PgStore
 from fluxion_etl.demo.stellar import Traps
@@ -135,25 +136,25 @@ def test_an_emptied_stock_table_is_held_back_and_check_names_it(
 
 
 def test_a_shrink_above_the_threshold_publishes_and_one_below_is_held_back(
-    etl_env: dict[str, str], pg_server: PgServer, make_pg_store: Any
+    target_env: dict[str, str], pg_server: PgServer, make_pg_store: Any
 ) -> None:
     """Clean data (one published row per stock row), so each deletion sets the row count."""
     store: PgStore = make_pg_store(400, seed=114, traps=Traps.disabled())
     assert len(store.data.expected) == 400
-    db = Path(etl_env["DATABASE_PATH"])
-    write_stores(etl_env, ([store], pg_server))
-    assert run_cli(["run"], etl_env).returncode == 0
+    db = TargetReader(target_env, pg_server)  # DuckDB file or PostgreSQL schema
+    write_stores(target_env, ([store], pg_server))
+    assert run_cli(["run"], target_env).returncode == 0
 
     execute(pg_server, store.database, "DELETE FROM ma_depoprod WHERE id > 240")
-    above = run_cli(["run"], etl_env)  # 240 of 400: above half, a normal change
+    above = run_cli(["run"], target_env)  # 240 of 400: above half, a normal change
     assert above.returncode == 0, above.stdout[-3000:]
-    assert len(published_rows(db, store.id)) == 240
+    assert len(db.rows(store.id)) == 240
 
     execute(pg_server, store.database, "DELETE FROM ma_depoprod WHERE id > 100")
-    below = run_cli(["run"], etl_env)  # 100 of 240: under half
+    below = run_cli(["run"], target_env)  # 100 of 240: under half
     assert below.returncode == 1, below.stdout[-3000:]
-    assert len(published_rows(db, store.id)) == 240
-    entry = ledger_rows(db)[store.id]
+    assert len(db.rows(store.id)) == 240
+    entry = db.ledger()[store.id]
     assert entry["error_mensaje"].startswith(
         f"{store.id}: snapshot held back: 100 rows where 240 were served (fewer than "
         "ETL_MAX_SHRINK=0.5 of them); warehouse '0202' (DEPOSITO AV. BOLIVAR) has 100 stock "
@@ -164,10 +165,10 @@ def test_a_shrink_above_the_threshold_publishes_and_one_below_is_held_back(
         ["shrink"], 100, 100, 240,
     )  # fmt: skip
 
-    lower = run_cli(["run"], {**etl_env, "ETL_MAX_SHRINK": "0.4"})  # 100 >= 0.4 x 240
+    lower = run_cli(["run"], {**target_env, "ETL_MAX_SHRINK": "0.4"})  # 100 >= 0.4 x 240
     assert lower.returncode == 0, lower.stdout[-3000:]
-    assert len(published_rows(db, store.id)) == 100
-    assert ledger_rows(db)[store.id]["guardia_aceptada"] is None  # nothing was overridden
+    assert len(db.rows(store.id)) == 100
+    assert db.ledger()[store.id]["guardia_aceptada"] is None  # nothing was overridden
 
 
 def test_too_many_rejected_rows_hold_back_a_new_store_judged_without_the_shrink_rule(
@@ -203,18 +204,18 @@ def test_too_many_rejected_rows_hold_back_a_new_store_judged_without_the_shrink_
 
 
 def test_the_override_publishes_in_that_run_only_and_the_ledger_records_it(
-    etl_env: dict[str, str], pg_server: PgServer, make_pg_store: Any
+    target_env: dict[str, str], pg_server: PgServer, make_pg_store: Any
 ) -> None:
     store: PgStore = make_pg_store(400, seed=117, traps=Traps.disabled())
-    db = Path(etl_env["DATABASE_PATH"])
-    write_stores(etl_env, ([store], pg_server))
-    assert run_cli(["run"], etl_env).returncode == 0
+    db = TargetReader(target_env, pg_server)  # DuckDB file or PostgreSQL schema
+    write_stores(target_env, ([store], pg_server))
+    assert run_cli(["run"], target_env).returncode == 0
 
     execute(pg_server, store.database, "DELETE FROM ma_depoprod WHERE id > 150")
-    by_env = run_cli(["run"], {**etl_env, "ETL_ACCEPT_SHRINK": "all"})
+    by_env = run_cli(["run"], {**target_env, "ETL_ACCEPT_SHRINK": "all"})
     assert by_env.returncode == 0, by_env.stdout[-3000:]
-    assert len(published_rows(db, store.id)) == 150
-    entry = ledger_rows(db)[store.id]
+    assert len(db.rows(store.id)) == 150
+    entry = db.ledger()[store.id]
     assert (entry["estado"], entry["error_tipo"]) == ("exitoso", None)
     assert entry["guardia_aceptada"] == (
         "150 rows where 400 were served (fewer than ETL_MAX_SHRINK=0.5 of them)"
@@ -223,16 +224,16 @@ def test_the_override_publishes_in_that_run_only_and_the_ledger_records_it(
     assert (accepted["rows"], accepted["served"]) == (150, 400)
 
     wrong = dataclasses.replace(store, warehouse="9999")
-    write_stores(etl_env, ([wrong], pg_server))
-    held = run_cli(["run"], etl_env)  # the acceptance was for that run only
-    assert held.returncode == 1 and len(published_rows(db, store.id)) == 150
-    assert ledger_rows(db)[store.id]["error_tipo"] == "retenido"
+    write_stores(target_env, ([wrong], pg_server))
+    held = run_cli(["run"], target_env)  # the acceptance was for that run only
+    assert held.returncode == 1 and len(db.rows(store.id)) == 150
+    assert db.ledger()[store.id]["error_tipo"] == "retenido"
 
-    by_flag = run_cli(["run", "--accept-shrink", store.id], etl_env)
+    by_flag = run_cli(["run", "--accept-shrink", store.id], target_env)
     assert by_flag.returncode == 0, by_flag.stdout[-3000:]
-    assert published_rows(db, store.id) == {}
-    assert ledger_rows(db)[store.id]["guardia_aceptada"] == "0 rows where 150 were served"
-    status = run_cli(["status"], etl_env)
+    assert db.rows(store.id) == {}
+    assert db.ledger()[store.id]["guardia_aceptada"] == "0 rows where 150 were served"
+    status = run_cli(["status"], target_env)
     (shown,) = [r for r in table_rows(status.stdout) if r[0] == store.id]
     assert not shown[6].endswith("STALE")  # the accepted (empty) snapshot is seconds old
     assert shown[7] == "accepted: 0 rows where 150 were served"

@@ -76,20 +76,12 @@ class DuckDBTarget:
         return self.writer.open_run(run_id, store_ids, engine)
 
     def served_rows(self) -> dict[str, int]:
-        def work(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-            rows = con.execute(
-                "SELECT ubicacion_id, count(*) FROM inventario_raw GROUP BY ubicacion_id"
-            ).fetchall()
-            return {str(store): int(count) for store, count in rows}
-
-        return self.writer.run(work, step="counting served rows")
+        return self.writer.served_rows()
 
     def publish(
         self, store_id: str, ready: Path, entry: LedgerEntry, vet: Vet | None = None
     ) -> LedgerEntry:
-        if vet is not None:
-            raise NotImplementedError("the snapshot guard lands with issue 11")
-        return self.writer.publish(store_id, ready, entry)
+        return self.writer.publish(store_id, ready, entry, vet)
 
     def record(self, entries: Sequence[LedgerEntry]) -> None:
         self.writer.record(entries)

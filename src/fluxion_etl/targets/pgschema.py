@@ -88,7 +88,15 @@ _MIGRATION_2 = "\n".join(
     ]
 )
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _MIGRATION_1), (2, _MIGRATION_2))
+#: Migration 3 (the snapshot guard, guard.py): what it would have held back and the operator
+#: published anyway, with the numbers; NULL when the guard had nothing to say.
+_MIGRATION_3 = "ALTER TABLE etl_ejecuciones ADD COLUMN IF NOT EXISTS guardia_aceptada VARCHAR;"
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, _MIGRATION_1),
+    (2, _MIGRATION_2),
+    (3, _MIGRATION_3),
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -173,13 +181,14 @@ def close_entry(cur: psycopg.Cursor[Any], entry: LedgerEntry) -> None:
         c.invalid_values if c else None,
         entry.engine,
         0 if entry.state == "exitoso" else None,
+        entry.guard_note,
     ]
     columns = (
         "run_id, etl_tipo, ubicacion_id, estado, fecha_inicio, fecha_fin, duracion_segundos, "
         "registros_extraidos, registros_cargados, error_tipo, error_mensaje, intentos, "
         "registros_rechazados, registros_duplicados, registros_stock_negativo, "
         "registros_sin_precio, registros_sin_descripcion, registros_valores_invalidos, motor, "
-        "registros_valores_anulados"
+        "registros_valores_anulados, guardia_aceptada"
     )
     updates = ", ".join(
         f"{name} = EXCLUDED.{name}"
@@ -194,13 +203,12 @@ def close_entry(cur: psycopg.Cursor[Any], entry: LedgerEntry) -> None:
 
 
 def store_status(cur: psycopg.Cursor[Any]) -> list[dict[str, object]]:
-    """What :func:`fluxion_etl.status.store_status` returns, read from PostgreSQL."""
+    """What :func:`fluxion_etl.status.store_status` returns (every ledger column of the last
+    run, plus what the store serves), read from PostgreSQL."""
     cur.execute(
         """
         WITH last AS (
-            SELECT DISTINCT ON (ubicacion_id)
-                   ubicacion_id, estado, fecha_inicio, fecha_fin, registros_cargados,
-                   error_tipo, error_mensaje, run_id
+            SELECT DISTINCT ON (ubicacion_id) *
             FROM etl_ejecuciones WHERE etl_tipo = 'inventario'
             ORDER BY ubicacion_id, fecha_inicio DESC
         ),
@@ -217,8 +225,7 @@ def store_status(cur: psycopg.Cursor[Any]) -> list[dict[str, object]]:
              AND e.estado = 'exitoso'
             GROUP BY s.ubicacion_id
         )
-        SELECT l.ubicacion_id, l.estado, l.fecha_inicio, l.fecha_fin, l.registros_cargados,
-               l.error_tipo, l.error_mensaje, u.ultima_actualizacion, l.run_id,
+        SELECT l.*, u.ultima_actualizacion,
                coalesce(v.registros, 0) AS registros_servidos, v.publicada AS fecha_publicacion
         FROM last l
         LEFT JOIN etl_ultima_carga u USING (ubicacion_id)
