@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from fluxion_etl.config import Settings
-from fluxion_etl.freshness import Freshness, read_freshness
+from fluxion_etl.freshness import Freshness
 from fluxion_etl.ledger import LedgerEntry
 from fluxion_etl.metrics import emf_line, store_emf_line
+from fluxion_etl.targets import open_target
 
 
 def metric_lines(
@@ -23,7 +24,7 @@ def metric_lines(
 ) -> list[str]:
     """The run's document (``run_values`` plus ``StoresStale``) and each store's, in order."""
     environment = settings.context.get("environment", "default")
-    freshness = read_freshness(settings.database_path, store_ids, settings.stale_after_seconds)
+    freshness = open_target(settings).freshness(store_ids, settings.stale_after_seconds)
     return [
         emf_line({**run_values, **stale_values(freshness)}, environment, run_id),
         *store_lines(store_ids, entries, freshness, environment, run_id),

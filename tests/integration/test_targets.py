@@ -31,6 +31,9 @@ def test_a_run_publishes_exactly_the_oracles_rows_on_either_target(
     assert json_lines(result.stdout)[-1]["event"] == "ETL completed successfully"
     target = TargetReader(target_env, pg_server)
     run_id = json_lines(result.stdout)[-1]["run_id"]
+    per_store = [line for line in json_lines(result.stdout) if "_aws" in line and "Store" in line]
+    assert {line["Store"] for line in per_store} == {store.id for store in pg_stores}
+    assert all(0 <= line["StoreSnapshotAgeSeconds"] < 600 for line in per_store)
     ledger = target.ledger(run_id)
     for store in pg_stores:
         rows = target.rows(store.id)

@@ -18,6 +18,7 @@ import structlog
 
 if TYPE_CHECKING:  # config imports targets.pgurl to check DATABASE_URL
     from fluxion_etl.config import Settings
+    from fluxion_etl.freshness import Freshness
     from fluxion_etl.ledger import LedgerEntry
 
 #: The snapshot guard's judgement, called inside the publish transaction with the rows the store
@@ -75,6 +76,12 @@ class Target(Protocol):
 
     def store_status(self) -> list[dict[str, object]] | None:
         """Last run and served snapshot per store; None when nothing was ever published."""
+        ...
+
+    def freshness(
+        self, store_ids: Sequence[str], stale_after_seconds: float
+    ) -> Freshness | None:
+        """Snapshot ages from the ledger after a run; None (and a warning) if unreadable."""
         ...
 
     def check(self) -> str:

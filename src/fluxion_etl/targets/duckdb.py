@@ -19,6 +19,7 @@ import structlog
 from fluxion_etl import publish
 from fluxion_etl.config import Settings
 from fluxion_etl.errors import TargetUnwritable
+from fluxion_etl.freshness import Freshness, read_freshness
 from fluxion_etl.ledger import LedgerEntry
 from fluxion_etl.runguard import RunGuard
 from fluxion_etl.status import store_status
@@ -99,6 +100,11 @@ class DuckDBTarget:
             return []
         finally:
             con.close()
+
+    def freshness(
+        self, store_ids: Sequence[str], stale_after_seconds: float
+    ) -> Freshness | None:
+        return read_freshness(self.path, store_ids, stale_after_seconds)
 
     def check(self) -> str:
         """The directory exists and this process may create files in it (opening the file

@@ -52,6 +52,7 @@ from fluxion_etl.errors import (
     RunLockedError,
     TargetUnwritable,
 )
+from fluxion_etl.freshness import Freshness, snapshot_age
 from fluxion_etl.ledger import LedgerEntry
 from fluxion_etl.targets import Vet, pgschema
 from fluxion_etl.targets.pgurl import PostgresLogin, resolve_login
@@ -295,6 +296,35 @@ class PostgresTarget:
             return pgschema.store_status(cur)
 
         return self.run(work, interruptible=False, step="reading the status")
+
+    def freshness(
+        self, store_ids: Sequence[str], stale_after_seconds: float
+    ) -> Freshness | None:
+        """Snapshot ages from ``etl_ultima_carga``, read after the run."""
+
+        def work(cur: psycopg.Cursor[Any]) -> dict[str, dt.datetime]:
+            present = cur.execute("SELECT to_regclass('etl_ultima_carga')").fetchone()
+            if not present or present[0] is None:
+                return {}
+            rows = cur.execute("SELECT ubicacion_id, ultima_actualizacion FROM etl_ultima_carga")
+            return {
+                str(store): when.astimezone(dt.UTC).replace(tzinfo=None)
+                for store, when in rows.fetchall()
+                if when is not None
+            }
+
+        try:
+            successes = self.run(work, interruptible=False, step="reading the snapshot ages")
+        except FluxionError as exc:
+            self.log.warning(
+                "could not read the snapshot ages; the store metrics go without them",
+                phase="metrics",
+                error=str(exc),
+            )
+            return None
+        now = ledger.utcnow()
+        ages = {store: snapshot_age(successes.get(store), now) for store in store_ids}
+        return Freshness(ages, stale_after_seconds)
 
     def check(self) -> str:
         """Connect, then create, fill and empty a scratch table in the schema, rolled back: it
