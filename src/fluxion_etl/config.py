@@ -194,10 +194,7 @@ class _Reader:
         raw = self._raw(name)
         if raw is None:
             return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a number") from None
+        value = _float(name, raw)
         if not value >= minimum:  # also rejects NaN
             raise ConfigError(f"{name}={raw} must be at least {minimum:g}")
         return value
@@ -207,10 +204,7 @@ class _Reader:
         raw = self._raw(name)
         if raw is None:
             return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a number") from None
+        value = _float(name, raw)
         if not 0.0 <= value <= 1.0:  # also rejects NaN
             raise ConfigError(f"{name}={raw} must be between 0 and 1 (a share, e.g. {default:g})")
         return value
@@ -235,3 +229,11 @@ def parse_id_list(raw: str, source: str) -> tuple[str, ...]:
     if any(not item for item in items):
         raise ConfigError(f"{source}={raw!r} has an empty store id (stray comma?)")
     return tuple(dict.fromkeys(items))
+
+
+def _float(name: str, raw: str) -> float:
+    """``raw`` as a float, or the one-line error naming the variable."""
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
