@@ -12,7 +12,7 @@ from typing import Any
 
 from troposphere import Parameter, Template
 
-from fluxion_etl.config import DEFAULT_STALE_AFTER_SECONDS
+from fluxion_etl.config import DEFAULT_STALE_AFTER_SECONDS, Settings
 
 #: CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (
@@ -59,6 +59,18 @@ ETL_SETTINGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         "Description": "ETL_STALE_AFTER_SECONDS: a store whose last published snapshot is older"
         " than this is stale (StoresStale alarm, dashboard, status); two schedule periods, so"
         " keep it at 2 x SchedulePeriodSeconds.",
+    }),
+    # The snapshot guard's shares (fluxion_etl.guard), defaults read from the ETL's own. Its
+    # ETL_ACCEPT_SHRINK is deliberately no parameter: an accept is for one run (run-task).
+    ("ETL_MAX_SHRINK", "EtlMaxShrink", {
+        "Type": "Number", "Default": Settings.max_shrink, "MinValue": 0, "MaxValue": 1,
+        "Description": "ETL_MAX_SHRINK: a store's new snapshot with fewer than this share of the"
+        " rows it serves now is held back (the old one stays served); 0 turns the rule off.",
+    }),
+    ("ETL_MAX_REJECTED", "EtlMaxRejected", {
+        "Type": "Number", "Default": Settings.max_rejected, "MinValue": 0, "MaxValue": 1,
+        "Description": "ETL_MAX_REJECTED: a store's new snapshot with more than this share of"
+        " its fetched rows rejected is held back; 1 turns the rule off.",
     }),
     ("SQL_ODBC_DRIVER", "SqlOdbcDriver", {
         "Type": "String", "Default": "ODBC Driver 18 for SQL Server", "MinLength": 1,

@@ -11,6 +11,7 @@ import pytest
 from cfn_shapes import shape
 
 from fluxion_cfn.stack import render
+from fluxion_etl.config import Settings
 
 TEMPLATE: dict[str, Any] = shape()  # optional parts unset: today's stack (cfn_shapes.py)
 TEXT = render("yaml")
@@ -67,6 +68,8 @@ def sub_text(value: Any) -> str:
         ("EtlStockMaximo", 100),
         ("EtlPuntoReorden", 20),
         ("EtlDuckdbStorageVersion", "v1.0.0"),
+        ("EtlMaxShrink", 0.5),
+        ("EtlMaxRejected", 0.05),
         ("SqlOdbcDriver", "ODBC Driver 18 for SQL Server"),
         ("SqlServerPort", 1433),
         ("SqlServerAltPort", 14348),
@@ -77,6 +80,28 @@ def sub_text(value: Any) -> str:
 )
 def test_parameters_default_to_the_plan(name: str, default: object) -> None:
     assert PARAMETERS[name]["Default"] == default
+
+
+@pytest.mark.parametrize(
+    ("name", "variable", "attribute"),
+    [("EtlMaxShrink", "ETL_MAX_SHRINK", "max_shrink"),
+     ("EtlMaxRejected", "ETL_MAX_REJECTED", "max_rejected")],
+)  # fmt: skip
+def test_the_guard_parameters_default_to_what_the_etl_reads_unset_and_span_what_it_accepts(
+    name: str, variable: str, attribute: str
+) -> None:
+    parameter = PARAMETERS[name]
+    assert parameter["Default"] == getattr(Settings.from_env({}), attribute)
+    assert (parameter["MinValue"], parameter["MaxValue"]) == (0, 1)
+    for bound in (parameter["MinValue"], parameter["MaxValue"], parameter["Default"]):
+        assert getattr(Settings.from_env({variable: str(bound)}), attribute) == bound
+    assert variable in parameter["Description"]
+
+
+def test_accepting_a_shrink_is_no_stack_setting_but_one_run_task_s() -> None:
+    # A standing ETL_ACCEPT_SHRINK would turn the guard off for every scheduled run.
+    assert not any("ACCEPT" in p.upper() for p in PARAMETERS)
+    assert "ETL_ACCEPT_SHRINK" not in {v["Name"] for v in _environment()}
 
 
 def test_etl_workers_is_automatic_when_empty_and_else_a_count_from_1_to_64() -> None:
@@ -243,6 +268,8 @@ def test_container_environment_is_the_designs() -> None:
         "ETL_STOCK_MAXIMO": ref("EtlStockMaximo"),
         "ETL_PUNTO_REORDEN": ref("EtlPuntoReorden"),
         "ETL_DUCKDB_STORAGE_VERSION": ref("EtlDuckdbStorageVersion"),
+        "ETL_MAX_SHRINK": ref("EtlMaxShrink"),
+        "ETL_MAX_REJECTED": ref("EtlMaxRejected"),
         "ENVIRONMENT": ref("EnvironmentName"),
         "RUN_MODE": "scheduled",
         "ETL_MODE": "inventario",
