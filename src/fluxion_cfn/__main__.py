@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="stores file to check the --stores ids against before starting (default:"
         " ETL_STORES_FILE if set; without one, the task itself refuses an unknown id, exit 2)",
     )  # fmt: skip
+    run.add_argument(
+        "--accept-shrink", metavar="ID,ID|all",
+        help="publish these stores' snapshots even if the snapshot guard would hold them back"
+        " (overrides ETL_ACCEPT_SHRINK for this task only); each must be a store the task runs",
+    )  # fmt: skip
     return parser
 
 
@@ -105,12 +110,13 @@ def _deploy(args: argparse.Namespace) -> None:
 
 
 def _run_task(args: argparse.Namespace) -> None:
-    from fluxion_cfn.run_task import requested_stores, run_task
+    from fluxion_cfn.run_task import requested_accept, requested_stores, run_task
 
     stores = requested_stores(args.stores, args.stores_file)  # before any client or AWS call
+    accept = requested_accept(args.accept_shrink, stores, args.stores_file)
     run_task(
         _client("cloudformation", args), _client("ecs", args), args.stack_name, sys.stdout,
-        args.region, stores,
+        args.region, stores, accept,
     )  # fmt: skip
 
 

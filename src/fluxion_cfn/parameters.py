@@ -20,6 +20,10 @@ LOG_RETENTION_DAYS = (
     3288, 3653,
 )
 
+#: A share from 0 to 1 as ETL_MAX_SHRINK / ETL_MAX_REJECTED read it (0, 0.5, 1, 1.0, ...).
+_SHARE = r"^(0(\.[0-9]+)?|1(\.0+)?)$"
+_SHARE_CONSTRAINT = "a share from 0 to 1, e.g. 0.5"
+
 #: (environment variable, parameter name, properties) for the ETL settings the task passes through.
 #: ETL_TIENDAS is not here: it is set only when non-empty (an empty value means "all active").
 ETL_SETTINGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -60,15 +64,19 @@ ETL_SETTINGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         " than this is stale (StoresStale alarm, dashboard, status); two schedule periods, so"
         " keep it at 2 x SchedulePeriodSeconds.",
     }),
-    # The snapshot guard's shares (fluxion_etl.guard), defaults read from the ETL's own. Its
-    # ETL_ACCEPT_SHRINK is deliberately no parameter: an accept is for one run (run-task).
+    # The snapshot guard's shares (fluxion_etl.guard), defaults read from the ETL's own. Strings,
+    # so that the value reaches the task as typed (moto's UsePreviousValue truncates a Number
+    # 0.5 to 0). ETL_ACCEPT_SHRINK is deliberately no parameter: an accept is for one run only
+    # (run-task --accept-shrink); a standing one would switch the guard off for every run.
     ("ETL_MAX_SHRINK", "EtlMaxShrink", {
-        "Type": "Number", "Default": Settings.max_shrink, "MinValue": 0, "MaxValue": 1,
+        "Type": "String", "Default": f"{Settings.max_shrink:g}", "AllowedPattern": _SHARE,
+        "ConstraintDescription": _SHARE_CONSTRAINT,
         "Description": "ETL_MAX_SHRINK: a store's new snapshot with fewer than this share of the"
         " rows it serves now is held back (the old one stays served); 0 turns the rule off.",
     }),
     ("ETL_MAX_REJECTED", "EtlMaxRejected", {
-        "Type": "Number", "Default": Settings.max_rejected, "MinValue": 0, "MaxValue": 1,
+        "Type": "String", "Default": f"{Settings.max_rejected:g}", "AllowedPattern": _SHARE,
+        "ConstraintDescription": _SHARE_CONSTRAINT,
         "Description": "ETL_MAX_REJECTED: a store's new snapshot with more than this share of"
         " its fetched rows rejected is held back; 1 turns the rule off.",
     }),

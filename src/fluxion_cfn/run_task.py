@@ -9,6 +9,12 @@ logs are; it does not wait (``aws ecs wait tasks-stopped`` does, and the run may
 ``ETL_TIENDAS`` for that task only. An id that the stores file does not know is refused before any
 AWS call when the file is at hand (``--stores-file`` or ``ETL_STORES_FILE``); otherwise the task
 itself refuses it (exit 2, the task-failed alert).
+
+``--accept-shrink a,b|all`` publishes, in that task only, the snapshots the snapshot guard
+(fluxion_etl.guard) would hold back: a container override of ``ETL_ACCEPT_SHRINK``, never a stack
+parameter, since a standing accept would switch the guard off for every scheduled run. An
+accepted id must be one the task runs (one of ``--stores``, else an active store of the stores
+file when it is at hand), checked before any AWS call; the task checks it again (exit 2).
 """
 
 from __future__ import annotations
@@ -55,13 +61,21 @@ class RunTarget:
     security_group: str
     log_group: str
 
-    def run_task_request(self, stores: tuple[str, ...] = ()) -> dict[str, Any]:
+    def run_task_request(
+        self, stores: tuple[str, ...] = (), accept_shrink: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
         """``ecs.run_task`` arguments mirroring the schedule's target (fluxion_cfn.schedule),
-        with ``ETL_TIENDAS`` overridden when ``stores`` are given."""
+        with ``ETL_TIENDAS`` / ``ETL_ACCEPT_SHRINK`` overridden when ``stores`` /
+        ``accept_shrink`` are given."""
+        environment = [
+            {"name": name, "value": ",".join(ids)}
+            for name, ids in (("ETL_TIENDAS", stores), ("ETL_ACCEPT_SHRINK", accept_shrink))
+            if ids
+        ]
         overrides = (
-            {"overrides": {"containerOverrides": [{"name": CONTAINER, "environment": [
-                {"name": "ETL_TIENDAS", "value": ",".join(stores)}]}]}}
-            if stores
+            {"overrides": {"containerOverrides": [
+                {"name": CONTAINER, "environment": environment}]}}
+            if environment
             else {}
         )  # fmt: skip
         return {
@@ -104,6 +118,49 @@ def requested_stores(raw: str | None, stores_file: Path | None) -> tuple[str, ..
         path = stores_file or _env_path("ETL_STORES_FILE")
         if path is not None:
             select_stores(load_stores(path), ids)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    return ids
+
+
+def requested_accept(
+    raw: str | None, stores: tuple[str, ...], stores_file: Path | None
+) -> tuple[str, ...]:
+    """The store ids (or ``all``) of ``--accept-shrink``, checked before any AWS call; () when
+    not given.
+
+    ``stores`` are the already checked ``--stores``. An accepted id must be one the task runs:
+    one of ``stores``, or without them an active store of the stores file at hand (``stores_file``,
+    else ``ETL_STORES_FILE``); without either the task itself checks it (exit 2).
+    """
+    if raw is None:
+        return ()
+    from fluxion_etl.config import parse_id_list
+    from fluxion_etl.errors import ConfigError
+    from fluxion_etl.guard import ACCEPT_ALL
+    from fluxion_etl.stores import load_stores, select_stores
+
+    source = "--accept-shrink"
+    try:
+        ids = parse_id_list(raw, source)
+        if ACCEPT_ALL in ids:
+            if len(ids) > 1:
+                raise ConfigError(f"{source}: {ACCEPT_ALL} already names every store of the run")
+            return ids
+        bad = [store_id for store_id in ids if not _STORE_ID.fullmatch(store_id)]
+        if bad:
+            raise ConfigError(f"{source}: {', '.join(bad)} is not a store id ([a-z0-9_]+)")
+        path = stores_file or _env_path("ETL_STORES_FILE")
+        runs = (
+            stores
+            if stores or path is None
+            else tuple(store.id for store in select_stores(load_stores(path), ()))
+        )
+        unknown = [store_id for store_id in ids if runs and store_id not in runs]
+        if unknown:
+            raise ConfigError(
+                f"{source}: {', '.join(unknown)} not among this task's stores ({', '.join(runs)})"
+            )
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     return ids
@@ -172,9 +229,14 @@ def _physical_ids(cfn: Any, stack_id: str) -> Mapping[str, str]:
     return ids
 
 
-def start(ecs: Any, target: RunTarget, stores: tuple[str, ...] = ()) -> str:
+def start(
+    ecs: Any,
+    target: RunTarget,
+    stores: tuple[str, ...] = (),
+    accept_shrink: tuple[str, ...] = (),
+) -> str:
     """Start the task; its ARN. ECS reports placement problems as ``failures``, not errors."""
-    response = ecs.run_task(**target.run_task_request(stores))
+    response = ecs.run_task(**target.run_task_request(stores, accept_shrink))
     failures = response.get("failures") or []
     tasks = response.get("tasks") or []
     if failures or not tasks:
@@ -193,15 +255,18 @@ def run_task(
     out: TextIO,
     region: str | None,
     stores: tuple[str, ...] = (),
+    accept_shrink: tuple[str, ...] = (),
 ) -> str:
-    """Start one run (of ``stores`` only, if given) and print its task ARN and where to follow
-    its logs; the ARN."""
+    """Start one run (of ``stores`` only, if given; publishing the ``accept_shrink`` stores'
+    held-back snapshots) and print its task ARN and where to follow its logs; the ARN."""
     target = find_target(cfn, stack_name)
-    task_arn = start(ecs, target, stores)
+    task_arn = start(ecs, target, stores, accept_shrink)
     stream = f"{STREAM_PREFIX}/{task_arn.rsplit('/', 1)[-1]}"
     region_arg = f" --region {region}" if region else ""
     print(f"task: {task_arn}", file=out)
     print(f"stores: {','.join(stores) if stores else 'every active store (ETL_TIENDAS)'}", file=out)
+    if accept_shrink:
+        print(f"accept shrink: {','.join(accept_shrink)} (this task only)", file=out)
     print(f"log group: {target.log_group}", file=out)
     print(f"log stream: {stream}", file=out)
     print(

@@ -366,6 +366,41 @@ def test_run_task_refuses_an_unknown_store_before_starting_anything(
     assert ecs.list_tasks(cluster=CLUSTER)["taskArns"] == before
 
 
+def test_run_task_with_accept_shrink_overrides_etl_accept_shrink_for_that_task_only(
+    aws: dict[str, Any], updated: dict[str, Any]
+) -> None:
+    assert updated["result"].returncode == 0, updated["result"].stderr
+    result = cli(aws, "run-task", "--stack-name", STACK, "--stores", "tienda_02,tienda_05",
+                 "--accept-shrink", "tienda_05")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines())
+    assert lines["accept shrink"] == "tienda_05 (this task only)"
+    ecs = client(aws, "ecs")
+    (task,) = ecs.describe_tasks(cluster=CLUSTER, tasks=[lines["task"]])["tasks"]
+    assert task["overrides"]["containerOverrides"] == [{"name": "etl", "environment": [
+        {"name": "ETL_TIENDAS", "value": "tienda_02,tienda_05"},
+        {"name": "ETL_ACCEPT_SHRINK", "value": "tienda_05"},
+    ]}]  # fmt: skip
+    # The scheduled runs keep the guard: the stack has its limits and no accept at all (moto's
+    # task definition carries no environment; the unit tests check the template's).
+    assert (parameter(aws, "EtlMaxShrink"), parameter(aws, "EtlMaxRejected")) == ("0.5", "0.05")
+    assert not [p for p in stack(aws)["Parameters"] if "Accept" in p["ParameterKey"]]
+
+
+def test_run_task_refuses_to_accept_a_store_it_does_not_run_before_starting_anything(
+    aws: dict[str, Any], updated: dict[str, Any]
+) -> None:
+    assert updated["result"].returncode == 0, updated["result"].stderr
+    ecs = client(aws, "ecs")
+    before = ecs.list_tasks(cluster=CLUSTER)["taskArns"]
+    result = cli(aws, "run-task", "--stack-name", STACK, "--stores", "tienda_02",
+                 "--accept-shrink", "tienda_05")  # fmt: skip
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert "--accept-shrink: tienda_05 not among this task's stores (tienda_02)" in line
+    assert ecs.list_tasks(cluster=CLUSTER)["taskArns"] == before
+
+
 def test_a_first_deploy_without_the_required_parameters_is_a_usage_error(
     aws: dict[str, Any],
 ) -> None:

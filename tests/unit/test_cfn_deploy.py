@@ -33,7 +33,14 @@ from fluxion_cfn.deploy import (
 )
 from fluxion_cfn.errors import CommandError, UsageError
 from fluxion_cfn.overrides import check_tags, parse_pairs
-from fluxion_cfn.run_task import OUTPUT_RESOURCES, RunTarget, requested_stores, start, subnet_ids
+from fluxion_cfn.run_task import (
+    OUTPUT_RESOURCES,
+    RunTarget,
+    requested_accept,
+    requested_stores,
+    start,
+    subnet_ids,
+)
 from fluxion_cfn.stack import render
 
 TEMPLATE: dict[str, Any] = json.loads(render("json"))
@@ -466,3 +473,66 @@ def test_stores_are_checked_against_the_given_file_or_etl_stores_file(
         requested_stores("tienda_77", None)
     with pytest.raises(UsageError, match="missing.toml"):
         requested_stores("tienda_02", tmp_path / "missing.toml")
+
+
+# --- run-task --accept-shrink: the snapshot guard's accept, for that task only --------------------
+
+
+def test_an_accept_becomes_an_etl_accept_shrink_override_next_to_the_stores_one() -> None:
+    target = RunTarget("c", "td", ("subnet-0a",), "sg-1", "g")
+    both = target.run_task_request(("tienda_02", "tienda_05"), ("tienda_02",))
+    assert both["overrides"]["containerOverrides"] == [{"name": "etl", "environment": [
+        {"name": "ETL_TIENDAS", "value": "tienda_02,tienda_05"},
+        {"name": "ETL_ACCEPT_SHRINK", "value": "tienda_02"},
+    ]}]  # fmt: skip
+    alone = target.run_task_request((), ("all",))
+    assert alone["overrides"]["containerOverrides"] == [
+        {"name": "etl", "environment": [{"name": "ETL_ACCEPT_SHRINK", "value": "all"}]}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--stores", "tienda_02", "--accept-shrink", "tienda_05"],
+         "--accept-shrink: tienda_05 not among this task's stores (tienda_02)"),
+        (["--accept-shrink", "tienda_77"],
+         "--accept-shrink: tienda_77 not among this task's stores (tienda_02, tienda_05)"),
+        (["--accept-shrink", "tienda_02,,tienda_05"], "has an empty store id"),
+        (["--accept-shrink", ""], "--accept-shrink"),
+        (["--accept-shrink", "Tienda 02"], "--accept-shrink: Tienda 02 is not a store id"),
+        (["--accept-shrink", "all,tienda_02"], "all already names every store of the run"),
+    ],
+)  # fmt: skip
+def test_a_bad_accept_is_refused_before_any_aws_call(
+    argv: list[str],
+    expected: str,
+    stores_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No endpoint, region or credentials: the check must come before any client.
+    monkeypatch.setenv("ETL_STORES_FILE", str(stores_file))
+    assert main(["run-task", "--stack-name", "flx", *argv]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert line.startswith("error: ") and expected in line
+    assert captured.out == ""
+
+
+def test_accepted_ids_are_checked_against_the_stores_the_task_runs(
+    stores_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ETL_STORES_FILE", raising=False)
+    assert requested_accept(None, ("tienda_02",), stores_file) == ()
+    assert requested_accept("tienda_05", ("tienda_02", "tienda_05"), None) == ("tienda_05",)
+    assert requested_accept("all", ("tienda_02",), None) == ("all",)
+    assert requested_accept("tienda_05, tienda_02", (), stores_file) == ("tienda_05", "tienda_02")
+    # Neither --stores nor a stores file: the task checks it against its stores (exit 2).
+    assert requested_accept("tienda_77", (), None) == ("tienda_77",)
+    # --stores decide what the task runs, even over the file's active stores.
+    with pytest.raises(UsageError, match="tienda_05 not among this task's stores"):
+        requested_accept("tienda_05", ("tienda_02",), stores_file)
+    monkeypatch.setenv("ETL_STORES_FILE", str(stores_file))
+    with pytest.raises(UsageError, match="tienda_77 not among"):
+        requested_accept("tienda_77", (), None)

@@ -68,8 +68,8 @@ def sub_text(value: Any) -> str:
         ("EtlStockMaximo", 100),
         ("EtlPuntoReorden", 20),
         ("EtlDuckdbStorageVersion", "v1.0.0"),
-        ("EtlMaxShrink", 0.5),
-        ("EtlMaxRejected", 0.05),
+        ("EtlMaxShrink", "0.5"),
+        ("EtlMaxRejected", "0.05"),
         ("SqlOdbcDriver", "ODBC Driver 18 for SQL Server"),
         ("SqlServerPort", 1433),
         ("SqlServerAltPort", 14348),
@@ -87,14 +87,17 @@ def test_parameters_default_to_the_plan(name: str, default: object) -> None:
     [("EtlMaxShrink", "ETL_MAX_SHRINK", "max_shrink"),
      ("EtlMaxRejected", "ETL_MAX_REJECTED", "max_rejected")],
 )  # fmt: skip
-def test_the_guard_parameters_default_to_what_the_etl_reads_unset_and_span_what_it_accepts(
+def test_the_guard_parameters_default_to_what_the_etl_reads_unset_and_allow_only_shares(
     name: str, variable: str, attribute: str
 ) -> None:
     parameter = PARAMETERS[name]
-    assert parameter["Default"] == getattr(Settings.from_env({}), attribute)
-    assert (parameter["MinValue"], parameter["MaxValue"]) == (0, 1)
-    for bound in (parameter["MinValue"], parameter["MaxValue"], parameter["Default"]):
-        assert getattr(Settings.from_env({variable: str(bound)}), attribute) == bound
+    assert float(parameter["Default"]) == getattr(Settings.from_env({}), attribute)
+    share = re.compile(parameter["AllowedPattern"])
+    for value in ("0", "0.5", "0.05", "1", "1.0", parameter["Default"]):
+        assert share.fullmatch(value), value
+        assert getattr(Settings.from_env({variable: value}), attribute) == float(value)
+    for value in ("", "1.5", "2", "-0.1", "0,5", ".5x", "nan", "50%"):
+        assert not share.fullmatch(value), value
     assert variable in parameter["Description"]
 
 
