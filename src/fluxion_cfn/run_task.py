@@ -13,8 +13,9 @@ itself refuses it (exit 2, the task-failed alert).
 ``--accept-shrink a,b|all`` publishes, in that task only, the snapshots the snapshot guard
 (fluxion_etl.guard) would hold back: a container override of ``ETL_ACCEPT_SHRINK``, never a stack
 parameter, since a standing accept would switch the guard off for every scheduled run. An
-accepted id must be one the task runs (one of ``--stores``, else an active store of the stores
-file when it is at hand), checked before any AWS call; the task checks it again (exit 2).
+accepted id must be one the task runs: one of ``--stores``, checked before any AWS call; without
+``--stores`` (the stack's ``EtlStores`` decides) only a store the stores file at hand configures.
+The task checks it against its own stores again (exit 2).
 """
 
 from __future__ import annotations
@@ -130,15 +131,17 @@ def requested_accept(
     not given.
 
     ``stores`` are the already checked ``--stores``. An accepted id must be one the task runs:
-    one of ``stores``, or without them an active store of the stores file at hand (``stores_file``,
-    else ``ETL_STORES_FILE``); without either the task itself checks it (exit 2).
+    one of ``stores``. Without them the task runs the stack's ``EtlStores`` (which may name an
+    inactive store) or every active one, which is not known here: the id need only be configured
+    in the stores file at hand (``stores_file``, else ``ETL_STORES_FILE``), and the task checks
+    the rest (exit 2).
     """
     if raw is None:
         return ()
     from fluxion_etl.config import parse_id_list
     from fluxion_etl.errors import ConfigError
     from fluxion_etl.guard import ACCEPT_ALL
-    from fluxion_etl.stores import load_stores, select_stores
+    from fluxion_etl.stores import load_stores
 
     source = "--accept-shrink"
     try:
@@ -151,16 +154,21 @@ def requested_accept(
         if bad:
             raise ConfigError(f"{source}: {', '.join(bad)} is not a store id ([a-z0-9_]+)")
         path = stores_file or _env_path("ETL_STORES_FILE")
-        runs = (
-            stores
-            if stores or path is None
-            else tuple(store.id for store in select_stores(load_stores(path), ()))
-        )
-        unknown = [store_id for store_id in ids if runs and store_id not in runs]
-        if unknown:
-            raise ConfigError(
-                f"{source}: {', '.join(unknown)} not among this task's stores ({', '.join(runs)})"
-            )
+        if stores:
+            unknown = [store_id for store_id in ids if store_id not in stores]
+            if unknown:
+                raise ConfigError(
+                    f"{source}: {', '.join(unknown)} not among this task's stores"
+                    f" ({', '.join(stores)})"
+                )
+        elif path is not None:
+            configured = [store.id for store in load_stores(path)]
+            unknown = [store_id for store_id in ids if store_id not in configured]
+            if unknown:
+                raise ConfigError(
+                    f"{source}: unknown store id(s): {', '.join(unknown)}"
+                    f" (configured: {', '.join(configured)})"
+                )
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     return ids

@@ -497,7 +497,7 @@ def test_an_accept_becomes_an_etl_accept_shrink_override_next_to_the_stores_one(
         (["--stores", "tienda_02", "--accept-shrink", "tienda_05"],
          "--accept-shrink: tienda_05 not among this task's stores (tienda_02)"),
         (["--accept-shrink", "tienda_77"],
-         "--accept-shrink: tienda_77 not among this task's stores (tienda_02, tienda_05)"),
+         "--accept-shrink: unknown store id(s): tienda_77 (configured: tienda_02, tienda_05)"),
         (["--accept-shrink", "tienda_02,,tienda_05"], "has an empty store id"),
         (["--accept-shrink", ""], "--accept-shrink"),
         (["--accept-shrink", "Tienda 02"], "--accept-shrink: Tienda 02 is not a store id"),
@@ -534,5 +534,9 @@ def test_accepted_ids_are_checked_against_the_stores_the_task_runs(
     with pytest.raises(UsageError, match="tienda_05 not among this task's stores"):
         requested_accept("tienda_05", ("tienda_02",), stores_file)
     monkeypatch.setenv("ETL_STORES_FILE", str(stores_file))
-    with pytest.raises(UsageError, match="tienda_77 not among"):
+    with pytest.raises(UsageError, match="unknown store id"):
         requested_accept("tienda_77", (), None)
+    # Without --stores the stack's EtlStores may run an inactive store: configured is enough.
+    inactive = STORES_FILE.split("[[stores]]")[1].replace('"tienda_02"', '"tienda_09"')
+    stores_file.write_text(f"{STORES_FILE}\n[[stores]]{inactive}active = false\n", "utf-8")
+    assert requested_accept("tienda_09", (), None) == ("tienda_09",)
