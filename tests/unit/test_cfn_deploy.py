@@ -451,13 +451,8 @@ def test_a_bad_store_id_is_refused_before_any_aws_call(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # No endpoint, region or credentials: the check must come before any client.
-    monkeypatch.setenv("ETL_STORES_FILE", str(stores_file))
-    assert main(["run-task", "--stack-name", "flx", *argv]) == 2
-    captured = capsys.readouterr()
-    (line,) = captured.err.splitlines()
-    assert line.startswith("error: ") and expected.replace("'", "") in line.replace("'", "")
-    assert captured.out == ""
+    line = _refusal_of_run_task(argv, stores_file, capsys, monkeypatch)
+    assert expected.replace("'", "") in line.replace("'", "")
 
 
 def test_stores_are_checked_against_the_given_file_or_etl_stores_file(
@@ -511,13 +506,26 @@ def test_a_bad_accept_is_refused_before_any_aws_call(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # No endpoint, region or credentials: the check must come before any client.
+    assert expected in _refusal_of_run_task(argv, stores_file, capsys, monkeypatch)
+
+
+def _refusal_of_run_task(
+    argv: list[str],
+    stores_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> str:
+    """``run-task`` with ``argv`` exits 2 with one ``error:`` line (returned) and no output.
+
+    No endpoint, region or credentials are set: the check must come before any AWS client.
+    """
     monkeypatch.setenv("ETL_STORES_FILE", str(stores_file))
     assert main(["run-task", "--stack-name", "flx", *argv]) == 2
     captured = capsys.readouterr()
     (line,) = captured.err.splitlines()
-    assert line.startswith("error: ") and expected in line
+    assert line.startswith("error: ")
     assert captured.out == ""
+    return line
 
 
 def test_accepted_ids_are_checked_against_the_stores_the_task_runs(
