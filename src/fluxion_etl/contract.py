@@ -46,6 +46,18 @@ BACKEND_COLUMNS: dict[str, str] = {
     "created_at": "TIMESTAMP",
 }
 
+#: The numeric columns the source brings, in their exact types (the per-row clean-up casts to
+#: these: transform.DECIMAL_TYPES).
+SOURCE_DECIMAL_TYPES: dict[str, str] = {
+    "cantidad_actual": "DECIMAL(18,3)",
+    "costo_unitario_actual": "DECIMAL(18,4)",
+    "precio_venta_actual": "DECIMAL(18,4)",
+    "impuesto_porcentaje": "DECIMAL(9,2)",
+    "peso_producto": "DECIMAL(18,3)",
+    "volumen_producto": "DECIMAL(18,3)",
+    "cantidad_bultos": "DECIMAL(18,3)",
+}
+
 #: fluxion's own columns (migration 1) with their types: an adopted old-loader table may lack some.
 FLUXION_COLUMNS: dict[str, str] = {
     "ubicacion_id": "VARCHAR",
@@ -60,13 +72,7 @@ FLUXION_COLUMNS: dict[str, str] = {
     "marca": "VARCHAR",
     "presentacion": "VARCHAR",
     "cuadrante": "VARCHAR",
-    "cantidad_actual": "DECIMAL(18,3)",
-    "costo_unitario_actual": "DECIMAL(18,4)",
-    "precio_venta_actual": "DECIMAL(18,4)",
-    "impuesto_porcentaje": "DECIMAL(9,2)",
-    "peso_producto": "DECIMAL(18,3)",
-    "volumen_producto": "DECIMAL(18,3)",
-    "cantidad_bultos": "DECIMAL(18,3)",
+    **SOURCE_DECIMAL_TYPES,
     "valor_inventario_actual": "DECIMAL(18,2)",
     "margen_porcentaje": "DECIMAL(12,2)",
     "estado_stock": "VARCHAR",

@@ -25,7 +25,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fluxion_etl.contract import DEFAULT_TIMEZONE, StockThresholds, local_naive
+from fluxion_etl.contract import (
+    DEFAULT_TIMEZONE,
+    SOURCE_DECIMAL_TYPES,
+    StockThresholds,
+    local_naive,
+)
 from fluxion_etl.stores import Store
 
 #: Lossless text clean-up shared by every text column: NFC, whitespace/control runs -> one
@@ -45,17 +50,10 @@ CREATE OR REPLACE MACRO fluxion_clean(x) AS
     nullif(trim(fluxion_collapse(nfc_normalize(CAST(x AS VARCHAR)))), '')
 """
 
-#: The exact type of each numeric column (the per-row clean-up casts to these types; a unit
-#: test checks the published schema against this table).
-DECIMAL_TYPES = {
-    "cantidad_actual": "DECIMAL(18,3)",
-    "costo_unitario_actual": "DECIMAL(18,4)",
-    "precio_venta_actual": "DECIMAL(18,4)",
-    "impuesto_porcentaje": "DECIMAL(9,2)",
-    "peso_producto": "DECIMAL(18,3)",
-    "volumen_producto": "DECIMAL(18,3)",
-    "cantidad_bultos": "DECIMAL(18,3)",
-}
+#: The exact type of each numeric column the source brings (the per-row clean-up casts to these
+#: types; a unit test checks the published schema against this table). Defined with the rest of
+#: the table's columns in :mod:`fluxion_etl.contract`.
+DECIMAL_TYPES = SOURCE_DECIMAL_TYPES
 
 #: Rows per row group of a DuckDB table (its ``row_group_size``). The staged file is cut the same
 #: way (see :mod:`fluxion_etl.stage`): the publish INSERT then turns each of its row groups

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Self
 
 Fault = Literal["reset", "stall"]
 
@@ -194,10 +194,11 @@ class FaultyProxy:
             self._closed.wait()
 
 
-class SilentListener:
-    """Accepts connections on 127.0.0.1 and never sends a byte."""
+class _Listener:
+    """A TCP listener on 127.0.0.1 that hands each accepted connection to :meth:`_accepted`;
+    the connections it keeps (``_held``) are closed with it."""
 
-    def __enter__(self) -> SilentListener:
+    def __enter__(self) -> Self:
         self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
         self.port: int = self._listener.getsockname()[1]
         self._held: list[socket.socket] = []
@@ -215,35 +216,31 @@ class SilentListener:
                 conn, _ = self._listener.accept()
             except OSError:
                 return
-            self._held.append(conn)
+            self._accepted(conn)
+
+    def _accepted(self, conn: socket.socket) -> None:
+        raise NotImplementedError
 
 
-class ClosingListener:
+class SilentListener(_Listener):
+    """Accepts connections on 127.0.0.1 and never sends a byte."""
+
+    def _accepted(self, conn: socket.socket) -> None:
+        self._held.append(conn)
+
+
+class ClosingListener(_Listener):
     """Accepts connections on 127.0.0.1 and closes each at once; ``reset``: with an RST."""
 
     def __init__(self, reset: bool = False) -> None:
         self.reset = reset
         self.accepted = 0
 
-    def __enter__(self) -> ClosingListener:
-        self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
-        self.port: int = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            if self.reset:  # linger 0: close() sends an RST instead of a FIN
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            _close(conn)
+    def _accepted(self, conn: socket.socket) -> None:
+        self.accepted += 1
+        if self.reset:  # linger 0: close() sends an RST instead of a FIN
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        _close(conn)
 
 
 class _Pacer:
