@@ -6,10 +6,9 @@ groups. The EFS group gets an NFS ingress rule from this group, or the mount wou
 Rule descriptions may only use ``a-zA-Z0-9 ._-:/()#,@[]+=&;{}!$*`` (no apostrophes).
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from troposphere import AWSHelperFn, GetAtt, Ref, Sub, Template
+from troposphere import GetAtt, Ref, Sub, Template
 from troposphere.ec2 import SecurityGroup, SecurityGroupIngress, SecurityGroupRule
 
 from fluxion_cfn.naming import tags
@@ -17,21 +16,6 @@ from fluxion_cfn.parameters import Parameters
 
 NFS_PORT = 2049
 HTTPS_PORT = 443
-
-
-#: checkov cannot see into ``Fn::If``: a conditional rule (which has its description) reads to it
-#: as one without. The skip is scoped to that check and says why.
-_CONDITIONAL_RULES_NOTE = {
-    "checkov": {
-        "skip": [
-            {
-                "id": "CKV_AWS_23",
-                "comment": "every rule is described; the optional ones sit in Fn::If, which"
-                " checkov does not resolve",
-            }
-        ]
-    }
-}
 
 
 @dataclass(frozen=True)
@@ -46,10 +30,7 @@ def _tcp_egress(port: object, description: object, **destination: object) -> Sec
     )
 
 
-def add_network(
-    template: Template, params: Parameters, extra_egress: Sequence[AWSHelperFn] = ()
-) -> TaskNetwork:
-    """The group; ``extra_egress``: conditional rules of optional parts (a PostgreSQL target)."""
+def add_network(template: Template, params: Parameters) -> TaskNetwork:
     sql_rules = [
         _tcp_egress(
             Ref(port),
@@ -75,10 +56,8 @@ def add_network(
                     "HTTPS to AWS APIs (ECR, S3 image layers, Secrets Manager, CloudWatch Logs)",
                     CidrIp="0.0.0.0/0",
                 ),
-                *extra_egress,
             ],
             Tags=tags(params),
-            **({"Metadata": _CONDITIONAL_RULES_NOTE} if extra_egress else {}),
         )
     )
     efs_ingress = template.add_resource(

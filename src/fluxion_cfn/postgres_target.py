@@ -1,22 +1,27 @@
 """The optional PostgreSQL target (DESIGN §1.5): its parameters and what they switch on.
 
 Three parameters, empty by default: the target's URL (no password), the ARN of its credentials
-secret (an RDS-managed secret: JSON ``username``/``password``) and its security group. Empty,
-nothing they govern exists (a condition removes every piece), so the deployed stack is today's.
-Set, the task gets ``DATABASE_URL`` instead of ``DATABASE_PATH`` (both set is a configuration
-error in the ETL), ``PGPASSWORD`` injected from that secret, ``GetSecretValue`` on that secret
-only, egress on 5432 to that group only, and the matching ingress rule on it. A rule makes the
-three go together.
+secret (an RDS-managed secret: JSON ``username``/``password``) and its security group; a fourth,
+optional even when they are set: the customer-managed KMS key that secret is encrypted with.
 
-The secret's KMS key: an RDS-managed secret encrypted with ``aws/secretsmanager`` needs no grant;
-one encrypted with a customer key needs ``kms:Decrypt`` for the execution role in that key's
-policy (the key is not the stack's, so the stack cannot grant it).
+Empty, the deployed stack is exactly the DuckDB one. Every piece of the target is a resource of
+its own under ``HasPostgresTarget`` (the execution role's read of the secret, the task group's
+5432 egress, the ingress on the target's group), so today's resources are not touched. The one
+exception is the container, a single resource whose lists a parameter can only change through
+``Fn::If``: its ``DATABASE_PATH`` entry becomes ``DATABASE_URL`` (both set is a configuration
+error in the ETL) and ``PGPASSWORD`` is added from the secret's ``password`` key. Resolved with
+the parameters empty, both give back today's entries (tests/unit/test_cfn_postgres_target.py).
+
+The secret's KMS key: an RDS-managed secret under ``aws/secretsmanager`` needs no grant; under a
+customer-managed key, ECS needs ``kms:Decrypt`` on that key for the execution role. Given
+``TargetSecretKmsKeyArn``, the stack grants it (through Secrets Manager only); the key's policy
+must let IAM policies of the account grant it (AWS's default key policy does).
 """
 
 from dataclasses import dataclass
 
-from awacs import secretsmanager
-from awacs.aws import Allow, PolicyDocument, Statement
+from awacs import kms, secretsmanager
+from awacs.aws import Allow, Condition, PolicyDocument, Statement, StringEquals
 from troposphere import (
     And,
     AWSHelperFn,
@@ -31,9 +36,9 @@ from troposphere import (
     Sub,
     Template,
 )
-from troposphere.ec2 import SecurityGroup, SecurityGroupIngress, SecurityGroupRule
+from troposphere.ec2 import SecurityGroup, SecurityGroupEgress, SecurityGroupIngress
 from troposphere.ecs import Environment, Secret
-from troposphere.iam import Policy
+from troposphere.iam import PolicyType, Role
 
 POSTGRES_PORT = 5432
 GROUP = "PostgreSQL target (optional)"
@@ -44,12 +49,23 @@ class PostgresTarget:
     url: Parameter
     secret_arn: Parameter
     security_group: Parameter
+    secret_key: Parameter
     #: condition name: the three parameters are set
     enabled: str
+    #: condition name: the target is set and so is the key of its secret
+    has_secret_key: str
+
+
+def _together(a: Parameter, b: Parameter) -> AWSHelperFn:
+    """Both empty or both set."""
+    return And(
+        Or(Not(Equals(Ref(a), "")), Equals(Ref(b), "")),
+        Or(Equals(Ref(a), ""), Not(Equals(Ref(b), ""))),
+    )
 
 
 def add_postgres_target(template: Template) -> PostgresTarget:
-    """Declare the parameters, the condition and the rule that keeps them together."""
+    """Declare the parameters, the conditions and the rule that keeps them together."""
 
     def add(name: str, **props: object) -> Parameter:
         parameter = template.add_parameter(Parameter(name, Type="String", Default="", **props))
@@ -75,51 +91,60 @@ def add_postgres_target(template: Template) -> PostgresTarget:
         Description="Security group of the PostgreSQL target; the stack adds a 5432 ingress"
         " rule from the task's group to it.",
     )
-    # all three, so a linter knows none of them is empty where the condition holds
-    enabled = template.add_condition(
-        "HasPostgresTarget",
-        And(*(Not(Equals(Ref(p), "")) for p in (url, secret_arn, security_group))),
+    secret_key = add(
+        "TargetSecretKmsKeyArn",
+        AllowedPattern=r"^$|^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[a-z0-9-]+$",
+        ConstraintDescription="a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), not an alias",
+        Description="Key ARN of the customer-managed KMS key TargetSecretArn is encrypted with;"
+        " the execution role may decrypt with it through Secrets Manager. Empty: the secret"
+        " uses aws/secretsmanager.",
     )
-    all_or_none = And(
-        Or(Not(Equals(Ref(url), "")), Equals(Ref(secret_arn), "")),
-        Or(Equals(Ref(url), ""), Not(Equals(Ref(secret_arn), ""))),
+    # all three, so a linter knows none of them is empty where the condition holds
+    target = (url, secret_arn, security_group)
+    enabled = template.add_condition(
+        "HasPostgresTarget", And(*(Not(Equals(Ref(p), "")) for p in target))
+    )
+    # spelled out rather than with {"Condition": "HasPostgresTarget"} inside, which moto 5.2
+    # (the tests' CloudFormation) took for false with every parameter set
+    has_secret_key = template.add_condition(
+        "HasTargetSecretKmsKey", And(*(Not(Equals(Ref(p), "")) for p in (*target, secret_key)))
     )
     template.add_rule(
         "PostgresTargetParametersTogether",
         {
             "Assertions": [
                 {
-                    "Assert": all_or_none,
-                    "AssertDescription": "TargetDatabaseUrl and TargetSecretArn are"
-                    " set together",
+                    "Assert": _together(url, secret_arn),
+                    "AssertDescription": "TargetDatabaseUrl and TargetSecretArn are set together",
                 },
                 {
-                    "Assert": And(
-                        Or(Not(Equals(Ref(url), "")), Equals(Ref(security_group), "")),
-                        Or(Equals(Ref(url), ""), Not(Equals(Ref(security_group), ""))),
-                    ),
+                    "Assert": _together(url, security_group),
                     "AssertDescription": "TargetDatabaseUrl and TargetSecurityGroupId are set"
                     " together",
+                },
+                {
+                    "Assert": Or(Equals(Ref(secret_key), ""), Not(Equals(Ref(secret_arn), ""))),
+                    "AssertDescription": "TargetSecretKmsKeyArn is the key of TargetSecretArn:"
+                    " set it only with the target",
                 },
             ]
         },
     )
-    return PostgresTarget(url, secret_arn, security_group, enabled)
+    return PostgresTarget(url, secret_arn, security_group, secret_key, enabled, has_secret_key)
 
 
-def environment(target: PostgresTarget, database_path: str) -> list[AWSHelperFn]:
-    """``DATABASE_URL`` when the target is set, else the DuckDB file's ``DATABASE_PATH``."""
-    return [
-        If(
-            target.enabled,
-            Environment(Name="DATABASE_URL", Value=Ref(target.url)),
-            Environment(Name="DATABASE_PATH", Value=database_path),
-        )
-    ]
+def or_database_url(target: PostgresTarget, entry: Environment) -> Environment | AWSHelperFn:
+    """The container's ``DATABASE_PATH`` entry becomes ``DATABASE_URL`` when the target is set
+    (an ``Fn::If`` in its place: the container is one resource, and the ETL refuses both
+    variables at once); every other entry is returned as it is."""
+    if entry.properties.get("Name") != "DATABASE_PATH":
+        return entry
+    return If(target.enabled, Environment(Name="DATABASE_URL", Value=Ref(target.url)), entry)
 
 
 def secrets(target: PostgresTarget) -> list[AWSHelperFn]:
-    """``PGPASSWORD`` from the target secret's ``password`` key (ECS injects it)."""
+    """``PGPASSWORD`` from the target secret's ``password`` key (ECS injects it); nothing when
+    the target is empty."""
     return [
         If(
             target.enabled,
@@ -132,48 +157,69 @@ def secrets(target: PostgresTarget) -> list[AWSHelperFn]:
     ]
 
 
-def egress(target: PostgresTarget) -> list[AWSHelperFn]:
-    """5432 to the target's group only."""
-    return [
-        If(
-            target.enabled,
-            SecurityGroupRule(
-                IpProtocol="tcp",
-                FromPort=POSTGRES_PORT,
-                ToPort=POSTGRES_PORT,
-                Description="PostgreSQL target (DATABASE_URL)",
-                DestinationSecurityGroupId=Ref(target.security_group),
-            ),
-            NoValue,
-        )
-    ]
-
-
-def execution_policy(target: PostgresTarget) -> tuple[str, Policy]:
-    """(condition, the execution role's read of the target's secret): ECS injects PGPASSWORD
-    from it. Inline in that role, not an ``AWS::IAM::Policy`` resource of its own: moto cannot
-    update a stack holding a conditional one that was never created."""
-    return (
-        target.enabled,
-        Policy(
-            PolicyName="TargetCredentialsRead",
-            PolicyDocument=PolicyDocument(
-                Version="2012-10-17",
-                Statement=[
-                    Statement(
-                        Sid="ReadTargetCredentials",
-                        Effect=Allow,
-                        Action=[secretsmanager.GetSecretValue],
-                        Resource=[Ref(target.secret_arn)],
-                    )
-                ],
-            ),
-        ),
+def _execution_policy(
+    title: str, condition: str, execution: Role, statement: Statement
+) -> PolicyType:
+    """A policy of the execution role that exists only under ``condition``: a resource of its
+    own, so the role's own inline policy stays as it is without the target."""
+    return PolicyType(
+        title,
+        Condition=condition,
+        PolicyName=title,
+        Roles=[Ref(execution)],
+        PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[statement]),
     )
 
 
-def add_access(template: Template, target: PostgresTarget, task_group: SecurityGroup) -> None:
-    """The ingress rule on the target's group."""
+def add_access(
+    template: Template, target: PostgresTarget, execution: Role, task_group: SecurityGroup
+) -> None:
+    """What the target needs beyond the container's entries, each a conditional resource:
+    the execution role's read (and decrypt) of the target's secret, the task group's egress to
+    the target's group and the ingress on it."""
+    template.add_resource(
+        _execution_policy(
+            "TargetCredentialsRead",
+            target.enabled,
+            execution,
+            Statement(
+                Sid="ReadTargetCredentials",
+                Effect=Allow,
+                Action=[secretsmanager.GetSecretValue],
+                Resource=[Ref(target.secret_arn)],
+            ),
+        )
+    )
+    template.add_resource(
+        _execution_policy(
+            "TargetCredentialsDecrypt",
+            target.has_secret_key,
+            execution,
+            Statement(
+                Sid="DecryptTargetCredentials",
+                Effect=Allow,
+                Action=[kms.Decrypt],
+                Resource=[Ref(target.secret_key)],
+                Condition=Condition(
+                    StringEquals(
+                        "kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com")
+                    )
+                ),
+            ),
+        )
+    )
+    template.add_resource(
+        SecurityGroupEgress(
+            "TaskEgressToTarget",
+            Condition=target.enabled,
+            GroupId=GetAtt(task_group, "GroupId"),
+            IpProtocol="tcp",
+            FromPort=POSTGRES_PORT,
+            ToPort=POSTGRES_PORT,
+            DestinationSecurityGroupId=Ref(target.security_group),
+            Description="PostgreSQL target (DATABASE_URL)",
+        )
+    )
     template.add_resource(
         SecurityGroupIngress(
             "TargetIngressFromTask",

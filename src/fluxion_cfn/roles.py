@@ -9,7 +9,7 @@
 from dataclasses import dataclass
 
 from awacs.aws import PolicyDocument, Statement
-from troposphere import GetAtt, If, Ref, Template
+from troposphere import GetAtt, Ref, Template
 from troposphere.ecr import Repository
 from troposphere.ecs import TaskDefinition
 from troposphere.iam import Policy, Role
@@ -36,26 +36,18 @@ class TaskRoles:
 
 
 def _role(
-    title: str,
-    description: str,
-    trust: Statement,
-    statements: list[Statement],
-    params: Parameters,
-    optional: tuple[str, Policy] | None = None,
+    title: str, description: str, trust: Statement, statements: list[Statement], params: Parameters
 ) -> Role:
-    """``optional``: (condition, inline policy) of an optional part. The whole list sits in one
-    ``Fn::If`` (not the one policy with ``AWS::NoValue``, which moto turns into a null policy)."""
-    policies: list[Policy] = [
-        Policy(
-            PolicyName=title,
-            PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements),
-        )
-    ]
     return Role(
         title,
         Description=description,
         AssumeRolePolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[trust]),
-        Policies=If(optional[0], [*policies, optional[1]], policies) if optional else policies,
+        Policies=[
+            Policy(
+                PolicyName=title,
+                PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements),
+            )
+        ],
         Tags=tags(params),
     )
 
@@ -67,7 +59,6 @@ def add_task_roles(
     log_group: LogGroup,
     credentials: Credentials,
     key: Key,
-    optional_execution_policy: tuple[str, Policy] | None = None,
 ) -> TaskRoles:
     trust = iam.assumed_by("ecs-tasks.amazonaws.com", source_arn=ecs_arns_of_account())
     execution = _role(
@@ -82,7 +73,6 @@ def add_task_roles(
             iam.secret_decrypt(GetAtt(key, "Arn")),
         ],
         params,
-        optional_execution_policy,
     )
     task = _role(
         "TaskRole",

@@ -10,12 +10,7 @@ from fluxion_cfn.key import add_key
 from fluxion_cfn.network import add_network
 from fluxion_cfn.outputs import add_outputs
 from fluxion_cfn.parameters import add_parameters
-from fluxion_cfn.postgres_target import (
-    add_access,
-    add_postgres_target,
-    egress,
-    execution_policy,
-)
+from fluxion_cfn.postgres_target import add_access, add_postgres_target
 from fluxion_cfn.roles import add_events_role, add_task_roles
 from fluxion_cfn.run_task_policy import add_run_task_policy
 from fluxion_cfn.schedule import add_schedule
@@ -41,14 +36,12 @@ def build_template() -> Template:
     repo = add_repository(template, params)
     credentials = add_secret(template, params, conditions, key)
     log_group = add_log_group(template, params, key)
-    roles = add_task_roles(
-        template, params, repo, log_group, credentials, key, execution_policy(target)
-    )
+    roles = add_task_roles(template, params, repo, log_group, credentials, key)
     task_def = add_task_definition(
         template, params, conditions, repo, credentials, log_group, roles, target
     )
-    network = add_network(template, params, egress(target))
-    add_access(template, target, network.security_group)
+    network = add_network(template, params)
+    add_access(template, target, roles.execution, network.security_group)
     events_role = add_events_role(template, params, task_def, roles)
     schedule = add_schedule(template, params, task_def, network, events_role)
     alerting = add_alerting(template, params, conditions, key, schedule, log_group)

@@ -46,13 +46,11 @@ MEMORY_RESERVATION_MIB = 512
 
 #: Environment the task always has (DESIGN §1.1); the tunable settings come from parameters.
 FIXED_ENVIRONMENT = {
+    "DATABASE_PATH": f"{DATA_DIR}/fluxion.duckdb",
     "ETL_STORES_FILE": f"{DATA_DIR}/stores.toml",
     "RUN_MODE": "scheduled",
     "ETL_MODE": "inventario",
 }
-
-#: The DuckDB target, unless the optional PostgreSQL target is set (postgres_target.py).
-DATABASE_PATH = f"{DATA_DIR}/fluxion.duckdb"
 
 #: Secret keys injected as environment variables by ECS.
 SECRET_KEYS = {"SQL_USER": "username", "SQL_PASS": "password"}
@@ -77,16 +75,16 @@ def add_log_group(template: Template, params: Parameters, key: Key) -> LogGroup:
 def _environment(
     params: Parameters, conditions: Conditions, target: postgres_target.PostgresTarget
 ) -> list[Environment | AWSHelperFn]:
-    """DESIGN §1.1 variables, sorted by name so the template is stable; then the target's."""
+    """DESIGN §1.1 variables, sorted by name so the template is stable."""
     values: dict[str, object] = {
         **FIXED_ENVIRONMENT,
         "ENVIRONMENT": Ref(params.environment),
         **{name: Ref(parameter) for name, parameter in params.etl_settings.items()},
     }
     variables: list[Environment | AWSHelperFn] = [
-        Environment(Name=name, Value=values[name]) for name in sorted(values)
+        postgres_target.or_database_url(target, Environment(Name=name, Value=values[name]))
+        for name in sorted(values)
     ]
-    variables.extend(postgres_target.environment(target, DATABASE_PATH))
     # Set only when non-empty: an unset ETL_TIENDAS means every active store.
     variables.append(
         If(

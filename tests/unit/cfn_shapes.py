@@ -1,25 +1,52 @@
 """The template as CloudFormation would deploy it for given parameter values (its "shape").
 
-Evaluates what the stack's conditions use (``Fn::Equals``, ``Fn::Not``, ``Fn::And``, ``Fn::Or``,
-``Ref`` to a parameter), drops resources whose condition is false, takes each ``Fn::If`` branch
-and removes ``AWS::NoValue``. The tests about today's resources read the *empty* shape (every
-optional parameter at its default), so they also prove that an unset optional part changes
-nothing; the PostgreSQL target's tests read the shape with its parameters set.
+Evaluates what the optional parts' conditions use (``Fn::Equals``, ``Fn::Not``, ``Fn::And``,
+``Fn::Or``, ``Condition``, ``Ref`` to a parameter), drops resources whose condition is false,
+takes each ``Fn::If`` on those conditions and removes ``AWS::NoValue``; anything else it meets
+in a condition is an error, and a reference to an optional condition left after resolving is
+one too. The tests about today's resources read the *empty* shape (every optional parameter at
+its default), so they also prove that an unset optional part changes nothing; the PostgreSQL
+target's tests read the shape with its parameters set.
+
+``python tests/unit/cfn_shapes.py > tests/unit/golden/fluxion-etl.without-target.yaml`` (with
+``src`` on ``PYTHONPATH``) writes the golden file of the stack without a PostgreSQL target: the
+empty shape without the target's declarations, rendered as ``python -m fluxion_cfn`` renders.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import cfn_flip
+
+from fluxion_cfn.postgres_target import GROUP
 from fluxion_cfn.stack import render
 
+GOLDEN_WITHOUT_TARGET = Path(__file__).parent / "golden" / "fluxion-etl.without-target.yaml"
+REGENERATE = (
+    "PYTHONPATH=src python tests/unit/cfn_shapes.py"
+    " > tests/unit/golden/fluxion-etl.without-target.yaml"
+)
+
+#: A whole PostgreSQL target, and its secret's customer-managed key: example parameter values.
+EXAMPLE_TARGET = {
+    "TargetDatabaseUrl": "postgresql://fluxion_etl@inventario.abc.us-east-1.rds.amazonaws.com:5432/app",
+    "TargetSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1-AbCdEf",
+    "TargetSecurityGroupId": "sg-0123456789abcdef0",
+}
+EXAMPLE_TARGET_KEY = {
+    "TargetSecretKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef"
+}
+
 _DROP = object()
-#: The conditions of optional parts, resolved by :func:`shape`; the stack's other conditions
-#: (and the tests about them) stay as they are.
-OPTIONAL = ("HasPostgresTarget",)
+#: The conditions of optional parts, in the order they refer to each other, resolved by
+#: :func:`shape`; the stack's other conditions (and the tests about them) stay as they are.
+OPTIONAL = ("HasPostgresTarget", "HasTargetSecretKmsKey")
 OPTIONAL_RULES = ("PostgresTargetParametersTogether",)
 
 
@@ -27,13 +54,16 @@ def shape(values: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The rendered template with the optional parts resolved for ``values`` (other
     parameters at their defaults)."""
     template: dict[str, Any] = json.loads(render("json"))
+    unknown = set(values or ()) - set(template["Parameters"])
+    if unknown:
+        raise KeyError(f"not parameters of the template: {sorted(unknown)}")
     parameters = {
         name: str(values[name]) if values and name in values else str(p.get("Default", ""))
-        for name, p in template.get("Parameters", {}).items()
+        for name, p in template["Parameters"].items()
     }
-    conditions = {
-        name: bool(_evaluate(template["Conditions"][name], parameters, {})) for name in OPTIONAL
-    }
+    conditions: dict[str, bool] = {}
+    for name in OPTIONAL:
+        conditions[name] = bool(_evaluate(template["Conditions"][name], parameters, conditions))
     resolved = copy.deepcopy(template)
     for name in OPTIONAL:
         del resolved["Conditions"][name]
@@ -41,21 +71,37 @@ def shape(values: Mapping[str, str] | None = None) -> dict[str, Any]:
         del resolved["Rules"][name]
     if not resolved["Rules"]:
         del resolved["Rules"]
-    resolved["Resources"] = {
-        name: _strip(resource, conditions)
-        for name, resource in template["Resources"].items()
-        if conditions.get(resource.get("Condition", ""), True)
-    }
-    for resource in resolved["Resources"].values():
-        if resource.get("Condition") in OPTIONAL:
-            del resource["Condition"]
-    if "Outputs" in resolved:
-        resolved["Outputs"] = {
-            name: _strip(output, conditions)
-            for name, output in template["Outputs"].items()
-            if conditions.get(output.get("Condition", ""), True)
+    for section in ("Resources", "Outputs"):
+        resolved[section] = {
+            name: _strip(item, conditions)
+            for name, item in template.get(section, {}).items()
+            if conditions.get(item.get("Condition", ""), True)
         }
+        for item in resolved[section].values():
+            if item.get("Condition") in OPTIONAL:
+                del item["Condition"]
+    left = [name for name in OPTIONAL if json.dumps(name) in json.dumps(resolved)]
+    if left:
+        raise ValueError(f"{left} still referred to after resolving (in a Condition?)")
     return resolved
+
+
+def without_target(resolved: dict[str, Any]) -> dict[str, Any]:
+    """A resolved shape without the target's declarations (its parameters and their console
+    group), which CloudFormation cannot leave out: what is left is the stack without it."""
+    document = copy.deepcopy(resolved)
+    interface = document["Metadata"]["AWS::CloudFormation::Interface"]
+    (group,) = [g for g in interface["ParameterGroups"] if g["Label"]["default"] == GROUP]
+    interface["ParameterGroups"].remove(group)
+    for name in group["Parameters"]:
+        del document["Parameters"][name]
+    return document
+
+
+def to_yaml(document: dict[str, Any]) -> str:
+    """``document`` as ``python -m fluxion_cfn`` renders a template (troposphere's to_yaml)."""
+    text = json.dumps(document, indent=4, sort_keys=True, separators=(",", ": "))
+    return str(cfn_flip.to_yaml(text, clean_up=False, long_form=False))
 
 
 def _evaluate(node: Any, parameters: Mapping[str, str], conditions: Mapping[str, bool]) -> Any:
@@ -64,7 +110,7 @@ def _evaluate(node: Any, parameters: Mapping[str, str], conditions: Mapping[str,
         if key == "Ref":
             return parameters[value]
         if key == "Condition":
-            return conditions[value]
+            return conditions[value]  # a KeyError: declared after it in OPTIONAL, or not one
         args = [_evaluate(v, parameters, conditions) for v in value]
         if key == "Fn::Equals":
             return args[0] == args[1]
@@ -97,3 +143,7 @@ def _resolve(node: Any, conditions: Mapping[str, bool]) -> Any:
         items = [_resolve(v, conditions) for v in node]
         return [v for v in items if v is not _DROP]
     return node
+
+
+if __name__ == "__main__":
+    sys.stdout.write(to_yaml(without_target(shape())))

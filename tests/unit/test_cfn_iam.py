@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from cfn_shapes import shape
+from cfn_shapes import EXAMPLE_TARGET, EXAMPLE_TARGET_KEY, shape
 
 #: Actions that have no resource-level permissions: AWS only accepts ``Resource: "*"`` for them.
 STAR_ONLY_ACTIONS = {
@@ -82,6 +82,12 @@ def violations(kind: str, statement: Statement) -> list[str]:
 
 TEMPLATE = shape()  # optional parts unset: today's stack (cfn_shapes.py)
 DOCUMENTS = list(policy_documents(TEMPLATE))
+#: The optional PostgreSQL target's own policies, from the shape with it and its key set.
+TARGET_DOCUMENTS = [
+    document
+    for document in policy_documents(shape({**EXAMPLE_TARGET, **EXAMPLE_TARGET_KEY}))
+    if document not in DOCUMENTS
+]
 
 
 def test_the_walk_sees_every_policy_of_the_stack() -> None:
@@ -89,9 +95,18 @@ def test_the_walk_sees_every_policy_of_the_stack() -> None:
     # 3 roles (trust + inline policy each), the run-task managed policy, the topic policy, the
     # key policy.
     assert kinds == ["identity"] * 4 + ["key"] + ["resource"] + ["trust"] * 3
+    # the target adds two policies of the execution role (its secret's read and key's decrypt)
+    assert [(kind, where) for kind, where, _ in TARGET_DOCUMENTS] == [
+        ("identity", "TargetCredentialsDecrypt"),
+        ("identity", "TargetCredentialsRead"),
+    ]
 
 
-@pytest.mark.parametrize(("kind", "where", "document"), DOCUMENTS, ids=[d[1] for d in DOCUMENTS])
+@pytest.mark.parametrize(
+    ("kind", "where", "document"),
+    DOCUMENTS + TARGET_DOCUMENTS,
+    ids=[d[1] for d in DOCUMENTS + TARGET_DOCUMENTS],
+)
 def test_no_statement_grants_more_than_it_needs(
     kind: str, where: str, document: dict[str, Any]
 ) -> None:

@@ -1,113 +1,288 @@
-"""The optional PostgreSQL target in the stack: both shapes, and exactly what setting it adds."""
+"""The optional PostgreSQL target in the stack: both shapes, golden, and what setting it adds.
+
+Empty (the default), the stack is the golden file ``golden/fluxion-etl.without-target.yaml``:
+the template before the target existed (commit 74bcab6's, byte for byte, plus the snapshot guard's
+two parameters added since). Set, the shape is that golden plus exactly the pieces written out
+below: nothing derived from the code under test.
+"""
 
 from __future__ import annotations
 
 import copy
+import json
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cfn_shapes import shape
+import cfn_flip
+import pytest
+from cfn_shapes import (
+    EXAMPLE_TARGET,
+    EXAMPLE_TARGET_KEY,
+    GOLDEN_WITHOUT_TARGET,
+    OPTIONAL,
+    REGENERATE,
+    _evaluate,
+    shape,
+    to_yaml,
+    without_target,
+)
 
-SET = {
-    "TargetDatabaseUrl": "postgresql://fluxion_etl@inventario.abc.us-east-1.rds.amazonaws.com:5432/app",
-    "TargetSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1-AbCdEf",
-    "TargetSecurityGroupId": "sg-0123456789abcdef0",
-}
+from fluxion_cfn.stack import render
+
+SET = EXAMPLE_TARGET
+KEY = EXAMPLE_TARGET_KEY
+RAW: dict[str, Any] = json.loads(render("json"))
 EMPTY = shape()
 WITH_TARGET = shape(SET)
+WITH_TARGET_AND_KEY = shape({**SET, **KEY})
+GOLDEN: dict[str, Any] = json.loads(
+    json.dumps(cfn_flip.load_yaml(GOLDEN_WITHOUT_TARGET.read_text()))
+)
+CONTAINER = ("TaskDefinition", "Properties", "ContainerDefinitions", 0)
+
+#: What setting the target adds, written out (CloudFormation's JSON of each piece).
+READ_POLICY = {
+    "Type": "AWS::IAM::Policy",
+    "Properties": {
+        "PolicyName": "TargetCredentialsRead",
+        "Roles": [{"Ref": "ExecutionRole"}],
+        "PolicyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ReadTargetCredentials",
+                    "Effect": "Allow",
+                    "Action": ["secretsmanager:GetSecretValue"],
+                    "Resource": [{"Ref": "TargetSecretArn"}],
+                }
+            ],
+        },
+    },
+}
+EGRESS = {
+    "Type": "AWS::EC2::SecurityGroupEgress",
+    "Properties": {
+        "GroupId": {"Fn::GetAtt": ["TaskSecurityGroup", "GroupId"]},
+        "IpProtocol": "tcp",
+        "FromPort": 5432,
+        "ToPort": 5432,
+        "DestinationSecurityGroupId": {"Ref": "TargetSecurityGroupId"},
+        "Description": "PostgreSQL target (DATABASE_URL)",
+    },
+}
+INGRESS = {
+    "Type": "AWS::EC2::SecurityGroupIngress",
+    "Properties": {
+        "GroupId": {"Ref": "TargetSecurityGroupId"},
+        "IpProtocol": "tcp",
+        "FromPort": 5432,
+        "ToPort": 5432,
+        "SourceSecurityGroupId": {"Fn::GetAtt": ["TaskSecurityGroup", "GroupId"]},
+        "Description": {"Fn::Sub": "PostgreSQL from the fluxion ${AWS::StackName} ETL task"},
+    },
+}
+URL_ENTRY = {"Name": "DATABASE_URL", "Value": {"Ref": "TargetDatabaseUrl"}}
+PATH_ENTRY = {"Name": "DATABASE_PATH", "Value": "/data/fluxion.duckdb"}
+PASSWORD_ENTRY = {
+    "Name": "PGPASSWORD",
+    "ValueFrom": {"Fn::Sub": ["${Arn}:password::", {"Arn": {"Ref": "TargetSecretArn"}}]},
+}
+DECRYPT_POLICY = {
+    "Type": "AWS::IAM::Policy",
+    "Properties": {
+        "PolicyName": "TargetCredentialsDecrypt",
+        "Roles": [{"Ref": "ExecutionRole"}],
+        "PolicyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DecryptTargetCredentials",
+                    "Effect": "Allow",
+                    "Action": ["kms:Decrypt"],
+                    "Resource": [{"Ref": "TargetSecretKmsKeyArn"}],
+                    "Condition": {
+                        "StringEquals": {
+                            "kms:ViaService": {
+                                "Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"
+                            }
+                        }
+                    },
+                }
+            ],
+        },
+    },
+}
 
 
-def _container(template: dict[str, Any]) -> dict[str, Any]:
-    task = template["Resources"]["TaskDefinition"]["Properties"]
-    container: dict[str, Any] = task["ContainerDefinitions"][0]
-    return container
+def _at(document: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        document = document[step]
+    return document
 
 
-def _egress(template: dict[str, Any]) -> list[dict[str, Any]]:
-    rules: list[dict[str, Any]] = template["Resources"]["TaskSecurityGroup"]["Properties"][
-        "SecurityGroupEgress"
+def _differences(a: Any, b: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Paths where ``a`` and ``b`` differ (a mapping with other keys, or a list of another
+    length, differs as a whole)."""
+    if isinstance(a, dict) and isinstance(b, dict) and set(a) == set(b):
+        for key in sorted(a):
+            yield from _differences(a[key], b[key], (*path, key))
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for index, (x, y) in enumerate(zip(a, b, strict=True)):
+            yield from _differences(x, y, (*path, index))
+    elif a != b:
+        yield path
+
+
+def _rule_failures(values: Mapping[str, str]) -> list[str]:
+    """The rule's assertions that fail for these values (others at their defaults), evaluated as
+    CloudFormation does before it creates a change set."""
+    parameters = {name: str(p.get("Default", "")) for name, p in RAW["Parameters"].items()}
+    parameters.update(values)
+    return [
+        assertion["AssertDescription"]
+        for rule in RAW["Rules"].values()
+        for assertion in rule["Assertions"]
+        if not _evaluate(assertion["Assert"], parameters, {})
     ]
-    return rules
 
 
-def _named(items: list[Any]) -> list[dict[str, Any]]:
-    """The plain entries (the other optional ones stay in their own Fn::If)."""
-    return [item for item in items if "Name" in item]
+# --- empty: the stack before the target -------------------------------------------------------
 
 
-def _mentions(node: Any, name: str) -> bool:
-    return name in repr(node)
+def test_unset_the_stack_is_the_golden_one_without_a_target() -> None:
+    assert to_yaml(without_target(EMPTY)) == GOLDEN_WITHOUT_TARGET.read_text(), (
+        f"the stack without a PostgreSQL target changed; if that is meant, regenerate the golden"
+        f" file: {REGENERATE}"
+    )
 
 
-def test_unset_no_resource_refers_to_the_target_parameters() -> None:
-    for name in SET:
-        assert not _mentions(EMPTY["Resources"], name), name
-    env = {v["Name"] for v in _named(_container(EMPTY)["Environment"])}
-    assert "DATABASE_PATH" in env and "DATABASE_URL" not in env
-    assert "PGPASSWORD" not in {s["Name"] for s in _named(_container(EMPTY)["Secrets"])}
-    assert all(rule["FromPort"] != 5432 for rule in _egress(EMPTY))
+def test_the_target_changes_todays_resources_only_in_the_containers_two_entries() -> None:
+    """Raw template against the golden: every resource of today's is untouched except the
+    container, where the DuckDB entry sits in an Fn::If and PGPASSWORD is added in one."""
+    added = {name: r for name, r in RAW["Resources"].items() if name not in GOLDEN["Resources"]}
+    assert {name: r.get("Condition") for name, r in added.items()} == {
+        "TargetCredentialsRead": "HasPostgresTarget",
+        "TargetCredentialsDecrypt": "HasTargetSecretKmsKey",
+        "TaskEgressToTarget": "HasPostgresTarget",
+        "TargetIngressFromTask": "HasPostgresTarget",
+    }
+    today = {name: RAW["Resources"][name] for name in GOLDEN["Resources"]}
+    environment = (*CONTAINER, "Environment", 0)
+    secrets = (*CONTAINER, "Secrets")
+    assert list(_differences(today, GOLDEN["Resources"])) == [environment, secrets]
+    assert _at(today, environment) == {"Fn::If": ["HasPostgresTarget", URL_ENTRY, PATH_ENTRY]}
+    assert _at(GOLDEN["Resources"], environment) == PATH_ENTRY
+    assert _at(today, secrets) == [
+        *_at(GOLDEN["Resources"], secrets),
+        {"Fn::If": ["HasPostgresTarget", PASSWORD_ENTRY, {"Ref": "AWS::NoValue"}]},
+    ]
+    assert RAW["Outputs"] == GOLDEN["Outputs"]
 
 
-def test_set_the_task_gets_the_url_and_the_password_from_that_secret_only() -> None:
-    env = {v["Name"]: v["Value"] for v in _named(_container(WITH_TARGET)["Environment"])}
-    assert env["DATABASE_URL"] == {"Ref": "TargetDatabaseUrl"}
-    assert "DATABASE_PATH" not in env  # both set would be a configuration error (exit 2)
-    secrets = {s["Name"]: s["ValueFrom"] for s in _named(_container(WITH_TARGET)["Secrets"])}
-    assert secrets["PGPASSWORD"] == {
-        "Fn::Sub": ["${Arn}:password::", {"Arn": {"Ref": "TargetSecretArn"}}]
+def test_the_rest_of_the_text_differs_only_by_the_targets_declarations() -> None:
+    """Parameters, their console group, conditions and the rule: what CloudFormation cannot
+    leave out of a template even when they switch nothing on."""
+    targets = {name for name in RAW["Parameters"] if name.startswith("Target")}
+    assert targets == {*SET, *KEY}
+    assert {k: v for k, v in RAW["Parameters"].items() if k not in targets} == GOLDEN["Parameters"]
+    assert all(RAW["Parameters"][name]["Default"] == "" for name in targets)
+    assert {k: v for k, v in RAW["Conditions"].items() if k not in OPTIONAL} == GOLDEN["Conditions"]
+    assert list(RAW["Rules"]) == ["PostgresTargetParametersTogether"] and "Rules" not in GOLDEN
+    groups = RAW["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    assert groups[:-1] == GOLDEN["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    assert set(groups[-1]["Parameters"]) == targets
+    rest = {"Parameters", "Conditions", "Rules", "Metadata", "Resources", "Outputs"}
+    assert {k: v for k, v in RAW.items() if k not in rest} == {
+        k: v for k, v in GOLDEN.items() if k not in rest
     }
 
 
-def test_set_the_execution_role_may_read_that_secret_and_nothing_more() -> None:
-    role = WITH_TARGET["Resources"]["ExecutionRole"]["Properties"]
-    (policy,) = [p for p in role["Policies"] if p["PolicyName"] == "TargetCredentialsRead"]
-    (statement,) = policy["PolicyDocument"]["Statement"]
-    assert statement["Action"] == ["secretsmanager:GetSecretValue"]
-    assert statement["Resource"] == [{"Ref": "TargetSecretArn"}]
-    assert statement["Effect"] == "Allow"
-    task_role = repr(WITH_TARGET["Resources"]["TaskRole"])
-    assert "TargetSecretArn" not in task_role  # the ETL itself never reads it
+def test_the_resolver_would_see_a_change_to_todays_resources() -> None:
+    """The golden comparison can fail: the set shape is not the golden one."""
+    assert to_yaml(without_target(WITH_TARGET)) != GOLDEN_WITHOUT_TARGET.read_text()
+    with pytest.raises(KeyError):
+        shape({"TargetDatabaseUrll": "typo"})
 
 
-def test_set_5432_goes_only_to_the_targets_group_which_admits_the_task() -> None:
-    postgres = [rule for rule in _egress(WITH_TARGET) if rule["FromPort"] == 5432]
-    assert postgres == [
-        {
-            "Description": "PostgreSQL target (DATABASE_URL)",
-            "DestinationSecurityGroupId": {"Ref": "TargetSecurityGroupId"},
-            "FromPort": 5432,
-            "IpProtocol": "tcp",
-            "ToPort": 5432,
-        }
-    ]
-    ingress = WITH_TARGET["Resources"]["TargetIngressFromTask"]["Properties"]
-    assert ingress["GroupId"] == {"Ref": "TargetSecurityGroupId"}
-    assert ingress["SourceSecurityGroupId"] == {"Fn::GetAtt": ["TaskSecurityGroup", "GroupId"]}
-    assert (ingress["FromPort"], ingress["ToPort"], ingress["IpProtocol"]) == (5432, 5432, "tcp")
+# --- set: exactly the target's pieces ---------------------------------------------------------
 
 
-def test_setting_the_target_adds_exactly_those_pieces_and_changes_nothing_else() -> None:
-    """The set shape, with the target's pieces taken back out, is the unset shape."""
-    taken_back = copy.deepcopy(WITH_TARGET)
-    resources = taken_back["Resources"]
-    del resources["TargetIngressFromTask"]
-    execution = resources["ExecutionRole"]["Properties"]
-    execution["Policies"] = [
-        p for p in execution["Policies"] if p["PolicyName"] != "TargetCredentialsRead"
-    ]
-    container = _container(taken_back)
-    duckdb = {"Name": "DATABASE_PATH", "Value": "/data/fluxion.duckdb"}
+def _golden_plus_the_target() -> dict[str, Any]:
+    expected = copy.deepcopy(without_target(EMPTY))
+    resources = expected["Resources"]
+    resources.update(
+        TargetCredentialsRead=READ_POLICY, TaskEgressToTarget=EGRESS, TargetIngressFromTask=INGRESS
+    )
+    container = _at(resources, CONTAINER)
     container["Environment"] = [
-        duckdb if v.get("Name") == "DATABASE_URL" else v for v in container["Environment"]
+        URL_ENTRY if entry == PATH_ENTRY else entry for entry in container["Environment"]
     ]
-    container["Secrets"] = [s for s in container["Secrets"] if s.get("Name") != "PGPASSWORD"]
-    group = resources["TaskSecurityGroup"]["Properties"]
-    group["SecurityGroupEgress"] = [r for r in _egress(taken_back) if r["FromPort"] != 5432]
-    assert taken_back == EMPTY
+    container["Secrets"].append(PASSWORD_ENTRY)
+    return expected
 
 
-def test_a_partial_target_is_refused_by_a_rule_before_any_change() -> None:
-    from fluxion_cfn.stack import build_template
+def test_set_the_stack_is_the_golden_one_plus_exactly_the_targets_pieces() -> None:
+    assert without_target(WITH_TARGET) == _golden_plus_the_target()
 
-    rules = build_template().to_dict()["Rules"]["PostgresTargetParametersTogether"]["Assertions"]
-    described = " ".join(rule["AssertDescription"] for rule in rules)
-    assert "TargetSecretArn" in described and "TargetSecurityGroupId" in described
+
+def test_set_with_the_secrets_kms_key_adds_only_its_decrypt_on_that_key() -> None:
+    expected = _golden_plus_the_target()
+    expected["Resources"]["TargetCredentialsDecrypt"] = DECRYPT_POLICY
+    assert without_target(WITH_TARGET_AND_KEY) == expected
+
+
+def test_set_the_task_reads_the_url_and_the_password_from_that_secret_only() -> None:
+    container = _at(WITH_TARGET["Resources"], CONTAINER)
+    env = {v["Name"]: v["Value"] for v in container["Environment"] if "Name" in v}
+    assert env["DATABASE_URL"] == {"Ref": "TargetDatabaseUrl"}
+    assert "DATABASE_PATH" not in env  # both set would be a configuration error (exit 2)
+    secrets = {s["Name"]: s["ValueFrom"] for s in container["Secrets"]}
+    assert secrets["PGPASSWORD"] == PASSWORD_ENTRY["ValueFrom"]
+    # the execution role reads that secret; the task role (the ETL itself) never does
+    assert "TargetSecretArn" not in repr(WITH_TARGET["Resources"]["TaskRole"])
+    reads = [
+        (name, s["Resource"])
+        for name, r in WITH_TARGET_AND_KEY["Resources"].items()
+        if r["Type"] == "AWS::IAM::Policy"
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert reads == [
+        ("TargetCredentialsDecrypt", [{"Ref": "TargetSecretKmsKeyArn"}]),
+        ("TargetCredentialsRead", [{"Ref": "TargetSecretArn"}]),
+    ]
+
+
+def test_set_5432_goes_only_to_the_targets_group_which_admits_only_the_task() -> None:
+    on_5432 = {name: r for name, r in WITH_TARGET["Resources"].items() if "5432" in json.dumps(r)}
+    assert on_5432 == {"TaskEgressToTarget": EGRESS, "TargetIngressFromTask": INGRESS}
+
+
+# --- the rule: all three or none, the key only with them ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values", [{}, SET, {**SET, **KEY}], ids=["empty", "all three", "all three and the key"]
+)
+def test_a_whole_target_or_none_passes_the_rule(values: dict[str, str]) -> None:
+    assert _rule_failures(values) == []
+
+
+@pytest.mark.parametrize(
+    ("values", "refused"),
+    [
+        (
+            {"TargetDatabaseUrl": SET["TargetDatabaseUrl"]},
+            ["TargetSecretArn", "TargetSecurityGroupId"],
+        ),
+        ({k: v for k, v in SET.items() if k != "TargetSecurityGroupId"}, ["TargetSecurityGroupId"]),
+        ({"TargetSecretArn": SET["TargetSecretArn"]}, ["TargetSecretArn"]),
+        (KEY, ["TargetSecretKmsKeyArn"]),
+    ],
+    ids=["url alone", "without the group", "secret alone", "key alone"],
+)
+def test_a_partial_target_is_refused_by_the_rule_before_any_change(
+    values: dict[str, str], refused: list[str]
+) -> None:
+    failures = _rule_failures(values)
+    assert len(failures) == len(refused)
+    assert all(name in failure for name, failure in zip(refused, failures, strict=True))

@@ -65,6 +65,7 @@ def test_every_resource_group_is_present() -> None:
             "AWS::CloudWatch::Alarm",  # stores stale
             "AWS::CloudWatch::Dashboard",
             "AWS::EC2::SecurityGroup",
+            "AWS::EC2::SecurityGroupEgress",  # to the PostgreSQL target's group (optional)
             "AWS::EC2::SecurityGroupIngress",
             "AWS::EC2::SecurityGroupIngress",  # PostgreSQL target's group (optional)
             "AWS::ECR::Repository",
@@ -75,6 +76,8 @@ def test_every_resource_group_is_present() -> None:
             "AWS::IAM::Role",  # task
             "AWS::IAM::Role",  # events
             "AWS::IAM::ManagedPolicy",  # run task (the backend's one-store syncs)
+            "AWS::IAM::Policy",  # execution role reads the PostgreSQL target's secret (optional)
+            "AWS::IAM::Policy",  # ... and decrypts it with its KMS key (optional)
             "AWS::KMS::Key",
             "AWS::Logs::LogGroup",
             "AWS::SNS::Subscription",
