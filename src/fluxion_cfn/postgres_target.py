@@ -12,6 +12,10 @@ exception is the container, a single resource whose lists a parameter can only c
 error in the ETL) and ``PGPASSWORD`` is added from the secret's ``password`` key. Resolved with
 the parameters empty, both give back today's entries (tests/unit/test_cfn_postgres_target.py).
 
+The policy is not ordered before the task definition (a ``DependsOn`` cannot name a resource
+whose condition may be false): a run started in the seconds between a new revision and its
+policy fails to start, alerted, and the next one succeeds; a new stack's schedule is disabled.
+
 The secret's KMS key: an RDS-managed secret under ``aws/secretsmanager`` needs no grant; under a
 customer-managed key, ECS needs ``kms:Decrypt`` on that key for the execution role. Given
 ``TargetSecretKmsKeyArn``, the stack grants it (through Secrets Manager only); the key's policy
