@@ -1,7 +1,9 @@
-"""CI's slice of the chaos soak: a short seeded soak drawing every fault kind, zero violations.
+"""CI's slice of the chaos soak, on each target: a short seeded soak drawing every fault kind of
+that target once, zero violations.
 
 The soak itself (``python -m fluxion_etl.demo.soak``) runs the real CLI against stores on the
-PostgreSQL stand-in; this test runs it as an operator would and reads its report.
+PostgreSQL stand-in, publishing into a DuckDB file or into a PostgreSQL database of its own on the
+same server; this test runs it as an operator would and reads its report.
 """
 
 from __future__ import annotations
@@ -12,18 +14,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fluxion_etl.demo.postgres_source import PgServer
-from fluxion_etl.demo.soak_faults import FAULTS
+from fluxion_etl.demo.soak_target import DUCKDB_FAULTS, POSTGRES_FAULTS
 
-#: every fault except "none": one deck of them, so 11 runs draw each kind exactly once
-EVERY_FAULT = [kind for kind in FAULTS if kind != "none"]
+#: every fault of the target except "none": one deck of them, so the slice draws each once
+EVERY_FAULT = {
+    "duckdb": [kind for kind in DUCKDB_FAULTS if kind != "none"],
+    "postgres": [kind for kind in POSTGRES_FAULTS if kind != "none"],
+}
 
 
+@pytest.mark.parametrize("target", sorted(EVERY_FAULT))
 def test_a_short_seeded_soak_draws_every_fault_and_finds_no_violation(
-    tmp_path: Path, pg_server: PgServer
+    tmp_path: Path, pg_server: PgServer, target: str
 ) -> None:
+    faults = EVERY_FAULT[target]
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "PG"))},
         "FLUXION_TEST_PG_HOST": pg_server.host,
         "FLUXION_TEST_PG_PORT": str(pg_server.port),
         "FLUXION_TEST_PG_USER": pg_server.user,
@@ -34,8 +43,8 @@ def test_a_short_seeded_soak_draws_every_fault_and_finds_no_violation(
             sys.executable,
             "-m",
             "fluxion_etl.demo.soak",
-            *("--runs", str(len(EVERY_FAULT)), "--seed", "12", "--stores", "3"),
-            *("--products", "400", "--faults", ",".join(EVERY_FAULT)),
+            *("--target", target, "--runs", str(len(faults)), "--seed", "12"),
+            *("--stores", "3", "--products", "400", "--faults", ",".join(faults)),
             *("--workdir", str(tmp_path / "soak")),
         ],
         env=env,
@@ -48,10 +57,14 @@ def test_a_short_seeded_soak_draws_every_fault_and_finds_no_violation(
     assert soak.returncode == 0, report
     assert "soak: no violations" in report
     drawn = re.findall(r"^run +\d+ +(\w+) ", soak.stdout, flags=re.MULTILINE)
-    assert sorted(drawn[1:]) == sorted(EVERY_FAULT), drawn
+    assert sorted(drawn[1:]) == sorted(faults), drawn
     # the invariants were really checked: one line each with a non-zero count, zero violations
     for line in soak.stdout.splitlines():
-        if line.startswith(("every store's rows", "exit code agrees", "no run lock")):
+        if line.startswith(("every store's rows", "exit code agrees", "no run lock")) or (
+            target == "postgres" and line.startswith("no target session outlives")
+        ):
             checks, violations = (int(n) for n in line.split()[-2:])
             assert checks > 0 and violations == 0, line
-    assert "seed 12" in soak.stdout
+    assert "seed 12" in soak.stdout and f"target {target}" in soak.stdout
+    reader = re.search(r"backend reader: (\d+) requests", soak.stdout)
+    assert reader and int(reader.group(1)) > 0, "the backend reader never read"

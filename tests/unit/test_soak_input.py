@@ -8,7 +8,7 @@ import pytest
 
 from fluxion_etl.demo.soak import main, parse_args
 from fluxion_etl.demo.soak_chain import shifted
-from fluxion_etl.demo.soak_faults import FAULTS
+from fluxion_etl.demo.soak_target import DUCKDB_FAULTS, POSTGRES_FAULTS
 
 
 @pytest.mark.parametrize(
@@ -19,6 +19,9 @@ from fluxion_etl.demo.soak_faults import FAULTS
         (["--runs", "-3"], "--runs must be at least 1"),
         (["--runs", "many"], "invalid int value"),
         (["--stores", "22"], "--stores must be 1..21"),
+        (["--target", "oracle"], "invalid choice: 'oracle'"),
+        (["--faults", "target_down"], "'target_down' does not apply to --target duckdb"),
+        (["--target", "postgres", "--faults", "reader_holds"], "does not apply to --target"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -37,9 +40,12 @@ def test_a_soak_without_the_postgresql_stand_in_is_a_usage_error(
     assert "FLUXION_TEST_PG_HOST" in capsys.readouterr().err
 
 
-def test_faults_default_to_every_kind_and_a_printed_random_seed() -> None:
+def test_faults_default_to_every_kind_of_the_target_and_a_printed_random_seed() -> None:
     args = parse_args([])
-    assert args.faults == list(FAULTS) and args.runs == 50 and isinstance(args.seed, int)
+    assert args.target == "duckdb" and args.faults == list(DUCKDB_FAULTS)
+    assert args.runs == 50 and isinstance(args.seed, int)
+    assert parse_args(["--target", "postgres"]).faults == list(POSTGRES_FAULTS)
+    assert "writer_holds" not in POSTGRES_FAULTS and "target_down" not in DUCKDB_FAULTS
     assert parse_args(["--faults", "sigkill, sigkill", "--seed", "7"]).faults == ["sigkill"]
 
 

@@ -1,20 +1,28 @@
 """A reader that behaves like the chain's web backend, to measure what it sees while the ETL runs.
 
-Per "request" it opens the DuckDB file read-only, runs the per-location summary the backend's
-dashboard shows (`fluxion_etl.demo.backend.SUMMARY`: products, zero and negative stock, latest
-extraction), and closes it again -- short-lived connections, as a backend sharing the file with
-the ETL must use. When the ETL holds the file (a publish), the open fails with DuckDB's lock
-error; the reader retries with a short back-off up to a bound, as a backend should, and counts
-the failed opens and the longest wait. Each answer is checked: every store present with its full
-row count, and one ``batch_id`` per store (never half of one snapshot and half of another).
+Per "request" it runs the per-location summary the backend's dashboard shows
+(`fluxion_etl.demo.backend.SUMMARY`: products, zero and negative stock, latest extraction) on the
+target, the way a backend reaches it (:mod:`fluxion_etl.demo.soak_target`):
 
-Run as ``python -m fluxion_etl.demo.backend_reader DB EXPECTED_JSON OUT_JSON``; it loops until
-SIGTERM/SIGINT, then writes its figures to OUT_JSON.
+* a DuckDB file is opened read-only per request and closed again -- short-lived connections, as a
+  backend sharing the file with the ETL must use. When the ETL holds the file (a publish), the
+  open fails with DuckDB's lock error; the reader retries with a short back-off up to a bound, as
+  a backend should, and counts the failed opens and the longest wait;
+* PostgreSQL is read on one pooled connection, each request one read-only transaction; a reader
+  there must never wait for a publish, so every request's latency is what is measured.
+
+Each answer is checked: every store present with its full row count, and one ``batch_id`` per
+store (never half of one snapshot and half of another).
+
+Run as ``python -m fluxion_etl.demo.backend_reader TARGET EXPECTED_JSON OUT_JSON`` (TARGET a
+DuckDB file or a ``postgresql://`` URL, with ``PGPASSWORD`` and ``DATABASE_SCHEMA`` in the
+environment as for the CLI); it loops until SIGTERM/SIGINT, then writes its figures to OUT_JSON.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -23,10 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 
-import duckdb
-
-from fluxion_etl.demo.backend import SUMMARY
-from fluxion_etl.publish import is_lock_conflict
+from fluxion_etl.demo.soak_target import Summary, open_summary
 
 #: a backend request gives up on the file after this long (then shows an error page)
 MAX_WAIT_SECONDS = 30.0
@@ -37,11 +42,6 @@ RETRY_MAX_SECONDS = 0.05
 PAUSE_SECONDS = 0.05
 #: anomalies kept in full in the figures (all are counted)
 KEPT_ANOMALIES = 50
-
-#: per store: rows of how many runs (a store half-published would show two, or a short count)
-BATCHES = (
-    "SELECT ubicacion_id, count(DISTINCT batch_id), min(batch_id) FROM inventario_raw GROUP BY 1"
-)
 
 
 @dataclass
@@ -59,68 +59,41 @@ class ReaderFigures:
     """a store with no rows at all"""
     anomaly_samples: list[dict[str, object]] = field(default_factory=list)
     waits: list[float] = field(default_factory=list)
+    """lock waits before a request could read (DuckDB: the file held by a publish)"""
+    latencies: list[float] = field(default_factory=list)
+    """every answered request, start to answer"""
+
+    def record_wait(self, seconds: float) -> None:
+        self.waited_requests += 1
+        self.waits.append(seconds)
+        self.longest_wait_seconds = max(self.longest_wait_seconds, seconds)
 
     def summary(self) -> dict[str, object]:
         waits = sorted(self.waits)
+        latencies = sorted(self.latencies)
         figures = asdict(self)
         figures.pop("waits")
-        figures["p99_wait_seconds"] = waits[int(len(waits) * 0.99)] if waits else 0.0
+        figures.pop("latencies")
+        figures["p99_wait_seconds"] = _quantile(waits, 0.99)
+        figures["p50_request_seconds"] = _quantile(latencies, 0.50)
+        figures["p99_request_seconds"] = _quantile(latencies, 0.99)
         return figures
 
 
-def open_read_only(db: Path, figures: ReaderFigures) -> duckdb.DuckDBPyConnection | None:
-    """Open ``db`` read-only, retrying DuckDB's lock error for up to MAX_WAIT_SECONDS."""
+def _quantile(values: list[float], q: float) -> float:
+    return values[min(int(len(values) * q), len(values) - 1)] if values else 0.0
+
+
+def request(target: Summary, expected: dict[str, int], figures: ReaderFigures) -> None:
+    """One backend request: summarise, check."""
     started = time.monotonic()
-    pause = 0.01
-    failed = 0
-    while True:
-        try:
-            con = duckdb.connect(str(db), read_only=True)
-        except duckdb.Error as exc:
-            if not is_lock_conflict(exc):
-                raise
-            failed += 1
-            figures.failed_opens += 1
-            if time.monotonic() - started > MAX_WAIT_SECONDS:
-                figures.gave_up += 1
-                return None
-            time.sleep(pause)
-            pause = min(pause * 2, RETRY_MAX_SECONDS)
-            continue
-        if failed:
-            waited = time.monotonic() - started
-            figures.waited_requests += 1
-            figures.waits.append(waited)
-            figures.longest_wait_seconds = max(figures.longest_wait_seconds, waited)
-        return con
-
-
-def location_summary(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int, str]]:
-    """store -> (products on the backend's dashboard, distinct batch ids, a batch id).
-
-    The dashboard's own per-location summary (:data:`fluxion_etl.demo.backend.SUMMARY`:
-    products, zero and negative stock, value, latest extraction), then the batch ids; both in
-    one read-only connection, which no writer can change underneath.
-    """
-    products = {row[0]: int(row[3]) for row in con.execute(SUMMARY).fetchall()}
-    batches = {row[0]: (int(row[1]), str(row[2])) for row in con.execute(BATCHES).fetchall()}
-    return {store: (count, *batches.get(store, (0, ""))) for store, count in products.items()}
-
-
-def request(db: Path, expected: dict[str, int], figures: ReaderFigures) -> None:
-    """One backend request: open, summarise, check, close."""
-    started = time.monotonic()
-    con = open_read_only(db, figures)
-    if con is None:
+    seen = target.request()
+    if seen is None:
         return
-    try:
-        seen = location_summary(con)
-    finally:
-        con.close()
+    seconds = time.monotonic() - started
     figures.requests += 1
-    figures.longest_request_seconds = max(
-        figures.longest_request_seconds, time.monotonic() - started
-    )
+    figures.latencies.append(seconds)
+    figures.longest_request_seconds = max(figures.longest_request_seconds, seconds)
     for store, rows in expected.items():
         count, batches, batch = seen.get(store, (0, 0, ""))
         if count == rows and batches == 1:
@@ -146,9 +119,9 @@ def request(db: Path, expected: dict[str, int], figures: ReaderFigures) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 3:
-        print("usage: python -m fluxion_etl.demo.backend_reader DB EXPECTED_JSON OUT_JSON")
+        print("usage: python -m fluxion_etl.demo.backend_reader TARGET EXPECTED_JSON OUT_JSON")
         return 2
-    db, expected_file, out = Path(args[0]), Path(args[1]), Path(args[2])
+    expected_file, out = Path(args[1]), Path(args[2])
     expected: dict[str, int] = json.loads(expected_file.read_text(encoding="utf-8"))
     stop = threading.Event()
 
@@ -158,10 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     figures = ReaderFigures()
+    target = open_summary(args[0], os.environ, figures, MAX_WAIT_SECONDS, RETRY_MAX_SECONDS)
     print("reading", flush=True)
-    while not stop.is_set():
-        request(db, expected, figures)
-        stop.wait(PAUSE_SECONDS)
+    try:
+        while not stop.is_set():
+            request(target, expected, figures)
+            stop.wait(PAUSE_SECONDS)
+    finally:
+        target.close()
     out.write_text(json.dumps(figures.summary(), indent=2, default=str), encoding="utf-8")
     return 0
 

@@ -1,7 +1,7 @@
 """The chaos soak: N consecutive real runs, one random fault each, invariants checked after each.
 
-    python -m fluxion_etl.demo.soak [--runs 50] [--seed S] [--stores 21] [--products 3000]
-                                    [--faults a,b] [--workdir DIR]
+    python -m fluxion_etl.demo.soak [--target duckdb|postgres] [--runs 50] [--seed S]
+                                    [--stores 21] [--products 3000] [--faults a,b] [--workdir DIR]
 
 K stores of the chain on the PostgreSQL stand-in (``FLUXION_TEST_PG_*``), their quantities
 changed before every run (:mod:`fluxion_etl.demo.soak_chain`). Run 0 has no fault and measures
@@ -9,9 +9,12 @@ a normal run's duration; runs 1..N each get one fault from :data:`~.soak_faults.
 from shuffled decks of the chosen kinds (so every kind comes up about N / kinds times) and
 printed with the seed, so ``--seed`` replays the same sequence. Each run is the real CLI
 (``python -m fluxion_etl run``) in a child process. A reader behaving like the web backend
-(:mod:`fluxion_etl.demo.backend_reader`) loops over the file the whole time. Prints a table of
-the invariants (:mod:`fluxion_etl.demo.soak_checks`), the faults, the file's size and the
-reader's figures; exits 1 on any violation, 2 on bad input.
+(:mod:`fluxion_etl.demo.backend_reader`) loops over the target the whole time. The target is a
+DuckDB file in the work directory (default) or PostgreSQL (``--target postgres``: ``DATABASE_URL``
++ ``PGPASSWORD`` as for the CLI, into a fresh schema; else a database of its own on the stand-in
+server); what is read of it goes through :mod:`fluxion_etl.demo.soak_target`, and each target has
+its own fault list. Prints a table of the invariants (:mod:`fluxion_etl.demo.soak_checks`), the
+faults, the target's size and the reader's figures; exits 1 on any violation, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from fluxion_etl.demo.postgres_source import PgServer
 from fluxion_etl.demo.soak_chain import Chain
 from fluxion_etl.demo.soak_checks import INVARIANTS, Invariants, RunOutcome
 from fluxion_etl.demo.soak_faults import FAULTS, Injection, SoakContext, injection
+from fluxion_etl.demo.soak_target import DUCKDB_FAULTS, POSTGRES_FAULTS, TARGETS, soak_target
 from fluxion_etl.demo.stellar import CHAIN_LOCATIONS
 
 PG_VARIABLES = (
@@ -64,6 +68,9 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = _Parser(prog="python -m fluxion_etl.demo.soak", description=__doc__)
+    parser.add_argument(
+        "--target", choices=TARGETS, default="duckdb", help="where runs publish (duckdb)"
+    )
     parser.add_argument("--runs", type=int, default=50, help="runs with a fault (default 50)")
     parser.add_argument("--seed", type=int, default=None, help="replay a soak (default: random)")
     parser.add_argument(
@@ -71,7 +78,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--products", type=int, default=3000, help="products per store (3000)")
     parser.add_argument(
-        "--faults", default=",".join(FAULTS), help=f"comma list of: {', '.join(FAULTS)}"
+        "--faults",
+        default=None,
+        help=f"comma list (default: all of the target's): duckdb {', '.join(DUCKDB_FAULTS)};"
+        f" postgres {', '.join(POSTGRES_FAULTS)}",
     )
     parser.add_argument("--workdir", type=Path, default=None, help="keep the files here")
     args = parser.parse_args(argv)
@@ -81,12 +91,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         raise UsageError(f"--stores must be 1..{len(CHAIN_LOCATIONS)}, got {args.stores}")
     if args.products < 1:
         raise UsageError(f"--products must be at least 1, got {args.products}")
-    kinds = [kind.strip() for kind in args.faults.split(",")]
+    available = DUCKDB_FAULTS if args.target == "duckdb" else POSTGRES_FAULTS
+    given = ",".join(available) if args.faults is None else args.faults
+    kinds = [kind.strip() for kind in given.split(",") if kind.strip()]
     unknown = [kind for kind in kinds if kind not in FAULTS]
     if unknown or not kinds:
         raise UsageError(
             f"unknown fault {', '.join(repr(k) for k in unknown) or '(none given)'};"
-            f" choose from: {', '.join(FAULTS)}"
+            f" choose from: {', '.join(available)}"
+        )
+    elsewhere = [kind for kind in kinds if kind not in available]
+    if elsewhere:
+        raise UsageError(
+            f"fault {', '.join(repr(k) for k in elsewhere)} does not apply to --target"
+            f" {args.target}; choose from: {', '.join(available)}"
         )
     args.faults = list(dict.fromkeys(kinds))
     if args.seed is None:
@@ -112,6 +130,8 @@ class RunProcess:
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.started = time.monotonic()
+        #: the run's id, from its first log line that carries one
+        self.run_id: str | None = None
         self.process = subprocess.Popen(
             [sys.executable, "-m", "fluxion_etl", "run"],
             env=env,
@@ -132,9 +152,12 @@ class RunProcess:
         for raw in self.process.stdout:
             self._log.write(raw)
             try:
-                name = json.loads(raw).get("event")
+                line = json.loads(raw)
+                name = line.get("event")
             except (ValueError, AttributeError):
                 continue
+            if self.run_id is None and line.get("run_id"):
+                self.run_id = str(line["run_id"])
             with self._changed:
                 self._events[str(name)] += 1
                 self._changed.notify_all()
@@ -191,15 +214,19 @@ class Soak:
         self.server = server
         self.workdir = workdir
         self.rng = random.Random(args.seed)
-        self.database = workdir / "target.duckdb"
         self.staging = workdir / "staging"
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.stores_file = workdir / "stores.toml"
         self.chain = Chain.create(server, args.stores, args.products, args.seed)
-        self.invariants = Invariants(self.chain, self.database, self.staging)
+        try:
+            self.target = soak_target(args.target, workdir, server, os.environ)
+        except BaseException:
+            self.chain.drop()
+            raise
+        self.invariants = Invariants(self.chain, self.target, self.staging)
         self.deadline = MIN_DEADLINE_SECONDS
-        self.context = SoakContext(self.chain, self.database, LOCK_WAIT_SECONDS, 5.0, self.rng)
+        self.context = SoakContext(self.chain, self.target, LOCK_WAIT_SECONDS, 5.0, self.rng)
         self.fault_outcomes: dict[str, Counter[str]] = defaultdict(Counter)
         self.deck: list[str] = []
         self.reader: subprocess.Popen[str] | None = None
@@ -207,9 +234,13 @@ class Soak:
         self.stopping = threading.Event()
 
     def env(self, extra: dict[str, str]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SQL_", "ETL_"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SQL_", "ETL_", "DATABASE_", "PG", "TARGET_CREDENTIALS"))
+        }
+        env.update(self.target.env())
         env.update(
-            DATABASE_PATH=str(self.database),
             ETL_STORES_FILE=str(self.stores_file),
             ETL_STAGING_DIR=str(self.staging),
             ETL_LOCK_WAIT_SECONDS=f"{LOCK_WAIT_SECONDS:g}",
@@ -241,7 +272,7 @@ class Soak:
         finally:
             fault.close()
         actor.join(timeout=30)
-        outcome = RunOutcome(number, code, fault.name, plan.emptied)
+        outcome = RunOutcome(number, code, fault.name, plan.emptied, plan.locked_out)
         violations = self.invariants.after_run(outcome)
         states = Counter(self.invariants.last_states.values())
         victim = fault.victim.id if fault.victim else None
@@ -251,10 +282,10 @@ class Soak:
             self.fault_outcomes[fault.name][f"victim {victim_state}"] += 1
         size = self.invariants.sizes[-1]
         print(
-            f"run {number:4d}  {fault.name:<15} {fault.description:<58} exit {code:>3}"
+            f"run {number:4d}  {fault.name:<21} {fault.description:<60} exit {code:>3}"
             f"  {seconds:5.1f} s  ok {states.get('exitoso', 0):2d}/{len(self.chain.stores)}"
             f"{f'  {victim}={victim_state}' if victim else ''}"
-            f"  file {size / 1e6:6.2f} MB  {'VIOLATION' if violations else 'ok'}",
+            f"  size {size / 1e6:6.2f} MB  {'VIOLATION' if violations else 'ok'}",
             flush=True,
         )
         for message in violations:
@@ -276,10 +307,11 @@ class Soak:
                 sys.executable,
                 "-m",
                 "fluxion_etl.demo.backend_reader",
-                str(self.database),
+                self.target.reader_target(),
                 str(self.workdir / "expected.json"),
                 str(self.workdir / "reader.json"),
             ],
+            env=self.env({}),
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -297,7 +329,8 @@ class Soak:
 
     def execute(self) -> int:
         print(
-            f"soak: seed {self.args.seed}, {self.args.runs} runs, {len(self.chain.stores)} stores"
+            f"soak: target {self.args.target}, seed {self.args.seed}, {self.args.runs} runs,"
+            f" {len(self.chain.stores)} stores"
             f" x {self.args.products} products, faults {','.join(self.args.faults)};"
             f" files in {self.workdir}",
             flush=True,
@@ -337,24 +370,25 @@ class Soak:
             f"{'backend reader never sees a store half-published or missing':<72}"
             f" {reader.get('requests', 0):>7} {reader_violations:>10}"
         )
-        print(f"\n{'fault':<16} {'drawn':>5}  outcomes")
-        for name in ["none", *[f for f in FAULTS if f != "none"]]:
+        print(f"\n{'fault':<22} {'drawn':>5}  outcomes")
+        for name in FAULTS:
             outcomes = self.fault_outcomes.get(name)
             if outcomes:
                 drawn = sum(v for k, v in outcomes.items() if k.startswith("exit"))
                 detail = ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items()))
-                print(f"{name:<16} {drawn:>5}  {detail}")
+                print(f"{name:<22} {drawn:>5}  {detail}")
         sizes = inv.sizes
         if sizes:
             curve = ", ".join(f"{i}: {sizes[i] / 1e6:.2f}" for i in range(0, len(sizes), 25))
             print(
-                f"\nDuckDB file (MB): first {sizes[0] / 1e6:.2f}, max {max(sizes) / 1e6:.2f}"
+                f"\n{self.target.size_label} (MB): first {sizes[0] / 1e6:.2f},"
+                f" max {max(sizes) / 1e6:.2f}"
                 f" ({max(sizes) / sizes[0]:.2f}x), last {sizes[-1] / 1e6:.2f}"
                 f" ({sizes[-1] / sizes[0]:.2f}x); after run {curve}"
             )
         print(f"staging directory peak: {inv.staging_peak_bytes / 1e6:.2f} MB")
         print(
-            f"ledger rows a run ending by itself could not close (file held; the next run"
+            f"ledger rows a run ending by itself could not close (target held; the next run"
             f" closed them): {inv.unclosed}"
         )
         if reader:
@@ -363,7 +397,9 @@ class Soak:
                 f" opens (lock), {reader['waited_requests']} requests waited, longest wait"
                 f" {reader['longest_wait_seconds']:.3f} s, p99 wait"
                 f" {reader['p99_wait_seconds']:.3f} s, gave up {reader['gave_up']},"
-                f" longest request {reader['longest_request_seconds']:.3f} s"
+                f" longest request {reader['longest_request_seconds']:.3f} s;"
+                f" request p50 {reader['p50_request_seconds'] * 1000:.1f} ms,"
+                f" p99 {reader['p99_request_seconds'] * 1000:.1f} ms"
             )
             for sample in reader.get("anomaly_samples", [])[: 10 if reader_violations else 0]:
                 print(f"     ! reader saw {sample}")
@@ -387,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return soak.execute()
     finally:
         soak.chain.drop()
+        soak.target.drop()
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
 

@@ -1,35 +1,28 @@
 """The invariants the soak checks after every run (DESIGN §1.6), from what the run left behind.
 
-Only the target file, the ledger, the run lock, the staging directory and the exit code are
-looked at -- what an operator could look at -- and the oracle is the soak's own record of which
+Only the target (through :mod:`~.soak_target`, the same checks on either target), the ledger,
+the run guard, the staging directory and the exit code are looked at -- what an operator could
+look at -- and the oracle is the soak's own record of which
 run should hold each store (the ledger's ``exitoso`` rows, written in the same transaction as
 the rows they describe) and the generator's quantities for that run.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import fcntl
-import os
-import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 
-import duckdb
-
 from fluxion_etl.demo.soak_chain import Chain
-from fluxion_etl.publish import is_lock_conflict
+from fluxion_etl.demo.soak_target import LedgerRow, SoakTarget
 
 INVARIANTS = (
     ("rows", "every store's rows wholly one run's (one batch_id, its values) and exact"),
     ("exit_code", "exit code agrees with the ledger (0 all exitoso, 3 some, 1 none)"),
     ("ledger_open", "no ledger row en_proceso once a later run opened the ledger"),
     ("holds_own_run", "a store exitoso holds that run's rows, a failed one its previous rows"),
-    ("run_lock", "no run lock outlives its process (never exit 4)"),
+    ("run_lock", "no run lock outlives its process (exit 4 only if another run holds one)"),
+    ("sessions", "no target session outlives its run (PostgreSQL: pg_stat_activity)"),
     ("staging", "staging files of killed runs do not pile up"),
 )
 
@@ -41,6 +34,8 @@ class RunOutcome:
     """Negative: killed by that signal before it could answer."""
     fault: str
     emptied: str | None
+    locked_out: bool = False
+    """Another run held one of its stores (the fault did it): exit 4 is the right answer."""
 
 
 @dataclass
@@ -48,7 +43,7 @@ class Invariants:
     """The soak's running record: checks made, violations found, who holds each store."""
 
     chain: Chain
-    database: Path
+    target: SoakTarget
     staging: Path
     checks: Counter[str] = field(default_factory=Counter)
     violations: Counter[str] = field(default_factory=Counter)
@@ -59,6 +54,10 @@ class Invariants:
     emptied_in: dict[int, str] = field(default_factory=dict)
     sizes: list[int] = field(default_factory=list)
     staging_peak_bytes: int = 0
+    #: staging directories a killed run may leave until a run that gets as far as staging
+    #: sweeps them (a run refused at the start -- target down, store locked, ledger held --
+    #: never reaches its staging area, so it carries the allowance on)
+    staging_allowed: int = 0
     #: ledger rows a run that ended by itself could not close (the file stayed held)
     unclosed: int = 0
     #: states of each run's stores, for the report
@@ -76,16 +75,15 @@ class Invariants:
         if outcome.emptied:
             self.emptied_in[outcome.number] = outcome.emptied
         killed = outcome.exit_code < 0
-        with _read_only(self.database) as con:
-            ledger = _ledger(con) if con is not None else []
-            rows = _rows(con) if con is not None else {}
+        seen = self.target.read()
+        ledger, rows = seen.ledger, seen.rows
         this_run = self._adopt_new_run(ledger, outcome)
         states = {store: state for run_id, store, state, _ in ledger if run_id == this_run}
         self.last_states = states
         tag = f"run {outcome.number} ({outcome.fault})"
 
         if not killed:
-            expected = 1
+            expected = 4 if outcome.locked_out else 1
             if states and all(s == "exitoso" for s in states.values()):
                 expected = 0
             elif any(s == "exitoso" for s in states.values()):
@@ -97,10 +95,15 @@ class Invariants:
             )
         self._check(
             "run_lock",
-            outcome.exit_code != 4,
-            f"{tag}: exit 4, a run lock outlived its process",
+            (outcome.exit_code == 4) == outcome.locked_out,
+            f"{tag}: exit {outcome.exit_code}, "
+            + ("yet another run held a store" if outcome.locked_out else "a lock outlived its run"),
         )
-        self._check("run_lock", _lock_is_free(self.database), f"{tag}: run lock still held")
+        self._check("run_lock", self.target.run_lock_free(), f"{tag}: run lock still held")
+        sessions = self.target.leftover_sessions()
+        if sessions is not None:
+            left = f"{tag}: {sessions} ETL sessions left on the server"
+            self._check("sessions", sessions == 0, left)
 
         newest = max(ledger, key=lambda row: row[3])[0] if ledger else None
         stale = {r for r, _, state, _ in ledger if state == "en_proceso" and r != newest}
@@ -136,17 +139,19 @@ class Invariants:
 
         entries, size = _staging_use(self.staging)
         self.staging_peak_bytes = max(self.staging_peak_bytes, size)
+        allowed = 1 if killed else 0
+        if this_run is None and not killed:
+            allowed = self.staging_allowed
+        self.staging_allowed = allowed
         self._check(
             "staging",
-            entries <= (1 if killed else 0),
+            entries <= allowed,
             f"{tag}: {entries} staging directories left ({size:,} bytes)",
         )
-        self.sizes.append(_file_size(self.database))
+        self.sizes.append(self.target.size_bytes())
         return self.messages[before:]
 
-    def _adopt_new_run(
-        self, ledger: list[tuple[str, str, str, dt.datetime]], outcome: RunOutcome
-    ) -> str | None:
+    def _adopt_new_run(self, ledger: list[LedgerRow], outcome: RunOutcome) -> str | None:
         new = {run_id for run_id, _, _, _ in ledger if run_id not in self.run_numbers}
         self._check(
             "ledger_open",
@@ -156,66 +161,6 @@ class Invariants:
         for run_id in new:
             self.run_numbers[run_id] = outcome.number
         return next(iter(new), None)
-
-
-@contextmanager
-def _read_only(database: Path) -> Iterator[duckdb.DuckDBPyConnection | None]:
-    """The target read-only, waiting out a lock a lingering holder might still have."""
-    if not database.exists():
-        yield None
-        return
-    ends = time.monotonic() + 30
-    while True:
-        try:
-            con = duckdb.connect(str(database), read_only=True)
-            break
-        except duckdb.Error as exc:
-            if not is_lock_conflict(exc) or time.monotonic() > ends:
-                raise
-            time.sleep(0.05)
-    try:
-        yield con
-    finally:
-        con.close()
-
-
-def _ledger(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str, dt.datetime]]:
-    try:
-        return [
-            (str(r[0]), str(r[1]), str(r[2]), r[3])
-            for r in con.execute(
-                "SELECT run_id, ubicacion_id, estado, fecha_inicio FROM etl_ejecuciones"
-            ).fetchall()
-        ]
-    except duckdb.CatalogException:
-        return []
-
-
-def _rows(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple[Decimal, str]]]:
-    found: dict[str, dict[str, tuple[Decimal, str]]] = {}
-    try:
-        cursor = con.execute(
-            "SELECT ubicacion_id, codigo_producto, cantidad_actual, batch_id FROM inventario_raw"
-        )
-    except duckdb.CatalogException:
-        return found
-    for store, code, quantity, batch in cursor.fetchall():
-        found.setdefault(store, {})[code] = (quantity, batch)
-    return found
-
-
-def _lock_is_free(database: Path) -> bool:
-    path = database.with_name(database.name + ".run.lock")
-    if not path.exists():
-        return True
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
 
 
 def _staging_use(root: Path) -> tuple[int, int]:
@@ -229,10 +174,3 @@ def _staging_use(root: Path) -> tuple[int, int]:
         except FileNotFoundError:  # an orphaned fetch of a killed run finishing
             continue
     return len(entries), size
-
-
-def _file_size(database: Path) -> int:
-    wal = database.with_name(database.name + ".wal")
-    return (database.stat().st_size if database.exists() else 0) + (
-        wal.stat().st_size if wal.exists() else 0
-    )

@@ -17,31 +17,28 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fluxion_etl.demo.linkproxy import FaultyProxy
 from fluxion_etl.demo.soak_chain import APPLICATION_NAME, Chain, SoakStore, closed_port
+from fluxion_etl.demo.soak_target import (
+    DUCKDB_FAULTS,
+    ETL_APPLICATION_NAME,
+    POSTGRES_FAULTS,
+    DuckDBSoakTarget,
+    PostgresSoakTarget,
+    SoakTarget,
+)
+from fluxion_etl.targets.postgres import PostgresTarget
 
 if TYPE_CHECKING:
     from fluxion_etl.demo.soak import RunProcess
 
-FAULTS = (
-    "none",
-    "store_down",
-    "link_reset",
-    "link_stall",
-    "session_killed",
-    "writer_holds",
-    "reader_holds",
-    "sigterm",
-    "sigkill",
-    "sigkill_publish",
-    "deadline",
-    "emptied",
-)
-"""Every fault kind, by the name ``--faults`` takes. ``none`` is a run without a fault."""
+FAULTS = tuple(dict.fromkeys((*DUCKDB_FAULTS, *POSTGRES_FAULTS)))
+"""Every fault kind, by the name ``--faults`` takes (each target has its own subset:
+``SoakTarget.faults``). ``none`` is a run without a fault."""
 
 #: holds the DuckDB file (argv[1]) read-write or read-only (argv[3] = "ro") for argv[2] seconds
 HOLDER = (
@@ -57,7 +54,7 @@ class SoakContext:
     """What the faults need to know about the soak."""
 
     chain: Chain
-    database: Path
+    target: SoakTarget
     lock_wait_seconds: float
     #: a fault-free run's duration, measured on the soak's first run
     typical_seconds: float
@@ -71,6 +68,8 @@ class Plan:
     overrides: dict[str, tuple[str, int]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     emptied: str | None = None
+    locked_out: bool = False
+    """The fault makes another run hold a store: the run must exit 4."""
 
 
 class Injection:
@@ -218,12 +217,14 @@ class Holder(Injection):
         if not run.sleep(start):
             self.description += " (run over first)"
             return
+        target = self.context.target
+        assert isinstance(target, DuckDBSoakTarget), "a file-holding fault on a file target only"
         self.process = subprocess.Popen(
             [
                 sys.executable,
                 "-c",
                 HOLDER,
-                str(self.context.database),
+                str(target.path),
                 str(hold),
                 "ro" if self.read_only else "rw",
             ],
@@ -291,6 +292,131 @@ class Emptied(Injection):
         return Plan(emptied=victim.id)
 
 
+def _pg_target(context: SoakContext) -> PostgresSoakTarget:
+    target = context.target
+    assert isinstance(target, PostgresSoakTarget), "a PostgreSQL fault on a PostgreSQL target only"
+    return target
+
+
+class TargetSessionKilled(Injection):
+    """The target server ends the ETL's publishing session (an RDS fail-over, a DBA's
+    ``pg_terminate_backend``) in the middle of a store's publish transaction.
+
+    To be certainly mid-publish, the soak holds the victim's ledger row of this run
+    (``SELECT ... FOR UPDATE``): the publish deletes and COPYs the store's rows and then waits on
+    that row, its transaction open; the waiting session is terminated, then the row let go. The
+    store must fail (``conexion``) with its previous snapshot intact, and the run go on.
+    """
+
+    name = "target_session_killed"
+
+    def plan(self) -> Plan:
+        victim = self._pick_victim()
+        self.description = f"{victim.id}: target session terminated mid-publish"
+        return Plan()
+
+    def during(self, run: RunProcess) -> None:
+        assert self.victim is not None
+        target = _pg_target(self.context)
+        ends = time.monotonic() + 3 * self.context.typical_seconds + 30
+        holder = target.connect()
+        holder.autocommit = False
+        try:
+            held = False
+            while run.running and time.monotonic() < ends and not held:
+                if run.run_id is not None:
+                    held = bool(
+                        holder.execute(
+                            "SELECT 1 FROM etl_ejecuciones WHERE run_id = %s AND ubicacion_id = %s"
+                            " AND estado = 'en_proceso' FOR UPDATE",
+                            [run.run_id, self.victim.id],
+                        ).fetchall()
+                    )
+                    if not held:
+                        holder.rollback()
+                if not held:
+                    time.sleep(0.02)
+            while held and run.running and time.monotonic() < ends:
+                with target.connect() as killer:
+                    terminated = killer.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND application_name = %s"
+                        " AND wait_event_type = 'Lock'",
+                        [ETL_APPLICATION_NAME],
+                    ).fetchall()
+                if terminated:
+                    return
+                time.sleep(0.02)
+            self.description += " (not applied: the store's publish never came)"
+        finally:
+            holder.rollback()
+            holder.close()
+
+
+class TargetLockHeld(Injection):
+    """Another session holds ``SHARE`` on ``inventario_raw`` for a while, from a random moment
+    (as a non-concurrent ``CREATE INDEX`` would): it conflicts with a publish's ``DELETE`` and
+    ``COPY`` but not with a reader's ``SELECT``. Publishes wait up to ``lock_timeout``
+    (``ETL_LOCK_WAIT_SECONDS``), then fail ``bloqueo`` with the previous snapshot intact."""
+
+    name = "target_lock_held"
+
+    def during(self, run: RunProcess) -> None:
+        start = self.rng.uniform(0, self.context.typical_seconds)
+        hold = self.rng.uniform(0.3, 1.6) * self.context.lock_wait_seconds
+        self.description = f"inventario_raw locked SHARE for {hold:.1f} s from {start:.1f} s"
+        if not run.sleep(start):
+            self.description += " (run over first)"
+            return
+        with _pg_target(self.context).connect() as con, con.transaction():
+            con.execute("LOCK TABLE inventario_raw IN SHARE MODE")
+            run.sleep(hold)
+
+
+class TargetStoreLocked(Injection):
+    """Another run (the real run guard, taken by the soak) holds one of the stores: the run
+    must refuse to start, exit 4, and write nothing."""
+
+    name = "target_store_locked"
+
+    def __init__(self, context: SoakContext) -> None:
+        super().__init__(context)
+        self.guard: AbstractContextManager[object] | None = None
+
+    def plan(self) -> Plan:
+        victim = self._pick_victim()
+        self.description = f"another run holds {victim.id} (advisory lock)"
+        return Plan(locked_out=True)
+
+    def arm(self) -> None:
+        assert self.victim is not None
+        target = _pg_target(self.context)
+        other = PostgresTarget(target.login, target.schema, self.context.lock_wait_seconds)
+        self.guard = other.guard("soak-other-run", [self.victim.id])
+        self.guard.__enter__()
+
+    def close(self) -> None:
+        if self.guard is not None:
+            self.guard.__exit__(None, None, None)
+            self.guard = None
+
+
+class TargetDown(Injection):
+    """The target server unreachable for the whole run (a closed port on 127.0.0.1): the run
+    fails in one line, exit 1, and nothing changes on the real target."""
+
+    name = "target_down"
+
+    def plan(self) -> Plan:
+        target = _pg_target(self.context)
+        port = closed_port()
+        user = target.login.params.get("user", "fluxion")
+        self.description = f"target unreachable (closed port 127.0.0.1:{port})"
+        return Plan(
+            env={"DATABASE_URL": f"postgresql://{user}@127.0.0.1:{port}/nowhere?sslmode=disable"}
+        )
+
+
 def injection(kind: str, context: SoakContext) -> Injection:
     """The fault ``kind`` (one of :data:`FAULTS`) for one run."""
     makers: dict[str, Callable[[], Injection]] = {
@@ -306,5 +432,9 @@ def injection(kind: str, context: SoakContext) -> Injection:
         "sigkill_publish": lambda: KillInPublish(context),
         "deadline": lambda: Deadline(context),
         "emptied": lambda: Emptied(context),
+        "target_session_killed": lambda: TargetSessionKilled(context),
+        "target_lock_held": lambda: TargetLockHeld(context),
+        "target_store_locked": lambda: TargetStoreLocked(context),
+        "target_down": lambda: TargetDown(context),
     }
     return makers[kind]()
