@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from target_db import TargetReader
+
 from fluxion_etl.demo.postgres_source import PgServer
 
 #: holds the DuckDB file open read-write (as the web backend might) for argv[2] seconds
@@ -125,3 +127,26 @@ def duckdb_held(db: Path, seconds: float = 120) -> Iterator[subprocess.Popen[str
     finally:
         holder.kill()
         holder.wait()
+
+
+@contextmanager
+def target_held(env: dict[str, str], server: PgServer, seconds: float = 120) -> Iterator[None]:
+    """Another process keeps the run's target from being written until the block exits.
+
+    DuckDB: the file open read-write (the backend as a writer). PostgreSQL: a session holding
+    ``SHARE`` on ``inventario_raw`` and ``etl_ejecuciones`` (as a non-concurrent ``CREATE
+    INDEX`` or a careless migration would): the run's writes wait, bounded by ``lock_timeout``,
+    while readers' ``SELECT`` still pass. The PostgreSQL tables must exist (a run before).
+    """
+    if not env.get("DATABASE_URL"):
+        with duckdb_held(Path(env["DATABASE_PATH"]), seconds):
+            yield
+        return
+    con = TargetReader(env, server).connect_pg()
+    try:
+        con.autocommit = False
+        con.execute("LOCK TABLE inventario_raw, etl_ejecuciones IN SHARE MODE")
+        yield
+    finally:
+        con.rollback()
+        con.close()

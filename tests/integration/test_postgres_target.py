@@ -139,24 +139,80 @@ def test_a_lock_held_past_the_wait_bound_fails_the_store_with_bloqueo_and_keeps_
     assert target.rows(store.id) == before
 
 
-def test_sigterm_cancels_the_publish_on_the_server_and_leaves_no_backend(
-    pg_target_env: dict[str, str], pg_server: PgServer, store: PgStore
+@pytest.mark.parametrize(
+    ("stop", "error_tipo"), [("SIGTERM", "interrumpido"), ("deadline", "timeout")]
+)
+def test_a_stop_cancels_the_publish_on_the_server_and_leaves_no_backend(
+    pg_target_env: dict[str, str], pg_server: PgServer, store: PgStore, stop: str, error_tipo: str
 ) -> None:
+    """Fargate's SIGTERM, or ETL_TIMEOUT_SECONDS, while a store's publish transaction is open
+    on the server: the statement is cancelled there, the session closed, the rows as before."""
     target = TargetReader(pg_target_env, pg_server)
     assert run_cli(["run"], pg_target_env).returncode == 0
     before = target.rows(store.id)
-    run, held = publish_caught_half_way(pg_target_env, pg_server, store, target)
+    env = {**pg_target_env, "ETL_TIMEOUT_SECONDS": "8"} if stop == "deadline" else pg_target_env
+    run, held = publish_caught_half_way(env, pg_server, store, target)
     try:
-        run.process.send_signal(signal.SIGTERM)
+        if stop == "SIGTERM":
+            run.process.send_signal(signal.SIGTERM)
         code, seconds, stderr = run.finish(timeout=60)
         backends_after_exit = fluxion_backends(target)
     finally:
         held.__exit__(None, None, None)
     assert code == 1, run.text[-3000:] + stderr
     failed = [line for line in run.lines if line.get("event") == "store failed"]
-    assert [(line["store"], line["error_tipo"]) for line in failed] == [(store.id, "interrumpido")]
+    assert [(line["store"], line["error_tipo"]) for line in failed] == [(store.id, error_tipo)]
     assert backends_after_exit == []  # the copy was cancelled server-side, the session closed
     assert target.rows(store.id) == before
+
+
+def test_the_targets_own_session_terminated_mid_publish_fails_that_store_alone(
+    pg_target_env: dict[str, str], pg_server: PgServer, make_pg_store: Any
+) -> None:
+    """The target server ends the ETL's publishing session (an RDS fail-over, a DBA's
+    ``pg_terminate_backend``) while the store's transaction has deleted and copied its rows:
+    nothing of it is committed, that store fails ``conexion`` with its previous snapshot and a
+    ledger row saying why, the other store publishes, and the next run publishes it."""
+    victim = make_pg_store(700, seed=71, id="tienda_02", warehouse="0202")
+    steady = make_pg_store(500, seed=72, id="tienda_03", warehouse="0302", name="MAÑONGO")
+    write_stores(pg_target_env, ([victim, steady], pg_server))
+    target = TargetReader(pg_target_env, pg_server)
+    assert run_cli(["run"], pg_target_env).returncode == 0
+    before = target.rows(victim.id)
+    for store in (victim, steady):  # new quantities: a new snapshot is told from the old one
+        conn = pg_server.connect(store.database)
+        with conn, conn.cursor() as cur:
+            cur.execute("UPDATE ma_depoprod SET n_cantidad = n_cantidad + 1")
+        conn.close()
+
+    run, held = publish_caught_half_way(pg_target_env, pg_server, victim, target)
+    try:
+        waiting = [b["pid"] for b in fluxion_backends(target) if b["wait_event_type"] == "Lock"]
+        with target.connect_pg() as dba:
+            ended = dba.execute(
+                "SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [waiting]
+            ).fetchall()
+        assert ended == [(True,)], waiting
+    finally:  # let go of the row: the run closes the store's ledger row with why it failed
+        held.__exit__(None, None, None)
+    code, _, stderr = run.finish(timeout=60)
+    assert code == 3, run.text[-3000:] + stderr
+    run_id = run.lines[-1]["run_id"]
+    ledger = target.ledger(run_id)
+    failed = ledger[victim.id]
+    assert (failed["estado"], failed["error_tipo"]) == ("fallido", "conexion")
+    assert "lost the target" in failed["error_mensaje"]
+    assert "administrator command" in failed["error_mensaje"]
+    assert pg_server.password not in failed["error_mensaje"]
+    assert target.rows(victim.id) == before  # nothing of the cut transaction is visible
+    assert ledger[steady.id]["estado"] == "exitoso"
+    assert {r["batch_id"] for r in target.rows(steady.id).values()} == {run_id}
+
+    again = run_cli(["run"], pg_target_env)
+    assert again.returncode == 0, again.stdout[-3000:]
+    rows = target.rows(victim.id)
+    assert set(rows) == set(before)
+    assert all(rows[c]["cantidad_actual"] == before[c]["cantidad_actual"] + 1 for c in rows)
 
 
 def test_runs_over_the_same_store_exit_4_and_disjoint_shards_run_at_once(
