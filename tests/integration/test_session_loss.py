@@ -4,7 +4,7 @@ On SQL Server a ``KILL <spid>``, a service restart or a failover does this; on t
 stand-in ``pg_terminate_backend`` does, from a second connection, once the inventory cursor is
 being fetched (psqlODBC fetches through a server-side cursor, so the server shows ``fetch ...``).
 Both engines must record it as ``conexion``, fetch the store again from scratch, and publish
-exactly the store's rows once.
+exactly the store's rows once -- into either target (``target_env``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from etl_cli import json_lines, ledger_rows, published_rows, run_cli, write_stores
+from etl_cli import json_lines, run_cli, write_stores
+from target_db import TargetReader
 
 from fluxion_etl.demo.postgres_source import PgServer, PgStore
 from fluxion_etl.query import load_query
@@ -85,7 +86,7 @@ def session_killer(pg_server: PgServer, database: str) -> Iterator[list[int]]:
 
 @pytest.mark.parametrize("engine", ["arrow", "pyodbc"])
 def test_a_session_ended_by_the_server_mid_fetch_is_retried_from_scratch(
-    etl_env: dict[str, str],
+    target_env: dict[str, str],
     pg_server: PgServer,
     make_pg_store: Any,
     tmp_path: Path,
@@ -93,8 +94,8 @@ def test_a_session_ended_by_the_server_mid_fetch_is_retried_from_scratch(
 ) -> None:
     store = make_pg_store(1200, seed=41, id="tienda_02", warehouse="0202")
     query = slowed_query(pg_server, store, tmp_path, seconds_per_row=0.002)
-    write_stores(etl_env, ([store], pg_server))
-    env = {**etl_env, "ETL_ENGINE": engine, "ETL_QUERY_FILE": str(query), "ETL_MAX_RETRIES": "3"}
+    write_stores(target_env, ([store], pg_server))
+    env = {**target_env, "ETL_ENGINE": engine, "ETL_QUERY_FILE": str(query), "ETL_MAX_RETRIES": "3"}
     with session_killer(pg_server, store.database) as killed:
         result = run_cli(["run"], env, timeout=180)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
@@ -106,10 +107,10 @@ def test_a_session_ended_by_the_server_mid_fetch_is_retried_from_scratch(
     ]
     assert len(retried) == 1
     assert "connection lost" in retried[0]["error"]
-    db = Path(env["DATABASE_PATH"])
-    entry = ledger_rows(db)[store.id]
+    db = TargetReader(env, pg_server)
+    entry = db.ledger()[store.id]
     assert (entry["estado"], entry["intentos"]) == ("exitoso", 2)
     assert entry["registros_cargados"] == len(store.data.expected)
-    rows = published_rows(db, store.id)
+    rows = db.rows(store.id)
     assert set(rows) == set(store.data.expected)
     assert len({row["batch_id"] for row in rows.values()}) == 1
