@@ -1,8 +1,10 @@
 """The snapshot guard end to end: PostgreSQL stand-in stores through psqlODBC, the real CLI,
-real DuckDB targets. Each test breaks a store's source the way production did (a mistyped
-warehouse, an emptied stock table, a partial one, rows without a quantity) and checks that the
-store keeps serving its previous rows, fails with ``retenido`` and the numbers, and that the
-operator's override publishes once and is written down.
+each target in turn (a DuckDB file, a PostgreSQL database: ``target_env``). Each test breaks a
+store's source the way production did (a mistyped warehouse, an emptied stock table, a partial
+one, rows without a quantity) and checks that the store keeps serving its previous rows, fails
+with ``retenido`` and the numbers, and that the operator's override publishes once and is
+written down. ``check`` and ``stores --warehouses`` ask the stores only, not the target: those
+two tests run once.
 """
 
 from __future__ import annotations
@@ -10,11 +12,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
-from etl_cli import json_lines, ledger_rows, published_rows, run_cli, write_stores
+from etl_cli import json_lines, run_cli, write_stores
 from target_db import TargetReader
 
 from fluxion_etl.demo.postgres_source import PgServer, PgStore
@@ -56,22 +57,22 @@ def table_rows(stdout: str) -> list[list[str]]:
 
 
 def test_a_mistyped_warehouse_keeps_the_store_serving_its_previous_snapshot(
-    etl_env: dict[str, str], pg_server: PgServer, make_pg_store: Any
+    target_env: dict[str, str], pg_server: PgServer, make_pg_store: Any
 ) -> None:
     store: PgStore = make_pg_store(400, seed=111)
     steady: PgStore = make_pg_store(300, seed=112, id="tienda_03", warehouse="0302")
-    db = Path(etl_env["DATABASE_PATH"])
-    write_stores(etl_env, ([store, steady], pg_server))
-    assert run_cli(["run"], etl_env).returncode == 0
-    before = published_rows(db, store.id)
-    first_run = ledger_rows(db)[store.id]
+    db = TargetReader(target_env, pg_server)
+    write_stores(target_env, ([store, steady], pg_server))
+    assert run_cli(["run"], target_env).returncode == 0
+    before = db.rows(store.id)
+    first_run = db.ledger()[store.id]
 
-    write_stores(etl_env, ([dataclasses.replace(store, warehouse="9999"), steady], pg_server))
-    result = run_cli(["run"], etl_env)
+    write_stores(target_env, ([dataclasses.replace(store, warehouse="9999"), steady], pg_server))
+    result = run_cli(["run"], target_env)
 
     assert result.returncode == 3, result.stdout[-3000:]
-    assert published_rows(db, store.id) == before  # the same rows, the first run's batch
-    entry = ledger_rows(db)[store.id]
+    assert db.rows(store.id) == before  # the same rows, the first run's batch
+    entry = db.ledger()[store.id]
     assert (entry["estado"], entry["error_tipo"]) == ("fallido", "retenido")
     assert (entry["registros_extraidos"], entry["registros_cargados"]) == (0, 0)
     assert entry["error_mensaje"].startswith(
@@ -80,7 +81,7 @@ def test_a_mistyped_warehouse_keeps_the_store_serving_its_previous_snapshot(
         "(codes with stock here: "
     )
     assert f"--accept-shrink {store.id}" in entry["error_mensaje"]
-    assert ledger_rows(db)[steady.id]["estado"] == "exitoso"
+    assert db.ledger()[steady.id]["estado"] == "exitoso"
     (held,) = events(result.stdout, "snapshot held back")
     assert (held["store"], held["rules"], held["rows"], held["served"]) == (
         store.id, ["empty"], 0, len(before),
@@ -96,13 +97,13 @@ def test_a_mistyped_warehouse_keeps_the_store_serving_its_previous_snapshot(
     assert (own["StoreFailed"], own["StoreRowsPublished"]) == (1, 0)
     assert own["StoreSnapshotAgeSeconds"] > 0
 
-    status = run_cli(["status", "--json"], etl_env)
+    status = run_cli(["status", "--json"], target_env)
     row = {r["ubicacion_id"]: r for r in json.loads(status.stdout)}[store.id]
     assert (row["estado"], row["error_tipo"], row["registros_servidos"]) == (
         "fallido", "retenido", len(before),
     )  # fmt: skip
     assert row["fecha_publicacion"] == str(first_run["fecha_fin"])  # when it was published
-    (shown,) = [r for r in table_rows(run_cli(["status"], etl_env).stdout) if r[0] == store.id]
+    (shown,) = [r for r in table_rows(run_cli(["status"], target_env).stdout) if r[0] == store.id]
     assert [shown[1], shown[3], shown[4]] == ["fallido", "", f"{len(before):,}"]
     assert shown[5] == str(first_run["fecha_fin"])[:19]
     assert not shown[6].endswith("STALE")  # it still serves a snapshot of seconds ago
@@ -110,22 +111,22 @@ def test_a_mistyped_warehouse_keeps_the_store_serving_its_previous_snapshot(
 
 
 def test_an_emptied_stock_table_is_held_back_and_check_names_it(
-    etl_env: dict[str, str], pg_server: PgServer, make_pg_store: Any
+    target_env: dict[str, str], pg_server: PgServer, make_pg_store: Any
 ) -> None:
     store: PgStore = make_pg_store(300, seed=113)
-    db = Path(etl_env["DATABASE_PATH"])
-    write_stores(etl_env, ([store], pg_server))
-    assert run_cli(["run"], etl_env).returncode == 0
-    served = len(published_rows(db, store.id))
+    db = TargetReader(target_env, pg_server)
+    write_stores(target_env, ([store], pg_server))
+    assert run_cli(["run"], target_env).returncode == 0
+    served = len(db.rows(store.id))
     emptied = f"DELETE FROM ma_depoprod WHERE c_coddeposito = '{store.warehouse}'"
     execute(pg_server, store.database, emptied)
 
-    result = run_cli(["run"], etl_env)
-    checked = run_cli(["check"], etl_env)
+    result = run_cli(["run"], target_env)
+    checked = run_cli(["check"], target_env)
 
     assert result.returncode == 1, result.stdout[-3000:]  # the only store: nothing published
-    assert len(published_rows(db, store.id)) == served
-    message = ledger_rows(db)[store.id]["error_mensaje"]
+    assert len(db.rows(store.id)) == served
+    message = db.ledger()[store.id]["error_mensaje"]
     assert f"0 rows where {served:,} were served; warehouse '0202' (DEPOSITO AV. BOLIVAR) " + (
         "has no stock rows in MA_DEPOPROD."
     ) in message
@@ -172,19 +173,19 @@ def test_a_shrink_above_the_threshold_publishes_and_one_below_is_held_back(
 
 
 def test_too_many_rejected_rows_hold_back_a_new_store_judged_without_the_shrink_rule(
-    etl_env: dict[str, str], pg_server: PgServer, make_pg_store: Any
+    target_env: dict[str, str], pg_server: PgServer, make_pg_store: Any
 ) -> None:
     store: PgStore = make_pg_store(400, seed=115, traps=Traps.disabled())
     fresh: PgStore = make_pg_store(300, seed=116, id="tienda_04", warehouse="0402")
-    db = Path(etl_env["DATABASE_PATH"])
+    db = TargetReader(target_env, pg_server)
     execute(pg_server, store.database, "UPDATE ma_depoprod SET n_cantidad = NULL WHERE id % 10 = 0")
-    write_stores(etl_env, ([store, dataclasses.replace(fresh, warehouse="0499")], pg_server))
+    write_stores(target_env, ([store, dataclasses.replace(fresh, warehouse="0499")], pg_server))
 
-    result = run_cli(["run"], etl_env)  # neither store has a previous snapshot
+    result = run_cli(["run"], target_env)  # neither store has a previous snapshot
 
     assert result.returncode == 1, result.stdout[-3000:]
-    assert published_rows(db, store.id) == {} and published_rows(db, fresh.id) == {}
-    ledger = ledger_rows(db)
+    assert db.rows(store.id) == {} and db.rows(fresh.id) == {}
+    ledger = db.ledger()
     rejected = ledger[store.id]
     assert (rejected["error_tipo"], rejected["registros_extraidos"]) == ("retenido", 400)
     assert rejected["registros_rechazados"] == 40
@@ -198,9 +199,9 @@ def test_too_many_rejected_rows_hold_back_a_new_store_judged_without_the_shrink_
     )
     assert emf(result.stdout)["StoresHeldBack"] == 2
 
-    looser = run_cli(["run", "--stores", store.id], {**etl_env, "ETL_MAX_REJECTED": "0.1"})
+    looser = run_cli(["run", "--stores", store.id], {**target_env, "ETL_MAX_REJECTED": "0.1"})
     assert looser.returncode == 0, looser.stdout[-3000:]  # exactly 10 %: not more than 0.1
-    assert len(published_rows(db, store.id)) == 360
+    assert len(db.rows(store.id)) == 360
 
 
 def test_the_override_publishes_in_that_run_only_and_the_ledger_records_it(
