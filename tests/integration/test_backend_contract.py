@@ -1,8 +1,11 @@
 """The backend's contract: its own read patterns, run unchanged against what fluxion published.
 
 Real parts: the PostgreSQL stand-in through psqlODBC, the CLI in a child process, DuckDB files,
-and DuckDB 1.4 (the backend's release) installed in its own virtualenv. Numbers are checked
-against the ledger and the data generator's oracle, never against the pipeline's own output.
+a PostgreSQL target database (the read patterns run on both targets: ``published_on``), and
+DuckDB 1.4 (the backend's release) installed in its own virtualenv. Numbers are checked against
+the ledger and the data generator's oracle, never against the pipeline's own output. The
+engines' and the demo's files, adoption of the old loader's file, DuckDB 1.4 and the storage
+version are about the DuckDB file itself: those tests run on DuckDB only.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, NoReturn
 import duckdb
 import pytest
 from etl_cli import json_lines, ledger_rows, run_cli, stores_toml
+from target_db import TargetReader, pg_target_url
 
 from fluxion_etl.contract import CONTRACT_COLUMNS, local_naive
 from fluxion_etl.demo import backend
@@ -67,9 +71,73 @@ def published(
     return files
 
 
-def reads_of(db: Path, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def published_on(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    pg_server: PgServer,
+    pg_stores: Sequence[PgStore],
+) -> TargetReader:
+    """The shared stores published by the arrow engine, on each target in turn."""
+    if request.param == "duckdb":
+        published: dict[str, Path] = request.getfixturevalue("published")
+        return TargetReader({"DATABASE_PATH": str(published["arrow"])})
+    database: str = request.getfixturevalue("pg_target_database")
+    tmp = tmp_path_factory.mktemp("contract-postgres")
+    env = env_for(tmp, pg_server, pg_stores, tmp / "unused.duckdb")
+    del env["DATABASE_PATH"]
+    env.update(
+        DATABASE_URL=pg_target_url(pg_server, database),
+        DATABASE_SCHEMA="contract",
+        PGPASSWORD=pg_server.password,
+    )
+    result = run_cli(["run"], env)
+    assert result.returncode == 0, result.stderr + result.stdout[-3000:]
+    return TargetReader(env, pg_server)
+
+
+def reads_of(
+    db: Path | TargetReader, sql: str, params: Sequence[Any] = ()
+) -> list[dict[str, Any]]:
+    """The backend's read ``sql`` on a DuckDB file or on either target (``?`` placeholders)."""
+    if isinstance(db, TargetReader):
+        return db.query(sql, params)
     with duckdb.connect(str(db), read_only=True) as con:
         return backend.rows(con, sql, params)
+
+
+def with_rows_the_backend_must_not_list(db: TargetReader, tmp_path: Path) -> TargetReader:
+    """A copy of the published target plus 5 wholesale rows (``mayor_01``) and 5 inactive ones
+    (``viejo_01``): the published one is shared by the module's tests."""
+    if db.kind == "duckdb":
+        copy = tmp_path / "copy.duckdb"
+        copy.write_bytes(Path(db.env["DATABASE_PATH"]).read_bytes())
+        with duckdb.connect(str(copy)) as con:
+            for replace in (
+                "'mayor_01' AS ubicacion_id, 'mayorista' AS tipo_ubicacion",
+                "'viejo_01' AS ubicacion_id, false AS activo",
+            ):
+                con.execute(
+                    f"INSERT INTO inventario_raw BY NAME SELECT * REPLACE ({replace},"
+                    " gen_random_uuid()::VARCHAR AS id) FROM inventario_raw LIMIT 5"
+                )
+        return TargetReader({"DATABASE_PATH": str(copy)})
+    schema = f"copy_{tmp_path.name[-20:].lower().replace('-', '_')}"
+    with db.connect_pg() as con:
+        con.execute(f"CREATE SCHEMA {schema}")
+        for table in ("inventario_raw", "etl_ejecuciones"):
+            con.execute(f"CREATE TABLE {schema}.{table} AS SELECT * FROM {table}")
+        for change in (
+            {"ubicacion_id": "mayor_01", "tipo_ubicacion": "mayorista"},
+            {"ubicacion_id": "viejo_01", "activo": False},
+        ):
+            con.execute(
+                f"INSERT INTO {schema}.inventario_raw SELECT (jsonb_populate_record("
+                f"NULL::{schema}.inventario_raw, to_jsonb(t) || %s::jsonb)).* "
+                "FROM inventario_raw t LIMIT 5",
+                [json.dumps(change)],
+            )
+    return TargetReader({**db.env, "DATABASE_SCHEMA": schema}, db.server)
 
 
 def oracle(stores: Sequence[PgStore]) -> list[tuple[PgStore, Any]]:
@@ -89,26 +157,15 @@ def grade(quantity: Decimal) -> str:
 
 
 def test_location_list_and_summary_agree_with_the_ledger(
-    published: dict[str, Path], pg_stores: Sequence[PgStore], tmp_path: Path
+    published_on: TargetReader, pg_stores: Sequence[PgStore], tmp_path: Path
 ) -> None:
-    db = tmp_path / "copy.duckdb"
-    db.write_bytes(published["arrow"].read_bytes())
-    with duckdb.connect(str(db)) as con:  # what the backend must not list
-        con.execute(
-            "INSERT INTO inventario_raw BY NAME SELECT * REPLACE ('mayor_01' AS ubicacion_id, "
-            "'mayorista' AS tipo_ubicacion, gen_random_uuid()::VARCHAR AS id) "
-            "FROM inventario_raw LIMIT 5"
-        )
-        con.execute(
-            "INSERT INTO inventario_raw BY NAME SELECT * REPLACE ('viejo_01' AS ubicacion_id, "
-            "false AS activo, gen_random_uuid()::VARCHAR AS id) FROM inventario_raw LIMIT 5"
-        )
+    db = with_rows_the_backend_must_not_list(published_on, tmp_path)
     locations = reads_of(db, backend.LOCATIONS)
     assert [(r["ubicacion_id"], r["ubicacion_nombre"], r["tipo_ubicacion"]) for r in locations] == [
         (s.id, s.name, "cedi" if s.id.startswith("cedi") else "tienda")
         for s in sorted(pg_stores, key=lambda s: s.id)
     ]
-    ledger = ledger_rows(db)
+    ledger = db.ledger()
     summary = {r["ubicacion_id"]: r for r in reads_of(db, backend.SUMMARY)}
     assert set(summary) == {s.id for s in pg_stores}
     for store in pg_stores:
@@ -122,9 +179,9 @@ def test_location_list_and_summary_agree_with_the_ledger(
 
 
 def test_categories_and_every_stock_page_filter_agree_with_the_oracle(
-    published: dict[str, Path], pg_stores: Sequence[PgStore]
+    published_on: TargetReader, pg_stores: Sequence[PgStore]
 ) -> None:
-    db = published["arrow"]
+    db = published_on
     rows = oracle(pg_stores)
     categories = reads_of(db, backend.CATEGORIES)
     want: dict[str, set[str]] = {}
@@ -142,7 +199,7 @@ def test_categories_and_every_stock_page_filter_agree_with_the_oracle(
     store = pg_stores[0]
     category = categories[0]["categoria"]
     assert count() == len(rows)
-    assert count(ubicacion_id=store.id) == ledger_rows(db)[store.id]["registros_cargados"]
+    assert count(ubicacion_id=store.id) == db.ledger()[store.id]["registros_cargados"]
     assert count(categoria=category) == sum(1 for _, r in rows if r.categoria == category)
     for state in ("SIN_STOCK", "CRITICO", "BAJO", "NORMAL", "EXCESO"):
         want_state = sum(1 for _, r in rows if grade(r.cantidad_actual) == state)
@@ -188,9 +245,9 @@ SORT_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
 
 @pytest.mark.parametrize("orden", sorted(backend.SORTS))
 def test_every_stock_page_sort_orders_and_pages_the_store(
-    published: dict[str, Path], pg_stores: Sequence[PgStore], orden: str
+    published_on: TargetReader, pg_stores: Sequence[PgStore], orden: str
 ) -> None:
-    db, store = published["arrow"], pg_stores[1]
+    db, store = published_on, pg_stores[1]
     pages = []
     for pagina in (1, 2):
         sql, params, _, _ = backend.stock_page(
@@ -208,9 +265,9 @@ def test_every_stock_page_sort_orders_and_pages_the_store(
 
 
 def test_order_suggestions_for_a_store_and_the_cedis(
-    published: dict[str, Path], pg_stores: Sequence[PgStore]
+    published_on: TargetReader, pg_stores: Sequence[PgStore]
 ) -> None:
-    db = published["arrow"]
+    db = published_on
     store = pg_stores[0]
     suggestions = {
         r["codigo_producto"]: r for r in reads_of(db, backend.ORDER_SUGGESTIONS, [store.id])
