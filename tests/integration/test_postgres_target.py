@@ -215,6 +215,35 @@ def test_the_targets_own_session_terminated_mid_publish_fails_that_store_alone(
     assert all(rows[c]["cantidad_actual"] == before[c]["cantidad_actual"] + 1 for c in rows)
 
 
+def test_a_run_whose_guard_session_ended_publishes_nothing_without_its_lock(
+    pg_target_env: dict[str, str], pg_server: PgServer, store: PgStore
+) -> None:
+    """The server ends the session holding the run's advisory locks (a fail-over, a DBA) while
+    the store is fetched: the locks went with it, so another run could now take the store. The
+    publish sees it in ``pg_locks`` and fails the store instead of publishing unguarded."""
+    target = TargetReader(pg_target_env, pg_server)
+    assert run_cli(["run"], pg_target_env).returncode == 0
+    before = target.rows(store.id)
+    with table_locked(pg_server, store.database):
+        run = BackgroundRun(["run"], pg_target_env)
+        run.wait_for(event("extract started", store=store.id))
+        guards = target.query(
+            "SELECT DISTINCT a.pid FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
+            "AND l.locktype = 'advisory' WHERE a.application_name = 'fluxion-etl' "
+            "AND a.datname = current_database()"
+        )
+        assert len(guards) == 1, guards
+        ended = target.query("SELECT pg_terminate_backend(?) AS ok", [guards[0]["pid"]])
+        assert ended == [{"ok": True}]
+    code, _, stderr = run.finish(timeout=60)
+    assert code == 1, run.text[-3000:] + stderr
+    failed = [line for line in run.lines if line.get("event") == "store failed"]
+    assert [(line["store"], line["error_tipo"]) for line in failed] == [(store.id, "conexion")]
+    assert "run guard's session" in failed[0]["error"]
+    assert target.rows(store.id) == before
+    assert run_cli(["run"], pg_target_env).returncode == 0  # a new run takes the lock again
+
+
 def test_runs_over_the_same_store_exit_4_and_disjoint_shards_run_at_once(
     pg_target_env: dict[str, str], pg_stores: Any, pg_server: PgServer
 ) -> None:

@@ -87,6 +87,8 @@ class PostgresTarget:
         self.stop = stop or threading.Event()
         self.log = logger or log
         self.lock_held_seconds = 0.0
+        #: the run guard this target holds (set by :class:`StoreLocks` while it is held)
+        self.locks: StoreLocks | None = None
 
     @classmethod
     def from_settings(
@@ -262,6 +264,8 @@ class PostgresTarget:
             columns = _export_csv(ready, csv, created_at)
 
             def work(cur: psycopg.Cursor[Any]) -> LedgerEntry:
+                if self.locks is not None:
+                    self.locks.confirm(cur, store_id)
                 written = entry
                 if vet is not None:
                     served = pgschema.served_rows(cur, store_id).get(store_id, 0)
@@ -363,6 +367,7 @@ class StoreLocks:
         self.run_id = run_id
         self.store_ids = sorted(set(store_ids))
         self._con: psycopg.Connection[Any] | None = None
+        self._pid = 0
 
     def __enter__(self) -> StoreLocks:
         con = self.target.connect(autocommit=True)
@@ -381,9 +386,34 @@ class StoreLocks:
             con.close()  # the session's end releases whatever was taken
             raise
         self._con = con
+        self._pid = con.info.backend_pid
+        self.target.locks = self
         return self
 
+    def confirm(self, cur: psycopg.Cursor[Any], store_id: str) -> None:
+        """Inside a store's publish transaction: the guard's session still holds the store.
+
+        The server drops a session's advisory locks with the session (an RDS fail-over, a DBA's
+        ``pg_terminate_backend``, a dropped route): from then on another run may take the
+        store and publish it at the same time, and two interleaved DELETE/COPY transactions can
+        leave rows of both runs. So each publish checks ``pg_locks`` first and, without the
+        lock, fails the store (its previous snapshot stays; the next run publishes it).
+        """
+        held = cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND pid = %s AND objsubid = 2"
+            " AND classid = (hashtext(%s)::bigint & 4294967295)::oid"
+            " AND objid = (hashtext(%s)::bigint & 4294967295)::oid)",
+            [self._pid, pgschema.lock_namespace(self.target.schema), store_id],
+        ).fetchone()
+        if not (held and held[0]):
+            raise ConnectionFailed(
+                f"{store_id}: the run guard's session on {self.target.describe()} ended and "
+                "the server released its advisory lock; not publishing without it"
+            )
+
     def __exit__(self, *exc: object) -> None:
+        self.target.locks = None
         if self._con is not None:
             with suppress(psycopg.Error):  # a session already gone took its locks with it
                 self._con.execute("SELECT pg_advisory_unlock_all()")
