@@ -2,7 +2,8 @@
 
 Worker threads fetch, stage and transform stores concurrently (each store is bound by its own
 network link; the fetch itself runs in a child process, see extract/isolated.py); the main thread
-publishes each store as soon as it is ready, one short write transaction at a time. A failing
+publishes the stores as soon as they are ready, one short write transaction each, the stores
+ready together in one session of the target (one opening of the DuckDB file). A failing
 store is recorded and the others carry on. A deadline or a stop request (SIGTERM) kills the
 fetches and cuts lock waits short; what is not published by then keeps its previous snapshot
 and is recorded as ``timeout`` / ``interrumpido``.
@@ -253,12 +254,18 @@ class _Run:
         try:
             while pending and not self.control.stop_event.is_set():
                 done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                for future in done:
-                    outcome = future.result()
-                    entry = self._publish(outcome) if isinstance(outcome, Prepared) else outcome
-                    entries[entry.store_id] = entry
-                    if entry.state != "exitoso":
-                        failures.append(entry)
+                # The stores ready together share one opening of the target (its lock is not
+                # paid per store); the target bounds how long it holds it.
+                with self.target.publishing():
+                    while done:
+                        for future in done:
+                            entry = future.result()
+                            if isinstance(entry, Prepared):
+                                entry = self._publish(entry)
+                            entries[entry.store_id] = entry
+                            if entry.state != "exitoso":
+                                failures.append(entry)
+                        done, pending = self._ready_since(pending)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
@@ -273,6 +280,16 @@ class _Run:
             failures.append(entry)
         self._record_failures(failures)
         return [entries[store.id] for store in self.stores]
+
+    def _ready_since(
+        self, pending: set[Future[Prepared | LedgerEntry]]
+    ) -> tuple[set[Future[Prepared | LedgerEntry]], set[Future[Prepared | LedgerEntry]]]:
+        """The stores that became ready while the last ones were published (none once the run
+        is stopped: they are left to the stop), and those still pending."""
+        if self.control.stop_event.is_set():
+            return set(), pending
+        done = {future for future in pending if future.done()}
+        return done, pending - done
 
     def _unpublished(
         self, store: Store, future: Future[Prepared | LedgerEntry]

@@ -6,6 +6,13 @@ exponential backoff up to ``ETL_LOCK_WAIT_SECONDS`` before giving up on that sto
 One transaction per store: count the rows it serves for the snapshot guard (guard.py), delete
 them, insert the new snapshot, write its ledger row.
 Either the whole new snapshot is visible or the previous one stays.
+
+Stores that are ready together are published in one opening of the file (a publishing session,
+:meth:`Target.publishing`), still one transaction each: opening the file and its checkpoint on
+close cost three times the copy of a chain store's rows, so a run paying them once per store
+queued its stores behind the lock. A session lets go of the file after
+:data:`MAX_HOLD_SECONDS`, and every re-opening waits :data:`READER_GAP_SECONDS` first, so a
+backend reader still gets in within a bounded wait.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
@@ -26,7 +33,8 @@ from tenacity import (
     retry_if_exception,
     stop_after_delay,
     stop_when_event_set,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 from tenacity.stop import stop_base
 
@@ -43,10 +51,16 @@ T = TypeVar("T")
 #: After a stop (deadline, SIGTERM) the failed stores' ledger rows still deserve a short wait
 #: for the lock: Fargate's 120 s grace leaves room for it, and the next run would close them.
 CLOSING_LOCK_WAIT_SECONDS = 20.0
-#: pause after each publish, so a backend waiting to open the file gets in between two stores
+#: the file stays free at least this long between two openings by a publish, so a backend
+#: waiting to open it gets in between two batches of stores
 READER_GAP_SECONDS = 0.1
+#: a publishing session lets go of the file once it has held it this long (checked after each
+#: store's commit), so a reader waits at most about this plus one store's transaction
+MAX_HOLD_SECONDS = 0.5
 #: longest pause between two attempts to open the file while another process holds it
 LOCK_RETRY_MAX_SECONDS = 0.25
+#: random part of that pause, so two waiting writers do not retry in step
+LOCK_RETRY_JITTER = 0.05
 log = structlog.get_logger("fluxion_etl.publish")
 
 #: DuckDB's memory for a publish. Without a limit (DuckDB's default is 80% of the machine) it
@@ -101,6 +115,15 @@ class Target:
         self.stop = stop or threading.Event()
         #: total seconds the write lock was held by this process (for the run's metrics)
         self.lock_held_seconds = 0.0
+        #: inside :meth:`publishing`: publishes keep the file open between stores
+        self._in_session = False
+        #: the publishes' open connection, and when it was opened (monotonic)
+        self._held: duckdb.DuckDBPyConnection | None = None
+        self._held_since = 0.0
+        #: stores committed in the current opening (for its log line)
+        self._held_stores = 0
+        #: when a publish last let go of the file (monotonic), for the reader gap
+        self._released_at: float | None = None
 
     @contextmanager
     def _transaction(
@@ -131,7 +154,14 @@ class Target:
         An ``interruptible`` wait also ends as soon as the run is stopped (``Interrupted``);
         the closing write of failed stores is not interruptible but waits at most
         ``CLOSING_LOCK_WAIT_SECONDS`` once the run has been stopped.
+
+        A publish that let go of the file less than :data:`READER_GAP_SECONDS` ago is waited
+        for first (a stop cuts that short): the gap is the backend's turn.
         """
+        if self._released_at is not None:
+            gap = self._released_at + READER_GAP_SECONDS - time.monotonic()
+            if gap > 0:
+                self.stop.wait(gap)
         bound = self.lock_wait_seconds
         if not interruptible and self.stop.is_set():
             bound = min(bound, CLOSING_LOCK_WAIT_SECONDS)
@@ -148,7 +178,11 @@ class Target:
             # tens of ms, which a writer backing off to seconds rarely hits (the soak, a reader
             # at 20 requests/s: with a 10 s cap, 1 store in 21 of each run gave up after a 4 s
             # wait). A failed open costs well under a millisecond.
-            wait=wait_exponential_jitter(initial=0.05, max=LOCK_RETRY_MAX_SECONDS, jitter=0.05),
+            # The jitter is added rather than asked of wait_exponential_jitter: its ``initial``
+            # warns (deprecated) on recent tenacity, and the ``multiplier`` replacing it does not
+            # exist on older ones; this sum is the same wait on every tenacity >= 8.2.
+            wait=wait_exponential(multiplier=0.05, max=LOCK_RETRY_MAX_SECONDS - LOCK_RETRY_JITTER)
+            + wait_random(0, LOCK_RETRY_JITTER),
             sleep=sleep,
             before_sleep=lambda state: _log_lock_wait(wait_log, step, state),
             reraise=True,
@@ -225,7 +259,6 @@ class Target:
         """
 
         def work(con: duckdb.DuckDBPyConnection) -> LedgerEntry:
-            con.execute(f"SET memory_limit = '{PUBLISH_MEMORY_LIMIT}'")
             written = entry
             if vet is not None:
                 served = con.execute(
@@ -250,12 +283,80 @@ class Target:
                 )
             return recorded
 
-        recorded = self.run(work, step="publishing the store", store=store_id)
-        # Stores ready together are published back to back; without a pause the file is free
-        # only for the instant between two of them, and a backend retrying its open waits for
-        # the whole burst (measured: up to 3.3 s during a 21-store run).
-        self.stop.wait(READER_GAP_SECONDS)
+        con = self._publishing_connection(store_id)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                recorded = work(con)
+            except BaseException:
+                with suppress(duckdb.Error):  # a connection closed without COMMIT rolls back too
+                    con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+            self._held_stores += 1
+        except BaseException:
+            # A failed store ends the opening: its connection may be unusable, or still have the
+            # store's ready database attached. The next store starts from a fresh one.
+            self._release()
+            raise
+        if not self._in_session or time.monotonic() - self._held_since >= MAX_HOLD_SECONDS:
+            self._release()
         return recorded
+
+    @contextmanager
+    def publishing(self) -> Iterator[None]:
+        """A publishing session: the stores published inside it share one opening of the file,
+        each still in its own transaction (its own atomic swap and ledger row).
+
+        The file is let go when the session ends, and earlier, after the commit of the store
+        that reaches :data:`MAX_HOLD_SECONDS` of holding; the next store then re-opens it after
+        the reader gap. Outside a session every publish opens and closes the file itself.
+        """
+        self._in_session = True
+        try:
+            yield
+        finally:
+            self._in_session = False
+            self._release()
+
+    def _publishing_connection(self, store_id: str) -> duckdb.DuckDBPyConnection:
+        """The session's open connection, or a new one (after the reader gap and the lock wait)."""
+        if self._held is None:
+            con = self._connect(True, "publishing the store", store_id)
+            self._held, self._held_since, self._held_stores = con, time.monotonic(), 0
+            try:
+                con.execute(f"SET memory_limit = '{PUBLISH_MEMORY_LIMIT}'")
+            except BaseException:
+                self._release()
+                raise
+        return self._held
+
+    def _release(self) -> None:
+        """Close the publishes' connection, if open: DuckDB checkpoints the file and drops its
+        lock. Never raises: the stores it held were committed (or rolled back) already, and a
+        checkpoint that fails leaves the write-ahead log, which DuckDB replays at the next
+        opening."""
+        con, self._held = self._held, None
+        if con is None:
+            return
+        try:
+            con.close()
+        except duckdb.Error as exc:
+            self.log.warning(
+                "closing the target after publishing failed; its next opening replays the log",
+                phase="publish",
+                error=str(exc),
+            )
+        finally:
+            self._released_at = time.monotonic()
+            held = self._released_at - self._held_since
+            self.lock_held_seconds += held
+            self.log.info(
+                "target released",
+                phase="publish",
+                stores=self._held_stores,
+                held_seconds=round(held, 3),
+            )
 
     def record(self, entries: Sequence[LedgerEntry]) -> None:
         """Close failed stores' ledger rows (one transaction); their snapshots stay as they were."""

@@ -70,6 +70,13 @@ class Target(Protocol):
         in one transaction; return the entry written."""
         ...
 
+    def publishing(self) -> AbstractContextManager[object]:
+        """A publishing session around the stores that are ready together: their publishes may
+        share one connection (each still its own transaction), and the target decides how long
+        it may hold its lock before letting readers in (DuckDB: one opening of the file per
+        batch, a bounded hold)."""
+        ...
+
     def record(self, entries: Sequence[LedgerEntry]) -> None:
         """Close failed stores' ledger rows (their snapshots stay as they were)."""
         ...

@@ -84,6 +84,9 @@ class DuckDBTarget:
     ) -> LedgerEntry:
         return self.writer.publish(store_id, ready, entry, vet)
 
+    def publishing(self) -> AbstractContextManager[object]:
+        return self.writer.publishing()
+
     def record(self, entries: Sequence[LedgerEntry]) -> None:
         self.writer.record(entries)
 

@@ -28,7 +28,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -284,6 +284,11 @@ class PostgresTarget:
             return self.run(work, step="publishing the store", store=store_id)
         finally:
             csv.unlink(missing_ok=True)
+
+    def publishing(self) -> AbstractContextManager[object]:
+        """Nothing to share: readers are never blocked by a publish, so each store keeps its own
+        short connection."""
+        return nullcontext()
 
     def record(self, entries: Sequence[LedgerEntry]) -> None:
         def work(cur: psycopg.Cursor[Any]) -> None:
