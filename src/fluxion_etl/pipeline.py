@@ -44,15 +44,15 @@ from fluxion_etl.errors import (
     TargetUnwritable,
 )
 from fluxion_etl.extract import FetchRequest, RefetchNeeded
-from fluxion_etl.extract.isolated import Fetched, fetch_and_prepare, start_fork_server
+from fluxion_etl.extract.isolated import fetch_to_staging, start_fork_server
 from fluxion_etl.guard import SnapshotGuard
 from fluxion_etl.ledger import LedgerEntry, utcnow
 from fluxion_etl.progress import fetch_progress
 from fluxion_etl.query import load_query
-from fluxion_etl.stage import StagingArea
+from fluxion_etl.stage import StagedFile, StagingArea
 from fluxion_etl.stores import Store
 from fluxion_etl.targets import Target, open_target
-from fluxion_etl.transform import QualityCounters, Transformed, transform_store
+from fluxion_etl.transform import QualityCounters, transform_store
 
 log = structlog.get_logger("fluxion_etl.pipeline")
 
@@ -306,8 +306,7 @@ class _Run:
         return outcome
 
     def _prepare(self, store: Store, staging: StagingArea) -> Prepared | LedgerEntry:
-        """Fetch, stage and transform one store (in a worker; the work itself in the fetch's
-        child process). Failures become ledger entries."""
+        """Fetch, stage and transform one store (in a worker). Failures become ledger entries."""
         slog = self.log.bind(store=store.id)
         started = utcnow()
         attempts = _Attempts()
@@ -316,36 +315,35 @@ class _Run:
                 store, self.settings, self.credentials, self.query, self.plan.buffer_bytes
             )
             extract_started = time.monotonic()
-            transform = partial(
-                transform_store,
-                ready=staging.file_for(store.id, "ready"),
-                store=store,
-                run_id=self.run_id,
-                extracted_at=started,
-                thresholds=store.thresholds(self.settings.stock_thresholds),
-                timezone=self.settings.timezone,
-            )
-            fetched = self._fetch_and_stage(
+            staged = self._fetch_and_stage(
                 request,
                 staging.file_for(store.id, "staged"),
-                transform,
                 slog,
                 attempts,
                 partial(fetch_progress.report, store.id),
             )
-            staged, transformed = fetched.staged, fetched.prepared
             slog.info(
                 "extract staged",
                 phase="stage",
                 rows=staged.rows,
                 batches=staged.batches,
-                seconds=round(time.monotonic() - extract_started - fetched.prepare_seconds, 3),
+                seconds=round(time.monotonic() - extract_started, 3),
+            )
+            transform_started = time.monotonic()
+            transformed = transform_store(
+                staged.path,
+                staging.file_for(store.id, "ready"),
+                store,
+                self.run_id,
+                started,
+                thresholds=store.thresholds(self.settings.stock_thresholds),
+                timezone=self.settings.timezone,
             )
             slog.info(
                 "transformed",
                 phase="transform",
                 rows=transformed.counters.loaded,
-                seconds=round(fetched.prepare_seconds, 3),
+                seconds=round(time.monotonic() - transform_started, 3),
                 duplicates=transformed.counters.duplicates,
                 rejected=transformed.counters.rejected,
                 negative_stock=transformed.counters.negative_stock,
@@ -377,13 +375,11 @@ class _Run:
         self,
         request: FetchRequest,
         path: Path,
-        transform: Callable[[Path], Transformed],
         slog: structlog.stdlib.BoundLogger,
         attempts: _Attempts,
         on_rows: Callable[[int], None],
-    ) -> Fetched[Transformed]:
-        """Fetch the store into the staged file ``path``, from scratch on every attempt, and
-        ``transform`` it in the fetch's process.
+    ) -> StagedFile:
+        """Fetch the store into the staged file ``path``, from scratch on every attempt.
 
         Transient errors (VPN reset, timeout, deadlock victim) are retried with jittered
         exponential back-off, at most ETL_MAX_RETRIES attempts, cut short by a stop request. Data
@@ -419,12 +415,11 @@ class _Run:
                             attempt=attempts.count,
                             max_attempts=self.settings.max_retries,
                         )
-                        return fetch_and_prepare(
+                        return fetch_to_staging(
                             self.settings.engine,
                             request,
                             path,
                             self.control.stop_event,
-                            transform,
                             on_rows,
                         )
             except RefetchNeeded as exc:

@@ -9,12 +9,6 @@ which also closes its connection to the store's server. Only the staged file's s
 back; the rows go through the staged Parquet file, as they would in-process. Other work that
 talks to a store's driver during a run (the snapshot guard asking a store why its snapshot looks
 wrong) runs the same way, through :func:`run_isolated`.
-
-The run's own per-store work on the staged file (the de-duplication and the store's ready
-database) runs in the same child, right after the fetch (:func:`fetch_and_prepare`): twenty
-such steps in the run's process competed with its publishes (one writer, serial) for the GIL
-and the cores, and made the tail after the last fetch; in the children they overlap the other
-stores' fetches, and the run's process only publishes.
 """
 
 from __future__ import annotations
@@ -22,13 +16,11 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from fluxion_etl.credentials import Credentials, redact
 from fluxion_etl.errors import ConnectionFailed, DataError, Interrupted, StoreError
@@ -62,43 +54,6 @@ def start_fork_server() -> None:
     forkserver.ensure_running()
 
 
-@dataclass(frozen=True)
-class Fetched(Generic[T]):
-    """What :func:`fetch_and_prepare` brings back from the child."""
-
-    staged: StagedFile
-    prepared: T
-    """What ``prepare`` returned for the staged file."""
-    prepare_seconds: float
-
-
-def fetch_and_prepare(
-    engine: str,
-    request: FetchRequest,
-    path: Path,
-    stop: threading.Event,
-    prepare: Callable[[Path], T],
-    on_rows: Callable[[int], None] | None = None,
-) -> Fetched[T]:
-    """:func:`fetch_to_staging`, then ``prepare(path)`` in the same child process.
-
-    ``prepare`` (picklable: a module-level function or a ``functools.partial`` of one) gets the
-    staged file's path; what it raises counts as the fetch's failure (a StoreError as it is,
-    anything else a ``DataError`` of the store), and a stop kills it like the fetch.
-    """
-    fetched = _context.Value("q", 0, lock=False)
-    return run_isolated(
-        _fetch,
-        (engine, request, str(path), fetched, prepare),
-        where=request.where,
-        credentials=request.credentials,
-        stop=stop,
-        doing="fetching",
-        name=f"fluxion-fetch-{path.stem}",
-        on_poll=None if on_rows is None else lambda: on_rows(fetched.value),
-    )
-
-
 def fetch_to_staging(
     engine: str,
     request: FetchRequest,
@@ -114,11 +69,17 @@ def fetch_to_staging(
     in a shared 64-bit integer once per fetched batch (no lock, no message; the parent only
     reads it), which costs the fetch nothing measurable (benchmarks/fetch_progress.py).
     """
-    return fetch_and_prepare(engine, request, path, stop, _nothing, on_rows).staged
-
-
-def _nothing(path: Path) -> None:
-    """No work after the fetch (module-level: it crosses to the child by name)."""
+    fetched = _context.Value("q", 0, lock=False)
+    return run_isolated(
+        _fetch,
+        (engine, request, str(path), fetched),
+        where=request.where,
+        credentials=request.credentials,
+        stop=stop,
+        doing="fetching",
+        name=f"fluxion-fetch-{path.stem}",
+        on_poll=None if on_rows is None else lambda: on_rows(fetched.value),
+    )
 
 
 def run_isolated(
@@ -183,22 +144,13 @@ def _died(where: str, doing: str, exitcode: int | None) -> ConnectionFailed:
     )
 
 
-def _fetch(
-    engine: str,
-    request: FetchRequest,
-    path: str,
-    fetched: Any,
-    prepare: Callable[[Path], T],
-) -> Fetched[T]:
-    """The fetch's work in the child: fetch and stage, then ``prepare`` the staged file; the
-    rows fetched so far go to the shared ``fetched`` value as they arrive."""
+def _fetch(engine: str, request: FetchRequest, path: str, fetched: Any) -> StagedFile:
+    """The fetch's work in the child: fetch and stage; the rows fetched so far go to the shared
+    ``fetched`` value as they arrive."""
     batches = get_engine(engine).batches(request)
-    staged = stage_batches(
+    return stage_batches(
         batches, Path(path), request.where, on_rows=partial(setattr, fetched, "value")
     )
-    started = time.monotonic()
-    prepared = prepare(staged.path)
-    return Fetched(staged, prepared, time.monotonic() - started)
 
 
 def _call_in_child(
