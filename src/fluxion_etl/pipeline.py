@@ -230,6 +230,7 @@ class _Run:
         entries: list[LedgerEntry] = []
         try:
             entries = self._extract_and_publish(staging)
+            self.target.reclaim()
         finally:
             self.control.disarm()
             staging.cleanup()

@@ -77,6 +77,11 @@ class Target(Protocol):
         batch, a bounded hold)."""
         ...
 
+    def reclaim(self) -> None:
+        """After the run's publishes, make the replaced snapshots' space reusable; never raises
+        (a failure is a warning: the data is already published)."""
+        ...
+
     def record(self, entries: Sequence[LedgerEntry]) -> None:
         """Close failed stores' ledger rows (their snapshots stay as they were)."""
         ...

@@ -87,6 +87,9 @@ class DuckDBTarget:
     def publishing(self) -> AbstractContextManager[object]:
         return self.writer.publishing()
 
+    def reclaim(self) -> None:
+        """Nothing to do: DuckDB reuses a replaced snapshot's blocks at its next checkpoint."""
+
     def record(self, entries: Sequence[LedgerEntry]) -> None:
         self.writer.record(entries)
 

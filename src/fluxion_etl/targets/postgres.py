@@ -6,13 +6,11 @@ What changes against DuckDB, and why:
   snapshot guard, delete its rows, COPY the new ones, write its ledger row). MVCC keeps the old
   rows visible to every reader until the commit, and a ``DELETE``/``COPY`` takes only a
   ``ROW EXCLUSIVE`` table lock, which no ``SELECT`` conflicts with.
-* **Rows go in by COPY**, streamed from the store's ready database: DuckDB writes the view
-  ``inventario`` as CSV next to it and psycopg streams that file into ``COPY ... FROM STDIN``.
-  Measured on 500,000 products x 45 columns (benchmarks/targets.py): this path 9.5 s, the ADBC
-  driver's binary Arrow ingest 11.9 s, psycopg's binary COPY fed row by row 28.9 s (building a
-  Python ``Decimal`` per cell costs more than the server's text parsing saves). CSV is exact here:
-  decimals and timestamps are written as text, and DuckDB quotes an empty string (``""``), which
-  PostgreSQL's CSV reads as empty, not NULL.
+* **Rows go in by binary COPY** from the store's ready database's Arrow, on the publish's own
+  cursor (:mod:`.pgcopy`, which says what was measured against what).
+* **Dead rows**: every publish leaves the store's previous rows dead. After the run's publishes
+  one ``VACUUM`` makes their space reusable (:mod:`.pgvacuum`), so the table stays near its live
+  size instead of waiting for autovacuum's pace.
 * **Run guard per store**: a session-level advisory lock per store, held by one connection for the
   whole run. Overlapping runs exit 4; runs over disjoint stores (the shards of a chain) proceed
   together. A killed run's session ends and the server drops its locks, as the kernel drops a
@@ -33,7 +31,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-import duckdb
 import psycopg
 import structlog
 from psycopg import errors as pgerrors
@@ -54,17 +51,14 @@ from fluxion_etl.errors import (
 )
 from fluxion_etl.freshness import Freshness, snapshot_age
 from fluxion_etl.ledger import LedgerEntry
-from fluxion_etl.targets import Vet, pgschema
+from fluxion_etl.targets import Vet, pgcopy, pgschema, pgvacuum
 from fluxion_etl.targets.pgurl import PostgresLogin, resolve_login
-from fluxion_etl.transform import sql_literal
 
 T = TypeVar("T")
 log = structlog.get_logger("fluxion_etl.targets.postgres")
 
 #: After a stop, closing the failed stores' ledger rows still gets this long (as on DuckDB).
 CLOSING_LOCK_WAIT_SECONDS = 20.0
-#: Bytes per COPY message.
-COPY_CHUNK_BYTES = 1 << 20
 
 
 class PostgresTarget:
@@ -135,6 +129,7 @@ class PostgresTarget:
                 autocommit=autocommit,
                 connect_timeout=self.connect_timeout_seconds,
                 application_name="fluxion-etl",
+                client_encoding="UTF8",  # Arrow's strings are UTF-8, whatever the database's
                 options=f"-c search_path={self.schema} -c TimeZone=UTC",
                 keepalives=1,
                 keepalives_idle=30,
@@ -253,37 +248,52 @@ class PostgresTarget:
     def publish(
         self, store_id: str, ready: Path, entry: LedgerEntry, vet: Vet | None = None
     ) -> LedgerEntry:
-        """Swap the store's snapshot in one transaction (see the module's docstring).
+        """Swap the store's snapshot in one transaction (see the module's docstring); the rows go
+        in by binary ``COPY`` from the ready database's Arrow (:mod:`.pgcopy`). The entry's
+        ``finished`` is stamped just before the commit, as on DuckDB."""
+        created_at = local_naive(ledger.utcnow(), self.timezone)
 
-        The CSV is written before the transaction opens, so the transaction lasts the COPY alone;
-        the entry's ``finished`` is stamped just before the commit, as on DuckDB.
-        """
-        csv = ready.with_name(ready.name + ".csv")
+        def work(cur: psycopg.Cursor[Any]) -> LedgerEntry:
+            if self.locks is not None:
+                self.locks.confirm(cur, store_id)
+            written = entry
+            if vet is not None:
+                served = pgschema.served_rows(cur, store_id).get(store_id, 0)
+                written = vet(entry, served)
+            cur.execute("DELETE FROM inventario_raw WHERE ubicacion_id = %s", [store_id])
+            pgcopy.copy_ready(cur, ready, created_at)
+            recorded = replace(written, finished=ledger.utcnow())
+            pgschema.close_entry(cur, recorded)
+            return recorded
+
+        return self.run(work, step="publishing the store", store=store_id)
+
+    def reclaim(self) -> None:
+        """After the run's publishes, the replaced snapshots' space made reusable
+        (:mod:`.pgvacuum`); never raises: a failure is a warning (autovacuum still gets there)."""
+        if self.stop.is_set():
+            return
         try:
-            created_at = local_naive(ledger.utcnow(), self.timezone)
-            columns = _export_csv(ready, csv, created_at)
-
-            def work(cur: psycopg.Cursor[Any]) -> LedgerEntry:
-                if self.locks is not None:
-                    self.locks.confirm(cur, store_id)
-                written = entry
-                if vet is not None:
-                    served = pgschema.served_rows(cur, store_id).get(store_id, 0)
-                    written = vet(entry, served)
-                cur.execute("DELETE FROM inventario_raw WHERE ubicacion_id = %s", [store_id])
-                statement = sql.SQL("COPY inventario_raw ({}) FROM STDIN (FORMAT csv)").format(
-                    sql.SQL(", ").join(sql.Identifier(name) for name in columns)
-                )
-                with cur.copy(statement) as copy, csv.open("rb") as source:
-                    while chunk := source.read(COPY_CHUNK_BYTES):
-                        copy.write(chunk)
-                recorded = replace(written, finished=ledger.utcnow())
-                pgschema.close_entry(cur, recorded)
-                return recorded
-
-            return self.run(work, step="publishing the store", store=store_id)
+            con = self.connect(autocommit=True)
+        except FluxionError as exc:
+            self.log.warning("dead rows not reclaimed", phase="vacuum", error=str(exc))
+            return
+        try:
+            with self._cancel_on_stop(con, interruptible=True):
+                done = pgvacuum.vacuum(con)
+        except psycopg.Error as exc:
+            self.log.warning(
+                "dead rows not reclaimed; autovacuum will", phase="vacuum", error=self._reason(exc)
+            )
+        else:
+            self.log.info(
+                "dead rows reclaimed" if done.vacuumed else "vacuum skipped: table busy",
+                phase="vacuum",
+                seconds=round(done.seconds, 3),
+                dead_rows_before=done.dead_before,
+            )
         finally:
-            csv.unlink(missing_ok=True)
+            con.close()
 
     def publishing(self) -> AbstractContextManager[object]:
         """Nothing to share: readers are never blocked by a publish, so each store keeps its own
@@ -425,17 +435,3 @@ class StoreLocks:
             self._con.close()
             self._con = None
 
-
-def _export_csv(ready: Path, csv: Path, created_at: dt.datetime) -> list[str]:
-    """Write the ready database's rows, plus ``created_at`` (the publish's time, which the
-    ready view leaves to the publish, as on DuckDB), as CSV to ``csv``; return the columns."""
-    stamp = sql_literal(created_at.isoformat(sep=" "))
-    select = f"SELECT *, CAST({stamp} AS TIMESTAMP) AS created_at FROM inventario"
-    con = duckdb.connect(str(ready), read_only=True)
-    try:
-        described = con.execute(f"DESCRIBE {select}").fetchall()
-        columns = [str(row[0]) for row in described]
-        con.execute(f"COPY ({select}) TO {sql_literal(str(csv))} (HEADER false)")
-    finally:
-        con.close()
-    return columns

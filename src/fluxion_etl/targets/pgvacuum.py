@@ -1,0 +1,64 @@
+"""Reclaiming the dead rows that replaced snapshots leave in ``inventario_raw``.
+
+Every publish deletes the store's previous rows; under MVCC they stay on disk, dead, until a
+vacuum marks their space reusable. Autovacuum alone gets there at its own pace (a pass once the
+dead rows pass 20 % of the table, checked once a minute): measured over 100 runs of one store the
+table grew 1.5 -> 22.8 MiB. So after a run's publishes, fluxion vacuums the table once, itself:
+
+``VACUUM (ANALYZE, SKIP_LOCKED, TRUNCATE false) inventario_raw``
+
+* a plain ``VACUUM`` takes ``SHARE UPDATE EXCLUSIVE``, which neither readers (``ACCESS SHARE``)
+  nor other shards' publishes (``ROW EXCLUSIVE``) conflict with: nobody waits for it;
+* ``TRUNCATE false``: giving the file's empty tail back to the OS would take ``ACCESS
+  EXCLUSIVE`` for a moment (readers would queue behind it, and a hot standby cancels its
+  queries); the freed space is reused by the next publish anyway;
+* ``SKIP_LOCKED``: if another shard's vacuum (or autovacuum) has the table, this one is skipped
+  rather than waiting: the dead rows are being reclaimed already;
+* ``ANALYZE``: the planner's statistics follow the new snapshots.
+
+Rejected: a partition per store swapped in would leave no dead rows, but detaching and dropping
+the old partition take ``ACCESS EXCLUSIVE`` on the parent (every reader waits), and ``DETACH
+CONCURRENTLY`` cannot run inside the store's transaction. A vacuum after *each* store would keep
+the table closer to its live size, but every vacuum scans the whole index: once per run bounds the
+table to about the live rows plus one run's replaced snapshots.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+STATEMENT = "VACUUM (ANALYZE, SKIP_LOCKED, TRUNCATE false) inventario_raw"
+
+
+@dataclass(frozen=True)
+class Vacuumed:
+    vacuumed: bool
+    """False when the table was busy with another vacuum (``SKIP_LOCKED``)."""
+    seconds: float
+    dead_before: int | None
+    """Dead rows the statistics counted before (None when the server has no count yet)."""
+
+
+def vacuum(con: psycopg.Connection[Any]) -> Vacuumed:
+    """Vacuum ``inventario_raw`` on ``con`` (autocommit: VACUUM cannot run in a transaction)."""
+    row = con.execute(
+        "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'inventario_raw'::regclass"
+    ).fetchone()
+    dead = int(row[0]) if row and row[0] is not None else None
+    skipped: list[str] = []
+
+    def notice(diagnostic: psycopg.errors.Diagnostic) -> None:
+        if (diagnostic.message_primary or "").startswith("skipping vacuum"):
+            skipped.append(diagnostic.message_primary or "")
+
+    con.add_notice_handler(notice)
+    started = time.monotonic()
+    try:
+        con.execute(STATEMENT)
+    finally:
+        con.remove_notice_handler(notice)
+    return Vacuumed(not skipped, time.monotonic() - started, dead)
