@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from fluxion_etl import columns
 from fluxion_etl.adoption import adopt_inventario
 from fluxion_etl.transform import QualityCounters
 
@@ -24,79 +25,28 @@ def _backend_contract(con: duckdb.DuckDBPyConnection) -> None:
     """Migration 2: the backend's columns of ``inventario_raw`` (adopting an old-loader table),
     and the ledger's count of values the adopted table's types could not hold."""
     adopt_inventario(con)
-    con.execute(
-        "ALTER TABLE etl_ejecuciones ADD COLUMN IF NOT EXISTS registros_valores_anulados BIGINT"
-    )
+    con.execute(columns.add_column("etl_ejecuciones", columns.LEDGER_NULLED, columns.DUCKDB))
 
+
+#: Migration 1: fluxion's tables and the view (the columns: :mod:`fluxion_etl.columns`).
+_MIGRATION_1 = "\n".join(
+    [
+        columns.create_table("inventario_raw", columns.INVENTARIO, columns.DUCKDB),
+        columns.create_table(
+            "etl_ejecuciones", columns.LEDGER, columns.DUCKDB, primary_key=columns.LEDGER_KEY
+        ),
+        columns.LAST_LOAD_VIEW,
+    ]
+)
 
 #: Each step is SQL text or a function of the connection (for a step that must look first).
 MIGRATIONS: tuple[tuple[int, str | Callable[[duckdb.DuckDBPyConnection], None]], ...] = (
-    (
-        1,
-        """
-        CREATE TABLE IF NOT EXISTS inventario_raw (
-            ubicacion_id            VARCHAR NOT NULL,
-            ubicacion_nombre        VARCHAR NOT NULL,
-            tipo_ubicacion          VARCHAR NOT NULL,
-            codigo_producto         VARCHAR NOT NULL,
-            codigo_barras           VARCHAR,
-            descripcion_producto    VARCHAR,
-            categoria               VARCHAR,
-            grupo                   VARCHAR,
-            subgrupo                VARCHAR,
-            marca                   VARCHAR,
-            presentacion            VARCHAR,
-            cuadrante               VARCHAR,
-            cantidad_actual         DECIMAL(18,3) NOT NULL,
-            costo_unitario_actual   DECIMAL(18,4),
-            precio_venta_actual     DECIMAL(18,4),
-            impuesto_porcentaje     DECIMAL(9,2),
-            peso_producto           DECIMAL(18,3),
-            volumen_producto        DECIMAL(18,3),
-            cantidad_bultos         DECIMAL(18,3),
-            valor_inventario_actual DECIMAL(18,2),
-            margen_porcentaje       DECIMAL(12,2),
-            estado_stock            VARCHAR NOT NULL,
-            fecha_extraccion        TIMESTAMP NOT NULL,
-            batch_id                VARCHAR NOT NULL
-        );
-        CREATE TABLE IF NOT EXISTS etl_ejecuciones (
-            run_id                    VARCHAR NOT NULL,
-            etl_tipo                  VARCHAR NOT NULL,
-            ubicacion_id              VARCHAR NOT NULL,
-            estado                    VARCHAR NOT NULL,
-            fecha_inicio              TIMESTAMP NOT NULL,
-            fecha_fin                 TIMESTAMP,
-            duracion_segundos         DOUBLE,
-            registros_extraidos       BIGINT,
-            registros_cargados        BIGINT,
-            error_tipo                VARCHAR,
-            error_mensaje             VARCHAR,
-            intentos                  INTEGER,
-            registros_rechazados      BIGINT,
-            registros_duplicados      BIGINT,
-            registros_stock_negativo  BIGINT,
-            registros_sin_precio      BIGINT,
-            registros_sin_descripcion BIGINT,
-            registros_valores_invalidos BIGINT,
-            motor                     VARCHAR,
-            PRIMARY KEY (run_id, ubicacion_id)
-        );
-        CREATE OR REPLACE VIEW etl_ultima_carga AS
-            SELECT ubicacion_id, max(fecha_fin) AS ultima_actualizacion
-            FROM etl_ejecuciones
-            WHERE estado = 'exitoso' AND etl_tipo = 'inventario'
-            GROUP BY ubicacion_id;
-        """,
-    ),
+    (1, _MIGRATION_1),
     (2, _backend_contract),
-    (
-        3,
-        # The snapshot guard (guard.py): what it would have held back and the operator
-        # published anyway (--accept-shrink / ETL_ACCEPT_SHRINK), with the numbers; NULL when
-        # the guard had nothing to say.
-        "ALTER TABLE etl_ejecuciones ADD COLUMN IF NOT EXISTS guardia_aceptada VARCHAR;",
-    ),
+    # The snapshot guard (guard.py): what it would have held back and the operator published
+    # anyway (--accept-shrink / ETL_ACCEPT_SHRINK), with the numbers; NULL when the guard had
+    # nothing to say.
+    (3, columns.add_column("etl_ejecuciones", columns.LEDGER_GUARD_NOTE, columns.DUCKDB)),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -104,8 +54,9 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
     """Bring the target's schema to :data:`SCHEMA_VERSION`; return the version found before."""
     con.execute(
-        "CREATE TABLE IF NOT EXISTS fluxion_schema_version "
-        "(version INTEGER PRIMARY KEY, aplicada TIMESTAMP NOT NULL)"
+        columns.create_table(
+            "fluxion_schema_version", columns.SCHEMA_VERSION_COLUMNS, columns.DUCKDB, ["version"]
+        )
     )
     applied = {
         int(row[0]) for row in con.execute("SELECT version FROM fluxion_schema_version").fetchall()

@@ -1,6 +1,7 @@
 """The PostgreSQL target's schema and ledger SQL: the same tables, columns and migrations as DuckDB.
 
-Types are the exact PostgreSQL equivalents of the DuckDB ones (``DECIMAL(18,3)`` is
+The columns are the ones DuckDB's migrations create, from the same list
+(:mod:`fluxion_etl.columns`), rendered in PostgreSQL's exact equivalents (``DECIMAL(18,3)`` is
 ``NUMERIC(18,3)``; ``VARCHAR`` stays ``VARCHAR``). Two kinds of time, as on DuckDB:
 ``fecha_extraccion`` (and the backend's dates) is the chain's naive wall-clock time, so it stays
 ``TIMESTAMP`` (the backend compares ``DATE(fecha_extraccion)`` with its ``CURRENT_DATE``); the
@@ -20,60 +21,23 @@ from typing import Any
 
 import psycopg
 
-from fluxion_etl.contract import BACKEND_COLUMNS, FLUXION_COLUMNS
+from fluxion_etl import columns
+from fluxion_etl.contract import BACKEND_COLUMNS
 from fluxion_etl.ledger import ETL_TIPO, LedgerEntry
 
-
-def pg_type(duckdb_type: str) -> str:
-    """The PostgreSQL spelling of a contract type (``DECIMAL(18,3)`` -> ``NUMERIC(18,3)``)."""
-    return duckdb_type.replace("DECIMAL", "NUMERIC")
-
-
-#: Migration 1's columns NOT NULL on DuckDB too: what every published row has.
-_REQUIRED = ("ubicacion_id", "ubicacion_nombre", "tipo_ubicacion", "codigo_producto",
-             "cantidad_actual", "estado_stock", "fecha_extraccion", "batch_id")  # fmt: skip
-
-#: ``inventario_raw``'s columns of migration 1, from the contract (fluxion_etl/contract.py).
-INVENTARIO_COLUMNS: dict[str, str] = {
-    name: pg_type(kind) + (" NOT NULL" if name in _REQUIRED else "")
-    for name, kind in FLUXION_COLUMNS.items()
-}
-
-_MIGRATION_1 = f"""
-CREATE TABLE IF NOT EXISTS inventario_raw (
-    {", ".join(f"{name} {kind}" for name, kind in INVENTARIO_COLUMNS.items())}
-);
--- a store's snapshot is deleted and read by ubicacion_id: without this index every publish
--- and every per-store read scans the whole chain
-CREATE INDEX IF NOT EXISTS inventario_raw_ubicacion_idx ON inventario_raw (ubicacion_id);
-CREATE TABLE IF NOT EXISTS etl_ejecuciones (
-    run_id                      VARCHAR NOT NULL,
-    etl_tipo                    VARCHAR NOT NULL,
-    ubicacion_id                VARCHAR NOT NULL,
-    estado                      VARCHAR NOT NULL,
-    fecha_inicio                TIMESTAMPTZ NOT NULL,
-    fecha_fin                   TIMESTAMPTZ,
-    duracion_segundos           DOUBLE PRECISION,
-    registros_extraidos         BIGINT,
-    registros_cargados          BIGINT,
-    error_tipo                  VARCHAR,
-    error_mensaje               VARCHAR,
-    intentos                    INTEGER,
-    registros_rechazados        BIGINT,
-    registros_duplicados        BIGINT,
-    registros_stock_negativo    BIGINT,
-    registros_sin_precio        BIGINT,
-    registros_sin_descripcion   BIGINT,
-    registros_valores_invalidos BIGINT,
-    motor                       VARCHAR,
-    PRIMARY KEY (run_id, ubicacion_id)
-);
-CREATE OR REPLACE VIEW etl_ultima_carga AS
-    SELECT ubicacion_id, max(fecha_fin) AS ultima_actualizacion
-    FROM etl_ejecuciones
-    WHERE estado = 'exitoso' AND etl_tipo = 'inventario'
-    GROUP BY ubicacion_id;
-"""
+#: Migration 1: the same tables as DuckDB's (:mod:`fluxion_etl.columns`), plus the index a
+#: server needs: a store's snapshot is deleted and read by ``ubicacion_id``; without it every
+#: publish and every per-store read scans the whole chain.
+_MIGRATION_1 = "\n".join(
+    [
+        columns.create_table("inventario_raw", columns.INVENTARIO, columns.POSTGRES),
+        "CREATE INDEX IF NOT EXISTS inventario_raw_ubicacion_idx ON inventario_raw (ubicacion_id);",
+        columns.create_table(
+            "etl_ejecuciones", columns.LEDGER, columns.POSTGRES, primary_key=columns.LEDGER_KEY
+        ),
+        columns.LAST_LOAD_VIEW,
+    ]
+)
 
 #: Migration 2 (DuckDB's "backend contract"): the backend's columns, in the contract's types,
 #: and the ledger's count of values the table's types could not hold (always 0 here: the
@@ -81,16 +45,16 @@ CREATE OR REPLACE VIEW etl_ultima_carga AS
 _MIGRATION_2 = "\n".join(
     [
         *(
-            f"ALTER TABLE inventario_raw ADD COLUMN IF NOT EXISTS {name} {pg_type(kind)};"
+            columns.add_column("inventario_raw", columns.Column(name, kind), columns.POSTGRES)
             for name, kind in BACKEND_COLUMNS.items()
         ),
-        "ALTER TABLE etl_ejecuciones ADD COLUMN IF NOT EXISTS registros_valores_anulados BIGINT;",
+        columns.add_column("etl_ejecuciones", columns.LEDGER_NULLED, columns.POSTGRES),
     ]
 )
 
 #: Migration 3 (the snapshot guard, guard.py): what it would have held back and the operator
 #: published anyway, with the numbers; NULL when the guard had nothing to say.
-_MIGRATION_3 = "ALTER TABLE etl_ejecuciones ADD COLUMN IF NOT EXISTS guardia_aceptada VARCHAR;"
+_MIGRATION_3 = columns.add_column("etl_ejecuciones", columns.LEDGER_GUARD_NOTE, columns.POSTGRES)
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _MIGRATION_1),
@@ -98,7 +62,6 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (3, _MIGRATION_3),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
-
 
 
 def lock_namespace(schema: str) -> str:
@@ -113,8 +76,9 @@ def migrate(cur: psycopg.Cursor[Any], schema: str) -> int:
     version found before."""
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s), 0)", [lock_namespace(schema)])
     cur.execute(
-        "CREATE TABLE IF NOT EXISTS fluxion_schema_version "
-        "(version INTEGER PRIMARY KEY, aplicada TIMESTAMPTZ NOT NULL)"
+        columns.create_table(
+            "fluxion_schema_version", columns.SCHEMA_VERSION_COLUMNS, columns.POSTGRES, ["version"]
+        )
     )
     applied = {int(row[0]) for row in cur.execute("SELECT version FROM fluxion_schema_version")}
     current = max(applied, default=0)
