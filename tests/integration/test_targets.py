@@ -48,6 +48,9 @@ def test_a_run_publishes_exactly_the_oracles_rows_on_either_target(
             assert rows[code]["activo"] is True and rows[code]["created_at"] is not None
         assert ledger[store.id]["estado"] == "exitoso"
         assert ledger[store.id]["registros_cargados"] == len(rows)
+    if target.kind == POSTGRES:  # the run reclaimed the replaced snapshots' dead rows
+        vacuumed = [line for line in json_lines(result.stdout) if line.get("phase") == "vacuum"]
+        assert [line["event"] for line in vacuumed] == ["dead rows reclaimed"], vacuumed
 
 
 def test_the_postgres_target_declares_the_exact_types(
