@@ -14,9 +14,8 @@ in a loop, as the backend would on a page view, each query on a fresh connection
 file opened read-only, retried while the writer holds it, as a per-request backend must; PostgreSQL:
 a new session). Its latency's p50/p99 are printed next to the same loop with no run going.
 
-``--churn-runs N`` then publishes a ``--churn-products`` store N times into PostgreSQL and
-prints ``inventario_raw``'s size on disk and dead tuples every ``--churn-every`` runs: how the
-dead rows of replaced snapshots are reclaimed (autovacuum with the server's defaults).
+How the PostgreSQL publish loads rows, and what becomes of the dead rows over many runs, are
+measured on their own by benchmarks/pg_load.py.
 
     FLUXION_TEST_PG_HOST=... FLUXION_TEST_PG_PORT=... FLUXION_TEST_PG_USER=... \\
     FLUXION_TEST_PG_PASSWORD=... python benchmarks/targets.py --rounds 1
@@ -138,39 +137,12 @@ def idle_latency(query: Callable[[], None], seconds: float = 10.0) -> Latencies:
     return found
 
 
-def table_size(server: PgServer, database: str) -> tuple[int, int, int]:
-    """(total bytes of inventario_raw with indexes and TOAST, live rows, dead rows)."""
-    with psycopg.connect(
-        host=server.host, port=server.port, user=server.user, password=server.password,
-        dbname=database,
-    ) as con:  # fmt: skip
-        row = con.execute(
-            "SELECT pg_total_relation_size('public.inventario_raw'), n_live_tup, n_dead_tup "
-            "FROM pg_stat_user_tables WHERE relname = 'inventario_raw'"
-        ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1]), int(row[2])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=500_000)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--churn-runs", type=int, default=0)
-    parser.add_argument("--churn-products", type=int, default=20_000)
-    parser.add_argument("--churn-every", type=int, default=10)
-    parser.add_argument(
-        "--churn-only", action="store_true", help="only the dead-rows part (needs --churn-runs)"
-    )
     args = parser.parse_args()
     server = server_from_env()
-    if args.churn_only:
-        with tempfile.TemporaryDirectory(prefix="fluxion-bench-churn-") as tmp:
-            env = base_env(server, Path(tmp) / "none.toml", Path(tmp))
-            url = f"postgresql://{server.user}@{server.host}:{server.port}/x?sslmode=disable"
-            churn(server, args, Path(tmp), {**env, "DATABASE_URL": url,
-                                            "PGPASSWORD": server.password})  # fmt: skip
-        return
     target_db = new_database_name("fluxion_bench_target_")
     dlt_db = new_database_name("fluxion_bench_dlt_")
     create_database(server, target_db)
@@ -242,34 +214,9 @@ def main() -> None:
             for name in queries:
                 print(f"  {name:<10} idle:          {idle[name].line()}")
                 print(f"  {name:<10} during a run:  {during[name].line()}")
-            if args.churn_runs:
-                churn(server, args, work, pg_env)
     finally:
         drop_database(server, target_db)
         drop_database(server, dlt_db)
-
-
-def churn(server: PgServer, args: argparse.Namespace, work: Path, pg_env: dict[str, str]) -> None:
-    """Publish a small store many times into a fresh target; the table's size as it goes."""
-    target_db = new_database_name("fluxion_bench_churn_")
-    create_database(server, target_db)
-    location = CHAIN_LOCATIONS[2]
-    try:
-        with stores_in_postgres(server, [location], args.churn_products) as (store,):
-            stores = write_stores_file(work / "churn.toml", [store], server.host, server.port)
-            url = pg_env["DATABASE_URL"].rsplit("/", 1)[0] + f"/{target_db}?sslmode=disable"
-            env = {**pg_env, "ETL_STORES_FILE": str(stores), "DATABASE_URL": url}
-            print(f"\ndead rows: {args.churn_runs} runs of {store.published_rows:,} rows "
-                  "(autovacuum, server defaults); inventario_raw with indexes:")  # fmt: skip
-            run = [sys.executable, "-m", "fluxion_etl", "run"]
-            for number in range(1, args.churn_runs + 1):
-                measure(run, env, "churn")
-                if number % args.churn_every == 0 or number == 1:
-                    size, live, dead = table_size(server, target_db)
-                    print(f"  after run {number:4}: {size / 2**20:7.1f} MiB, live {live:,}, "
-                          f"dead {dead:,}", flush=True)  # fmt: skip
-    finally:
-        drop_database(server, target_db)
 
 
 if __name__ == "__main__":
