@@ -129,6 +129,7 @@ PHASE_EVENTS = {
     "extract staged": "fetch + clean + stage",
     "transformed": "de-duplicate + derive",
     "store published": "publish (lock held)",
+    "dead rows reclaimed": "vacuum (PostgreSQL: nobody waits)",
 }
 
 

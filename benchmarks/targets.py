@@ -182,6 +182,7 @@ def main() -> None:
             results: dict[str, list[float]] = {}
             publish: dict[str, list[float]] = {}
             during: dict[str, Latencies] = {name: Latencies([]) for name in queries}
+            vacuums: list[float] = []
             for number in range(1, args.rounds + 1):
                 for name, run_env in (("DuckDB", {**env, "DATABASE_PATH": str(duck)}),
                                       ("PostgreSQL", pg_env)):  # fmt: skip
@@ -191,8 +192,13 @@ def main() -> None:
                     results.setdefault(f"fluxion -> {name}", []).append(m.seconds)
                     publish.setdefault(name, []).append(m.phases.get("publish (lock held)", 0))
                     seconds = publish[name][-1]
+                    vacuum = m.phases.get("vacuum (PostgreSQL: nobody waits)")
+                    if vacuum is not None:
+                        vacuums.append(vacuum)
                     print(f"  round {number} fluxion -> {name}: {m.seconds:.2f} s, publish "
-                          f"{seconds:.2f} s, {m.rows_out:,} rows", flush=True)  # fmt: skip
+                          f"{seconds:.2f} s"
+                          + (f", vacuum {vacuum:.2f} s" if vacuum is not None else "")
+                          + f", {m.rows_out:,} rows", flush=True)  # fmt: skip
                 unused = str(work / "unused.duckdb")
                 dlt_cmd = [sys.executable, str(HERE / "contenders.py"), "dlt", "--view",
                            INVENTORY_VIEW, "--db", unused, "--postgres"]  # fmt: skip
@@ -210,6 +216,8 @@ def main() -> None:
             print("publish (one store's transaction), median seconds:")
             for name, values in publish.items():
                 print(f"  {name:<24} {statistics.median(values):8.2f} s")
+            if vacuums:
+                print(f"  {'PostgreSQL vacuum after':<24} {statistics.median(vacuums):8.2f} s")
             print("reader (per-store summary, fresh connection per query):")
             for name in queries:
                 print(f"  {name:<10} idle:          {idle[name].line()}")
