@@ -23,6 +23,7 @@ from target_db import TargetReader
 
 from fluxion_etl.config import Settings
 from fluxion_etl.demo.postgres_source import PgServer, PgStore
+from fluxion_etl.targets import pgschema
 from fluxion_etl.targets.pgurl import resolve_login
 from fluxion_etl.targets.postgres import PostgresTarget
 
@@ -242,6 +243,47 @@ def test_a_run_whose_guard_session_ended_publishes_nothing_without_its_lock(
     assert "run guard's session" in failed[0]["error"]
     assert target.rows(store.id) == before
     assert run_cli(["run"], pg_target_env).returncode == 0  # a new run takes the lock again
+
+
+def test_two_publishes_of_one_store_take_turns_so_their_rows_never_mix(
+    pg_target_env: dict[str, str], pg_server: PgServer, store: PgStore
+) -> None:
+    """Another transaction publishing the same store (a run whose guard session was lost, so the
+    run guard no longer kept them apart) holds the store's publish lock: this run's publish
+    waits on it, then replaces every row, its own batch alone in the snapshot."""
+    target = TargetReader(pg_target_env, pg_server)
+    assert run_cli(["run"], pg_target_env).returncode == 0
+    rows = len(target.rows(store.id))
+    other = target.connect_pg()
+    other.autocommit = False
+    try:
+        with table_locked(pg_server, store.database):
+            run = BackgroundRun(["run"], pg_target_env)
+            run.wait_for(event("extract started", store=store.id))
+            with other.cursor() as cur:
+                pgschema.serialize_store_publish(cur, pg_target_env["DATABASE_SCHEMA"], store.id)
+        wait_until(
+            lambda: bool(
+                target.query(
+                    "SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE l.locktype = 'advisory' AND NOT l.granted "
+                    "AND a.application_name = 'fluxion-etl'"
+                )
+            )
+        )
+        assert run.process.poll() is None  # still waiting for the other publish
+    finally:
+        other.commit()
+        other.close()
+    code, _, stderr = run.finish(timeout=60)
+    assert code == 0, run.text[-3000:] + stderr
+    batch = run.lines[-1]["run_id"]
+    served = target.query(
+        "SELECT batch_id, count(*) AS n FROM inventario_raw WHERE ubicacion_id = ? "
+        "GROUP BY batch_id",
+        [store.id],
+    )
+    assert served == [{"batch_id": batch, "n": rows}]
 
 
 def test_runs_over_the_same_store_exit_4_and_disjoint_shards_run_at_once(

@@ -71,6 +71,21 @@ def lock_namespace(schema: str) -> str:
     return f"fluxion_etl:{schema}"
 
 
+def serialize_store_publish(cur: psycopg.Cursor[Any], schema: str, store_id: str) -> None:
+    """Inside a store's publish transaction: wait for any other open publish of the same store.
+
+    The run guard's session lock is the rule, but it goes with its session (a fail-over, a DBA's
+    ``pg_terminate_backend``) and another run may then take the store. Two publishes of one store
+    that overlap in READ COMMITTED would each delete only the rows they can see and both insert:
+    a mix. This transaction-level lock (its own key space, so it never meets the guard's) makes
+    them take turns, each swap whole; the wait is bounded by ``lock_timeout`` like any other.
+    """
+    cur.execute(
+        "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))",
+        [f"{lock_namespace(schema)}:publish", store_id],
+    )
+
+
 def migrate(cur: psycopg.Cursor[Any], schema: str) -> int:
     """Bring the schema to :data:`SCHEMA_VERSION` (inside the caller's transaction); return the
     version found before."""

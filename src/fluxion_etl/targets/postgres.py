@@ -254,6 +254,7 @@ class PostgresTarget:
         created_at = local_naive(ledger.utcnow(), self.timezone)
 
         def work(cur: psycopg.Cursor[Any]) -> LedgerEntry:
+            pgschema.serialize_store_publish(cur, self.schema, store_id)
             if self.locks is not None:
                 self.locks.confirm(cur, store_id)
             written = entry
@@ -410,9 +411,10 @@ class StoreLocks:
 
         The server drops a session's advisory locks with the session (an RDS fail-over, a DBA's
         ``pg_terminate_backend``, a dropped route): from then on another run may take the
-        store and publish it at the same time, and two interleaved DELETE/COPY transactions can
-        leave rows of both runs. So each publish checks ``pg_locks`` first and, without the
-        lock, fails the store (its previous snapshot stays; the next run publishes it).
+        store. So each publish checks ``pg_locks`` first and, without the lock, fails the store
+        (its previous snapshot stays; the next run publishes it). A session lost after this check
+        cannot mix two runs' rows: publishes of one store also take turns on a transaction-level
+        lock (:func:`.pgschema.serialize_store_publish`).
         """
         held = cur.execute(
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
