@@ -88,20 +88,22 @@ def log_writes(group: LogGroup) -> Statement:
     )
 
 
-def secret_read(secret: Arn) -> Statement:
-    """Read the SQL credentials secret, which ECS injects as SQL_USER and SQL_PASS."""
+def secret_read(secret: Arn, sid: str = "ReadSqlCredentials") -> Statement:
+    """Read a credentials secret ECS injects into the container: the SQL login's (SQL_USER,
+    SQL_PASS) or the PostgreSQL target's (PGPASSWORD)."""
     return Statement(
-        Sid="ReadSqlCredentials",
+        Sid=sid,
         Effect=Allow,
         Action=[secretsmanager.GetSecretValue],
         Resource=[secret],
     )
 
 
-def secret_decrypt(key: Arn) -> Statement:
-    """Decrypt with the stack key, and only when Secrets Manager asks on the role's behalf."""
+def secret_decrypt(key: Arn, sid: str = "DecryptSqlCredentials") -> Statement:
+    """Decrypt with a secret's key (the stack's, or the target secret's customer-managed one),
+    and only when Secrets Manager asks on the role's behalf."""
     return Statement(
-        Sid="DecryptSqlCredentials",
+        Sid=sid,
         Effect=Allow,
         Action=[kms.Decrypt],
         Resource=[key],

@@ -24,8 +24,7 @@ must let IAM policies of the account grant it (AWS's default key policy does).
 
 from dataclasses import dataclass
 
-from awacs import kms, secretsmanager
-from awacs.aws import Allow, Condition, PolicyDocument, Statement, StringEquals
+from awacs.aws import PolicyDocument, Statement
 from troposphere import (
     And,
     AWSHelperFn,
@@ -43,6 +42,8 @@ from troposphere import (
 from troposphere.ec2 import SecurityGroup, SecurityGroupEgress, SecurityGroupIngress
 from troposphere.ecs import Environment, Secret
 from troposphere.iam import PolicyType, Role
+
+from fluxion_cfn import iam
 
 POSTGRES_PORT = 5432
 GROUP = "PostgreSQL target (optional)"
@@ -186,12 +187,7 @@ def add_access(
             "TargetCredentialsRead",
             target.enabled,
             execution,
-            Statement(
-                Sid="ReadTargetCredentials",
-                Effect=Allow,
-                Action=[secretsmanager.GetSecretValue],
-                Resource=[Ref(target.secret_arn)],
-            ),
+            iam.secret_read(Ref(target.secret_arn), sid="ReadTargetCredentials"),
         )
     )
     template.add_resource(
@@ -199,17 +195,7 @@ def add_access(
             "TargetCredentialsDecrypt",
             target.has_secret_key,
             execution,
-            Statement(
-                Sid="DecryptTargetCredentials",
-                Effect=Allow,
-                Action=[kms.Decrypt],
-                Resource=[Ref(target.secret_key)],
-                Condition=Condition(
-                    StringEquals(
-                        "kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com")
-                    )
-                ),
-            ),
+            iam.secret_decrypt(Ref(target.secret_key), sid="DecryptTargetCredentials"),
         )
     )
     template.add_resource(

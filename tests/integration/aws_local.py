@@ -58,3 +58,22 @@ def create_shared_infrastructure(
         "AccessPointId": ap,
         "EfsSecurityGroupId": efs_group,
     }
+
+
+def create_stack(
+    endpoint: MotoEndpoint, name: str, template: str, parameters: dict[str, str]
+) -> dict[str, Any]:
+    """Create stack ``name`` from ``template`` with ``parameters`` and wait until it is done;
+    returns its description (``StackStatus``, ``Outputs``...)."""
+    cfn = endpoint.client("cloudformation")
+    cfn.create_stack(
+        StackName=name,
+        TemplateBody=template,
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    cfn.get_waiter("stack_create_complete").wait(
+        StackName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    (described,) = cfn.describe_stacks(StackName=name)["Stacks"]
+    return dict(described)

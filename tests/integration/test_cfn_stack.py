@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from aws_local import MotoEndpoint, create_shared_infrastructure
+from aws_local import MotoEndpoint, create_shared_infrastructure, create_stack
 
 pytestmark = [
     pytest.mark.aws,
@@ -47,17 +47,7 @@ def stack(aws: dict[str, Any], moto_endpoint: MotoEndpoint) -> dict[str, Any]:
         "ExistingSecretArn": secret,
         "AlertEmail": "ops@example.com",
     }
-    cfn = boto3.client("cloudformation", **aws)
-    cfn.create_stack(
-        StackName=STACK,
-        TemplateBody=TEMPLATE.read_text(encoding="utf-8"),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-        Capabilities=["CAPABILITY_IAM"],
-    )
-    cfn.get_waiter("stack_create_complete").wait(
-        StackName=STACK, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-    )
-    (described,) = cfn.describe_stacks(StackName=STACK)["Stacks"]
+    described = create_stack(moto_endpoint, STACK, TEMPLATE.read_text(encoding="utf-8"), parameters)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
     return {"outputs": outputs, "parameters": parameters, "status": described["StackStatus"]}
 

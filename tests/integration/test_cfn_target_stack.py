@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from aws_local import MotoEndpoint, create_shared_infrastructure
+from aws_local import MotoEndpoint, create_shared_infrastructure, create_stack
 
 pytestmark = [
     pytest.mark.aws,
@@ -50,17 +50,8 @@ def created(moto_endpoint: MotoEndpoint) -> dict[str, Any]:
         "TargetSecurityGroupId": target_group,
         "TargetSecretKmsKeyArn": key["Arn"],
     }
+    described = create_stack(moto_endpoint, STACK, TEMPLATE.read_text(encoding="utf-8"), parameters)
     cfn = moto_endpoint.client("cloudformation")
-    cfn.create_stack(
-        StackName=STACK,
-        TemplateBody=TEMPLATE.read_text(encoding="utf-8"),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-        Capabilities=["CAPABILITY_IAM"],
-    )
-    cfn.get_waiter("stack_create_complete").wait(
-        StackName=STACK, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-    )
-    (described,) = cfn.describe_stacks(StackName=STACK)["Stacks"]
     resources = {
         r["LogicalResourceId"]: r.get("PhysicalResourceId")
         for r in cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]
