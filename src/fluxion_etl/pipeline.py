@@ -450,12 +450,18 @@ class _Run:
             return self._stopped_entry(store, prepared.started, prepared.attempts)
         except SnapshotHeldBack as exc:  # rolled back; what was fetched goes to the ledger
             counters = replace(prepared.counters, loaded=0)
-            return self._failed_entry(store, prepared.started, prepared.attempts, exc, counters)
+            return self._failed_entry(
+                store, prepared.started, prepared.attempts, exc, counters, phase="publish"
+            )
         except StoreError as exc:
-            return self._failed_entry(store, prepared.started, prepared.attempts, exc)
+            return self._failed_entry(
+                store, prepared.started, prepared.attempts, exc, phase="publish"
+            )
         except (duckdb.Error, TargetUnwritable) as exc:  # rolled back: previous snapshot stays
             error = DataError(f"{store.id}: publish failed: {type(exc).__name__}: {exc}")
-            return self._failed_entry(store, prepared.started, prepared.attempts, error)
+            return self._failed_entry(
+                store, prepared.started, prepared.attempts, error, phase="publish"
+            )
         finally:  # published or not, the store's files are done with: free the disk now
             prepared.ready.unlink(missing_ok=True)
             prepared.rows.unlink(missing_ok=True)
@@ -488,6 +494,8 @@ class _Run:
         attempts: int,
         exc: StoreError,
         counters: QualityCounters | None = None,
+        *,
+        phase: str = "extract",
     ) -> LedgerEntry:
         message = redact(str(exc), self.credentials)
         now = utcnow()
@@ -507,7 +515,7 @@ class _Run:
         self.log.error(
             "store failed",
             store=store.id,
-            phase="extract",
+            phase=phase,
             error_tipo=exc.error_tipo,
             error=message,
             attempts=attempts,

@@ -136,6 +136,7 @@ def test_a_lock_held_past_the_wait_bound_fails_the_store_with_bloqueo_and_keeps_
     failed = [line for line in run.lines if line.get("event") == "store failed"]
     assert [(line["store"], line["error_tipo"]) for line in failed] == [(store.id, "bloqueo")]
     assert "ETL_LOCK_WAIT_SECONDS" in failed[0]["error"]
+    assert failed[0]["phase"] == "publish"  # the fetch worked; the operator looks at the target
     assert seconds < 30  # 2 s for the publish, 2 s for the ledger's closing write
     assert target.rows(store.id) == before
 
