@@ -44,7 +44,28 @@ def load_credentials(env: Mapping[str, str] | None = None) -> Credentials | None
 
 
 def _from_secrets_manager(secret_id: str) -> Credentials:
-    """Read ``{"username": ..., "password": ...}`` from Secrets Manager.
+    """Read ``{"username": ..., "password": ...}`` from Secrets Manager."""
+    document = read_secret_json(
+        secret_id,
+        check="the name",
+        shape="string keys 'username' and 'password'",
+        required=("username", "password"),
+    )
+    user, password = document["username"], document["password"]
+    if not (isinstance(user, str) and isinstance(password, str) and user and password):
+        raise ConfigError(
+            f"secret {secret_id}: 'username' and 'password' must be non-empty strings"
+        )
+    return Credentials(user, password)
+
+
+def read_secret_json(
+    secret_id: str, *, check: str, shape: str, required: tuple[str, ...]
+) -> dict[str, object]:
+    """The JSON object a Secrets Manager secret holds, with the ``required`` keys; else one
+    ConfigError line naming the secret, never its value (``check``: what the operator should
+    look at when it cannot be read; ``shape``: what its JSON must hold). Shared by the SQL login
+    and the PostgreSQL target's login.
 
     boto3 picks region, credentials and endpoint (``AWS_ENDPOINT_URL``) from its usual sources.
     """
@@ -52,28 +73,22 @@ def _from_secrets_manager(secret_id: str) -> Credentials:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        client = boto3.client("secretsmanager")
-        value = client.get_secret_value(SecretId=secret_id)
+        value = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "error")
         raise ConfigError(
-            f"cannot read secret {secret_id} ({code}): check the name and the task role's "
+            f"cannot read secret {secret_id} ({code}): check {check} and the task role's "
             "secretsmanager:GetSecretValue permission"
         ) from None
     except BotoCoreError as exc:
         raise ConfigError(f"cannot read secret {secret_id}: {type(exc).__name__}") from None
     try:
         document = json.loads(value.get("SecretString") or "")
-        user, password = document["username"], document["password"]
-    except (ValueError, KeyError, TypeError):
-        raise ConfigError(
-            f"secret {secret_id} must be JSON with string keys 'username' and 'password'"
-        ) from None
-    if not (isinstance(user, str) and isinstance(password, str) and user and password):
-        raise ConfigError(
-            f"secret {secret_id}: 'username' and 'password' must be non-empty strings"
-        )
-    return Credentials(user, password)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict) or any(key not in document for key in required):
+        raise ConfigError(f"secret {secret_id} must be JSON with {shape}") from None
+    return document
 
 
 def redact(text: str, credentials: Credentials | None) -> str:

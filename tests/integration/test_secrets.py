@@ -142,3 +142,35 @@ def test_a_missing_secret_is_a_configuration_error_that_names_it(
     assert "fluxion/does-not-exist" in result.stderr
     assert "ResourceNotFoundException" in result.stderr
     assert not Path(env["DATABASE_PATH"]).exists()
+
+
+@pytest.mark.parametrize(
+    "stored", ['{"username": "etl"}', "not json", '["etl", "hunter2"]', '"hunter2"']
+)
+def test_a_secret_of_the_wrong_shape_is_one_line_naming_the_keys_on_both_logins(
+    moto_endpoint: MotoEndpoint, monkeypatch: pytest.MonkeyPatch, stored: str
+) -> None:
+    """The SQL login's secret and the PostgreSQL target's are read by one function: a secret
+    without the keys each needs, or not a JSON object, is a ConfigError that says what the JSON
+    must hold and never repeats what it held."""
+    from fluxion_etl.credentials import load_credentials
+    from fluxion_etl.errors import ConfigError
+    from fluxion_etl.targets.pgurl import resolve_login
+
+    for name, value in {**moto_endpoint.env, "AWS_ENDPOINT_URL": moto_endpoint.url}.items():
+        monkeypatch.setenv(name, value)
+    secret_id = f"fluxion/shape-{secrets.token_hex(4)}"
+    moto_endpoint.client("secretsmanager").create_secret(Name=secret_id, SecretString=stored)
+
+    with pytest.raises(ConfigError) as sql_login:
+        load_credentials({"SQL_CREDENTIALS_SECRET_ID": secret_id})
+    assert str(sql_login.value) == (
+        f"secret {secret_id} must be JSON with string keys 'username' and 'password'"
+    )
+    url = "postgresql://etl@127.0.0.1:5432/app?sslmode=disable"
+    with pytest.raises(ConfigError) as target_login:
+        resolve_login(url, {"TARGET_CREDENTIALS_SECRET_ID": secret_id})
+    assert str(target_login.value) == (
+        f"secret {secret_id} must be JSON with a string key 'password' (and 'username')"
+    )
+    assert "hunter2" not in str(sql_login.value) + str(target_login.value)

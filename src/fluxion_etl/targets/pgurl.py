@@ -13,7 +13,6 @@ The password is read only when the target is opened, kept out of ``repr`` and ne
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 
 from psycopg.conninfo import conninfo_to_dict
 
+from fluxion_etl.credentials import read_secret_json
 from fluxion_etl.errors import ConfigError
 
 #: Modes that guarantee an encrypted session; ``disable`` is the explicit, visible opt-out.
@@ -113,27 +113,14 @@ def resolve_login(url: str, env: Mapping[str, str] | None = None) -> PostgresLog
 
 
 def _secret(secret_id: str) -> dict[str, object]:
-    """Read the target's credentials secret (the RDS shape) with boto3."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        value = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "error")
-        raise ConfigError(
-            f"cannot read secret {secret_id} ({code}): check TARGET_CREDENTIALS_SECRET_ID and "
-            "the task role's secretsmanager:GetSecretValue permission"
-        ) from None
-    except BotoCoreError as exc:
-        raise ConfigError(f"cannot read secret {secret_id}: {type(exc).__name__}") from None
-    try:
-        document = json.loads(value.get("SecretString") or "")
-        password = document["password"]
-    except (ValueError, KeyError, TypeError):
-        raise ConfigError(
-            f"secret {secret_id} must be JSON with a string key 'password' (and 'username')"
-        ) from None
+    """Read the target's credentials secret (the RDS shape)."""
+    document = read_secret_json(
+        secret_id,
+        check="TARGET_CREDENTIALS_SECRET_ID",
+        shape="a string key 'password' (and 'username')",
+        required=("password",),
+    )
+    password = document["password"]
     if not isinstance(password, str) or not password:
         raise ConfigError(f"secret {secret_id}: 'password' must be a non-empty string")
-    return dict(document)
+    return document
