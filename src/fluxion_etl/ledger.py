@@ -134,39 +134,41 @@ def open_run(
     return len(stale)
 
 
+def ledger_row(entry: LedgerEntry) -> dict[str, object]:
+    """The ledger row that closes ``entry``, column by column: what both targets write (each in
+    its own SQL), so the counters' columns are mapped in one place."""
+    counters = entry.counters
+    return {
+        "run_id": entry.run_id,
+        "etl_tipo": ETL_TIPO,
+        "ubicacion_id": entry.store_id,
+        "estado": entry.state,
+        "fecha_inicio": entry.started,
+        "fecha_fin": entry.finished,
+        "duracion_segundos": round(entry.seconds, 3),
+        "registros_extraidos": counters.extracted if counters else None,
+        "registros_cargados": counters.loaded if counters else 0,
+        "error_tipo": entry.error_tipo,
+        "error_mensaje": entry.error_message,
+        "intentos": entry.attempts,
+        "registros_rechazados": counters.rejected if counters else None,
+        "registros_duplicados": counters.duplicates if counters else None,
+        "registros_stock_negativo": counters.negative_stock if counters else None,
+        "registros_sin_precio": counters.missing_price if counters else None,
+        "registros_sin_descripcion": counters.missing_description if counters else None,
+        "registros_valores_invalidos": counters.invalid_values if counters else None,
+        "motor": entry.engine,
+        "guardia_aceptada": entry.guard_note,
+    }
+
+
 def close_entry(con: duckdb.DuckDBPyConnection, entry: LedgerEntry) -> None:
     """Write the store's outcome over its ``en_proceso`` row (inserting it if missing)."""
-    counters = entry.counters
-    values = [
-        entry.state,
-        entry.started,
-        entry.finished,
-        round(entry.seconds, 3),
-        counters.extracted if counters else None,
-        counters.loaded if counters else 0,
-        entry.error_tipo,
-        entry.error_message,
-        entry.attempts,
-        counters.rejected if counters else None,
-        counters.duplicates if counters else None,
-        counters.negative_stock if counters else None,
-        counters.missing_price if counters else None,
-        counters.missing_description if counters else None,
-        counters.invalid_values if counters else None,
-        entry.engine,
-        entry.guard_note,
-    ]
+    row = ledger_row(entry)
     con.execute(
-        """
-        INSERT OR REPLACE INTO etl_ejecuciones (
-            run_id, etl_tipo, ubicacion_id, estado, fecha_inicio, fecha_fin, duracion_segundos,
-            registros_extraidos, registros_cargados, error_tipo, error_mensaje, intentos,
-            registros_rechazados, registros_duplicados, registros_stock_negativo,
-            registros_sin_precio, registros_sin_descripcion, registros_valores_invalidos, motor,
-            guardia_aceptada
-        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        """,
-        [entry.run_id, ETL_TIPO, entry.store_id, *values],
+        f"INSERT OR REPLACE INTO etl_ejecuciones ({', '.join(row)}) "
+        f"VALUES ({', '.join('?' * len(row))})",
+        list(row.values()),
     )
 
 

@@ -23,7 +23,7 @@ import psycopg
 
 from fluxion_etl import columns
 from fluxion_etl.contract import BACKEND_COLUMNS
-from fluxion_etl.ledger import ETL_TIPO, LedgerEntry
+from fluxion_etl.ledger import ETL_TIPO, LedgerEntry, ledger_row
 
 #: Migration 1: the same tables as DuckDB's (:mod:`fluxion_etl.columns`), plus the index a
 #: server needs: a store's snapshot is deleted and read by ``ubicacion_id``; without it every
@@ -138,46 +138,20 @@ def open_run(cur: psycopg.Cursor[Any], run_id: str, store_ids: Sequence[str], en
 
 def close_entry(cur: psycopg.Cursor[Any], entry: LedgerEntry) -> None:
     """Write the store's outcome over its ``en_proceso`` row (inserting it if missing)."""
-    c = entry.counters
-    values: list[object] = [
-        entry.run_id,
-        ETL_TIPO,
-        entry.store_id,
-        entry.state,
-        _utc(entry.started),
-        _utc(entry.finished),
-        round(entry.seconds, 3),
-        c.extracted if c else None,
-        c.loaded if c else 0,
-        entry.error_tipo,
-        entry.error_message,
-        entry.attempts,
-        c.rejected if c else None,
-        c.duplicates if c else None,
-        c.negative_stock if c else None,
-        c.missing_price if c else None,
-        c.missing_description if c else None,
-        c.invalid_values if c else None,
-        entry.engine,
-        0 if entry.state == "exitoso" else None,
-        entry.guard_note,
-    ]
-    columns = (
-        "run_id, etl_tipo, ubicacion_id, estado, fecha_inicio, fecha_fin, duracion_segundos, "
-        "registros_extraidos, registros_cargados, error_tipo, error_mensaje, intentos, "
-        "registros_rechazados, registros_duplicados, registros_stock_negativo, "
-        "registros_sin_precio, registros_sin_descripcion, registros_valores_invalidos, motor, "
-        "registros_valores_anulados, guardia_aceptada"
-    )
+    row = {
+        **ledger_row(entry),
+        "fecha_inicio": _utc(entry.started),
+        "fecha_fin": _utc(entry.finished),
+        "registros_valores_anulados": 0 if entry.state == "exitoso" else None,
+    }
     updates = ", ".join(
-        f"{name} = EXCLUDED.{name}"
-        for name in (n.strip() for n in columns.split(","))
-        if name not in ("run_id", "ubicacion_id")
+        f"{name} = EXCLUDED.{name}" for name in row if name not in ("run_id", "ubicacion_id")
     )
     cur.execute(
-        f"INSERT INTO etl_ejecuciones ({columns}) VALUES ({', '.join(['%s'] * len(values))}) "
+        f"INSERT INTO etl_ejecuciones ({', '.join(row)}) "
+        f"VALUES ({', '.join(['%s'] * len(row))}) "
         f"ON CONFLICT (run_id, ubicacion_id) DO UPDATE SET {updates}",
-        values,
+        list(row.values()),
     )
 
 
