@@ -52,7 +52,7 @@ from fluxion_etl.query import load_query
 from fluxion_etl.stage import StagedFile, StagingArea
 from fluxion_etl.stores import Store
 from fluxion_etl.targets import Target, open_target
-from fluxion_etl.transform import QualityCounters, transform_store
+from fluxion_etl.transform import QualityCounters, Transformer
 
 log = structlog.get_logger("fluxion_etl.pipeline")
 
@@ -229,7 +229,8 @@ class _Run:
         staging = StagingArea(self.settings.staging_dir, self.run_id)
         entries: list[LedgerEntry] = []
         try:
-            entries = self._extract_and_publish(staging)
+            with Transformer(staging.path) as transformer:
+                entries = self._extract_and_publish(staging, transformer)
             self.target.reclaim()
         finally:
             self.control.disarm()
@@ -241,7 +242,9 @@ class _Run:
             lock_held_seconds=self.target.lock_held_seconds,
         )
 
-    def _extract_and_publish(self, staging: StagingArea) -> list[LedgerEntry]:
+    def _extract_and_publish(
+        self, staging: StagingArea, transformer: Transformer
+    ) -> list[LedgerEntry]:
         entries: dict[str, LedgerEntry] = {}
         failures: list[LedgerEntry] = []
         pool = ThreadPoolExecutor(
@@ -249,7 +252,8 @@ class _Run:
             thread_name_prefix="fluxion-store",
         )
         futures: dict[Future[Prepared | LedgerEntry], Store] = {
-            pool.submit(self._prepare, store, staging): store for store in self.stores
+            pool.submit(self._prepare, store, staging, transformer): store
+            for store in self.stores
         }
         pending = set(futures)
         try:
@@ -306,7 +310,9 @@ class _Run:
             return self._stopped_entry(store, outcome.started, outcome.attempts)
         return outcome
 
-    def _prepare(self, store: Store, staging: StagingArea) -> Prepared | LedgerEntry:
+    def _prepare(
+        self, store: Store, staging: StagingArea, transformer: Transformer
+    ) -> Prepared | LedgerEntry:
         """Fetch, stage and transform one store (in a worker). Failures become ledger entries."""
         slog = self.log.bind(store=store.id)
         started = utcnow()
@@ -331,7 +337,7 @@ class _Run:
                 seconds=round(time.monotonic() - extract_started, 3),
             )
             transform_started = time.monotonic()
-            transformed = transform_store(
+            transformed = transformer.transform(
                 staged.path,
                 staging.file_for(store.id, "ready"),
                 store,

@@ -45,7 +45,7 @@ from fluxion_etl.errors import Interrupted, PublishLockTimeout
 from fluxion_etl.ledger import LedgerEntry
 from fluxion_etl.storage import DEFAULT_STORAGE_VERSION, connect_config
 from fluxion_etl.target_path import unwritable
-from fluxion_etl.transform import sql_literal
+from fluxion_etl.transform import TABLE_ROW_GROUP_ROWS, sql_literal
 
 T = TypeVar("T")
 #: After a stop (deadline, SIGTERM) the failed stores' ledger rows still deserve a short wait
@@ -89,6 +89,16 @@ def _log_lock_wait(
             waited_seconds=round(state.seconds_since_start or 0.0, 1),
         )
 
+
+def _threads_for(entry: LedgerEntry) -> str:
+    """The setting of DuckDB's threads for one store's publish: one for a store of one row group.
+
+    Its rows cannot be split between threads, so a second one only waits on the first, and
+    that costs CPU under the lock: 22 against 13 ms for a 3,700-row store (the fleet's 21
+    publishes are the end of its run). Bigger stores copy their row groups in parallel.
+    """
+    rows = entry.counters.loaded if entry.counters else 0
+    return "SET threads = 1" if rows <= TABLE_ROW_GROUP_ROWS else "RESET threads"
 
 class Target:
     """The target DuckDB file, opened read-write only for short, retried transactions."""
@@ -260,6 +270,7 @@ class Target:
 
         def work(con: duckdb.DuckDBPyConnection) -> LedgerEntry:
             written = entry
+            con.execute(_threads_for(entry))
             if vet is not None:
                 served = con.execute(
                     "SELECT count(*) FROM inventario_raw WHERE ubicacion_id = ?", [store_id]

@@ -6,16 +6,18 @@ Two parts, so that almost nothing is left to do once the (slow, network-bound) f
   clean-up, upper-cased product codes, exact decimals, derived fields, flagging numbers that are
   not numbers. The staging step applies it to each chunk while the engine fetches the next one,
   so its cost hides behind the fetch, and the staged file already holds the published values.
-* :func:`transform_store` -- what needs the whole store: which rows lose the de-duplication
-  (``sql/duplicates.sql``), the store's constants, the counters. It writes them to the store's
-  *ready database*, a small DuckDB file whose view ``inventario`` (``sql/transform.sql``) reads
-  the staged rows, so the publish step is one ``INSERT ... SELECT`` from that view and the write
-  lock is held for the copy alone. Nothing is rewritten after the fetch.
+* :class:`Transformer` (:func:`transform_store` for one store) -- what needs the whole store:
+  which rows lose the de-duplication (``sql/duplicates.sql``), the store's constants, the
+  counters. It writes them to the store's *ready database*, a small DuckDB file whose view
+  ``inventario`` (``sql/transform.sql``) reads the staged rows, so the publish step is one
+  ``INSERT ... SELECT`` from that view and the write lock is held for the copy alone. Nothing is
+  rewritten after the fetch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -86,22 +88,32 @@ class RowCleanup:
 
     def __call__(self, chunk: pa.RecordBatch | pa.Table) -> pa.Table:
         table = chunk if isinstance(chunk, pa.Table) else pa.Table.from_batches([chunk])
-        cleaned = self._con.from_arrow(self._clean_catalog_texts(table)).query(
-            "extract_batch", self._sql
-        )
-        assert cleaned is not None  # a SELECT always gives a relation
-        return cleaned.to_arrow_table()
+        return self._query(self._sql, extract_batch=self._clean_catalog_texts(table))
+
+    def _query(self, sql: str, **tables: pa.Table) -> pa.Table:
+        """``sql`` over ``tables`` registered under their names, as one Arrow table.
+
+        Registered and queried as SQL rather than through the relational API
+        (``from_arrow(...).query(...)``), which costs ~5 ms more per query whatever the rows:
+        most of the clean-up of a 3,000-row store, and the fleet's fetches wait for the CPU.
+        """
+        for name, table in tables.items():
+            self._con.register(name, table)
+        try:
+            return self._con.sql(sql).to_arrow_table()
+        finally:
+            for name in tables:
+                self._con.unregister(name)
 
     def _clean_catalog_texts(self, table: pa.Table) -> pa.Table:
         """``table`` with its :data:`CATALOG_COLUMNS` cleaned by ``fluxion_clean``, one query
         over all their distinct values."""
         encoded = [pc.dictionary_encode(table[name]).combine_chunks() for name in CATALOG_COLUMNS]
         values = pa.concat_arrays([column.dictionary.cast(pa.string()) for column in encoded])
-        cleaned_values = self._con.from_arrow(pa.table({"v": values})).query(
-            "catalog_values", "SELECT fluxion_clean(v) AS v FROM catalog_values"
-        )
-        assert cleaned_values is not None
-        cleaned = cleaned_values.to_arrow_table()["v"].combine_chunks()
+        cleaned = self._query(
+            "SELECT fluxion_clean(v) AS v FROM catalog_values",
+            catalog_values=pa.table({"v": values}),
+        )["v"].combine_chunks()
         offset = 0
         for name, column in zip(CATALOG_COLUMNS, encoded, strict=True):
             positions = pc.add(column.indices.cast(pa.int64()), offset)
@@ -144,66 +156,129 @@ class Transformed:
     counters: QualityCounters
 
 
+class Transformer:
+    """The run's transforms, in one in-memory DuckDB shared by the workers (a cursor each).
+
+    Each store's ready database is attached to it, written and detached. A DuckDB of its own per
+    store cost ~20 ms of CPU to start and ~20 ms more to run the same statements on two threads
+    of its own (benchmarks/fleet_ab.py, 21 stores on two cores: CPU is what the fleet waits for).
+    ``memory_limit`` and the two threads are for all the transforms running at once; DuckDB
+    spills to ``temp_directory`` (the staging area) beyond it.
+    """
+
+    def __init__(self, temp_directory: Path, memory_limit: str = "192MB") -> None:
+        self._db = duckdb.connect(
+            ":memory:",
+            config={"threads": 2, "memory_limit": memory_limit, "temp_directory": str(temp_directory)},
+        )
+        self._names = itertools.count()
+
+    def transform(
+        self,
+        staged: Path,
+        ready: Path,
+        store: Store,
+        run_id: str,
+        extracted_at: dt.datetime,
+        *,
+        thresholds: StockThresholds | None = None,
+        timezone: str = DEFAULT_TIMEZONE,
+    ) -> Transformed:
+        """Make ``ready`` (a DuckDB file) publish ``staged`` for ``store``; return the counters.
+
+        ``staged`` must come from :func:`fluxion_etl.stage.stage_batches` (already cleaned row
+        by row). It is moved to ``<ready>.rows.parquet``, because the ready database's view reads
+        it: it lives as long as the staging area, and is removed with it. ``thresholds`` (the
+        store's, default 10/100/20) grade ``estado_stock``; ``fecha_extraccion`` is
+        ``extracted_at`` in the chain's ``timezone``, naive, as the backend compares it with its
+        own ``CURRENT_DATE``. Safe to call from several threads at once.
+        """
+        thresholds = thresholds or StockThresholds()
+        rows = ready.with_name(ready.name + ".rows.parquet")
+        os.replace(staged, rows)
+        ready.unlink(missing_ok=True)
+        # the view's names resolve in its own database wherever it is attached (the publish
+        # attaches it as ``ready``), so it is created here exactly as in a file of its own
+        name = f"ready_{next(self._names)}"
+        con = self._db.cursor()
+        try:
+            con.execute(f"ATTACH {sql_literal(str(ready))} AS {name}")
+            try:
+                con.execute(f"USE {name}")
+                counters = _write_ready(con, rows, store, run_id, extracted_at, thresholds, timezone)
+            finally:  # detaching writes the file and lets it go, as closing its own DuckDB did
+                con.execute("USE memory")
+                con.execute(f"DETACH {name}")
+        finally:
+            con.close()
+        return Transformed(ready, rows, counters)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Transformer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 def transform_store(
     staged: Path,
     ready: Path,
     store: Store,
     run_id: str,
     extracted_at: dt.datetime,
-    memory_limit: str = "192MB",
     *,
     thresholds: StockThresholds | None = None,
     timezone: str = DEFAULT_TIMEZONE,
 ) -> Transformed:
-    """Make ``ready`` (a DuckDB file) publish ``staged`` for ``store``; return the counters.
-
-    ``staged`` must come from :func:`fluxion_etl.stage.stage_batches` (already cleaned row by
-    row). It is moved to ``<ready>.rows.parquet``, because the ready database's view reads it:
-    it lives as long as the staging area, and is removed with it. ``thresholds`` (the store's,
-    default 10/100/20) grade ``estado_stock``; ``fecha_extraccion`` is ``extracted_at`` in the
-    chain's ``timezone``, naive, as the backend compares it with its own ``CURRENT_DATE``.
-    """
-    thresholds = thresholds or StockThresholds()
-    rows = ready.with_name(ready.name + ".rows.parquet")
-    os.replace(staged, rows)
-    ready.unlink(missing_ok=True)
-    con = duckdb.connect(
-        str(ready),
-        config={"threads": 2, "memory_limit": memory_limit, "temp_directory": str(ready.parent)},
-    )
-    try:
-        con.execute(
-            """
-            CREATE TABLE store_run AS SELECT
-                CAST($ubicacion_id AS VARCHAR) AS ubicacion_id,
-                CAST($ubicacion_nombre AS VARCHAR) AS ubicacion_nombre,
-                CAST($tipo_ubicacion AS VARCHAR) AS tipo_ubicacion,
-                CAST($fecha_extraccion AS TIMESTAMP) AS fecha_extraccion,
-                CAST($batch_id AS VARCHAR) AS batch_id,
-                CAST($server_ip AS VARCHAR) AS server_ip,
-                CAST($stock_minimo AS DECIMAL(12,4)) AS stock_minimo,
-                CAST($stock_maximo AS DECIMAL(12,4)) AS stock_maximo,
-                CAST($punto_reorden AS DECIMAL(12,4)) AS punto_reorden
-            """,
-            {
-                "ubicacion_id": store.id,
-                "ubicacion_nombre": store.name,
-                "tipo_ubicacion": store.type,
-                "fecha_extraccion": local_naive(extracted_at, timezone),
-                "batch_id": run_id,
-                "server_ip": store.host or None,
-                "stock_minimo": thresholds.stock_minimo,
-                "stock_maximo": thresholds.stock_maximo,
-                "punto_reorden": thresholds.punto_reorden,
-            },
+    """:meth:`Transformer.transform` of one store, in a DuckDB of its own (tests, the demo)."""
+    with Transformer(ready.parent) as transformer:
+        return transformer.transform(
+            staged, ready, store, run_id, extracted_at, thresholds=thresholds, timezone=timezone
         )
-        con.execute(f"CREATE TABLE losers AS {_sql('duplicates.sql')}", {"rows": str(rows)})
-        # a view cannot take parameters: the path is one we made, written as a literal
-        con.execute(_sql("transform.sql").replace("{rows}", sql_literal(str(rows))))
-        counters = _counters(con, rows)
-    finally:
-        con.close()
-    return Transformed(ready, rows, counters)
+
+
+def _write_ready(
+    con: duckdb.DuckDBPyConnection,
+    rows: Path,
+    store: Store,
+    run_id: str,
+    extracted_at: dt.datetime,
+    thresholds: StockThresholds,
+    timezone: str,
+) -> QualityCounters:
+    """The ready database's tables and view, in ``con``'s current database; its counters."""
+    con.execute(
+        """
+        CREATE TABLE store_run AS SELECT
+            CAST($ubicacion_id AS VARCHAR) AS ubicacion_id,
+            CAST($ubicacion_nombre AS VARCHAR) AS ubicacion_nombre,
+            CAST($tipo_ubicacion AS VARCHAR) AS tipo_ubicacion,
+            CAST($fecha_extraccion AS TIMESTAMP) AS fecha_extraccion,
+            CAST($batch_id AS VARCHAR) AS batch_id,
+            CAST($server_ip AS VARCHAR) AS server_ip,
+            CAST($stock_minimo AS DECIMAL(12,4)) AS stock_minimo,
+            CAST($stock_maximo AS DECIMAL(12,4)) AS stock_maximo,
+            CAST($punto_reorden AS DECIMAL(12,4)) AS punto_reorden
+        """,
+        {
+            "ubicacion_id": store.id,
+            "ubicacion_nombre": store.name,
+            "tipo_ubicacion": store.type,
+            "fecha_extraccion": local_naive(extracted_at, timezone),
+            "batch_id": run_id,
+            "server_ip": store.host or None,
+            "stock_minimo": thresholds.stock_minimo,
+            "stock_maximo": thresholds.stock_maximo,
+            "punto_reorden": thresholds.punto_reorden,
+        },
+    )
+    con.execute(f"CREATE TABLE losers AS {_sql('duplicates.sql')}", {"rows": str(rows)})
+    # a view cannot take parameters: the path is one we made, written as a literal
+    con.execute(_sql("transform.sql").replace("{rows}", sql_literal(str(rows))))
+    return _counters(con, rows)
 
 
 def _counters(con: duckdb.DuckDBPyConnection, rows: Path) -> QualityCounters:
