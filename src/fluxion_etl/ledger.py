@@ -163,13 +163,24 @@ def ledger_row(entry: LedgerEntry) -> dict[str, object]:
 
 
 def close_entry(con: duckdb.DuckDBPyConnection, entry: LedgerEntry) -> None:
-    """Write the store's outcome over its ``en_proceso`` row (inserting it if missing)."""
+    """Write the store's outcome over its ``en_proceso`` row (inserting it if missing).
+
+    An ``UPDATE`` of the row :func:`open_run` wrote, rather than ``INSERT OR REPLACE``, which
+    costs four times as much in DuckDB (4 against 1 ms, under the write lock of every publish).
+    """
     row = ledger_row(entry)
-    con.execute(
-        f"INSERT OR REPLACE INTO etl_ejecuciones ({', '.join(row)}) "
-        f"VALUES ({', '.join('?' * len(row))})",
-        list(row.values()),
-    )
+    key = ("run_id", "ubicacion_id")
+    values = {name: value for name, value in row.items() if name not in key}
+    updated = con.execute(
+        f"UPDATE etl_ejecuciones SET {', '.join(f'{name} = ?' for name in values)} "
+        "WHERE run_id = ? AND ubicacion_id = ? RETURNING 1",
+        [*values.values(), entry.run_id, entry.store_id],
+    ).fetchall()
+    if not updated:
+        con.execute(
+            f"INSERT INTO etl_ejecuciones ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            list(row.values()),
+        )
 
 
 def record_nulled(con: duckdb.DuckDBPyConnection, run_id: str, store_id: str, rows: int) -> None:

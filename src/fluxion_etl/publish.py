@@ -43,7 +43,7 @@ from fluxion_etl.adoption import copy_snapshot
 from fluxion_etl.contract import DEFAULT_TIMEZONE, local_naive
 from fluxion_etl.errors import Interrupted, PublishLockTimeout
 from fluxion_etl.ledger import LedgerEntry
-from fluxion_etl.storage import DEFAULT_STORAGE_VERSION, connect_config
+from fluxion_etl.storage import DEFAULT_STORAGE_VERSION, WRITER_SETTINGS, connect_config
 from fluxion_etl.target_path import unwritable
 from fluxion_etl.transform import TABLE_ROW_GROUP_ROWS, sql_literal
 
@@ -199,7 +199,7 @@ class Target:
         )
         try:
             config = connect_config(self.storage_version)
-            return retrying(duckdb.connect, str(self.path), config=config)
+            con = retrying(duckdb.connect, str(self.path), config=config)
         except duckdb.IOException as exc:
             if not is_lock_conflict(exc):  # read-only mount, wrong owner: one line, no traceback
                 raise unwritable(self.path, exc) from None
@@ -212,6 +212,8 @@ class Target:
                 f"{bound:g} s (ETL_LOCK_WAIT_SECONDS); is the backend holding "
                 "a long-lived connection?"
             ) from None
+        con.execute(WRITER_SETTINGS)
+        return con
 
     def _sleep_unless_stopped(self, seconds: float) -> None:
         self.stop.wait(seconds)

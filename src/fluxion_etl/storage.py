@@ -41,6 +41,14 @@ def connect_config(storage_version: str) -> dict[str, str]:
     return {"storage_compatibility_version": storage_version}
 
 
+#: What a writer of the target sets first (DuckDB ignores it in ``duckdb.connect``'s config).
+#: No FSST for the target's strings: weighing it is the dearest part of a checkpoint, which every
+#: publishing session pays when it lets go of the file. Measured on the fleet's file (13 stores
+#: of 3,700 rows published): checkpoint 276 -> 202 ms of CPU, file 13.6 -> 15.7 MB, and the
+#: backend's per-store aggregate 5.3 -> 3.4 ms (no FSST to decode). Any DuckDB reads such a file.
+WRITER_SETTINGS = "SET disabled_compression_methods = 'fsst'"
+
+
 def attached_storage_version(con: duckdb.DuckDBPyConnection) -> str | None:
     """The storage version of ``con``'s main database (``v1.0.0+``), as DuckDB reports it."""
     row = con.execute(
