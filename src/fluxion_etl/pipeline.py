@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
-import duckdb
 import structlog
 from tenacity import (
     Retrying,
@@ -41,7 +40,6 @@ from fluxion_etl.errors import (
     Interrupted,
     SnapshotHeldBack,
     StoreError,
-    TargetUnwritable,
 )
 from fluxion_etl.extract import FetchRequest, RefetchNeeded
 from fluxion_etl.extract.isolated import fetch_to_staging, start_fork_server
@@ -51,7 +49,7 @@ from fluxion_etl.progress import fetch_progress
 from fluxion_etl.query import load_query
 from fluxion_etl.stage import StagedFile, StagingArea
 from fluxion_etl.stores import Store
-from fluxion_etl.targets import Target, open_target
+from fluxion_etl.targets import Publication, Target, open_target
 from fluxion_etl.transform import QualityCounters, Transformer
 
 log = structlog.get_logger("fluxion_etl.pipeline")
@@ -252,21 +250,21 @@ class _Run:
             thread_name_prefix="fluxion-store",
         )
         futures: dict[Future[Prepared | LedgerEntry], Store] = {
-            pool.submit(self._prepare, store, staging, transformer): store
-            for store in self.stores
+            pool.submit(self._prepare, store, staging, transformer): store for store in self.stores
         }
         pending = set(futures)
         try:
             while pending and not self.control.stop_event.is_set():
                 done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                # The stores ready together share one opening of the target (its lock is not
-                # paid per store); the target bounds how long it holds it.
+                # The stores ready together are published together: one opening of the target
+                # (its lock is not paid per store), as few transactions as the target's bound
+                # on holding it allows.
                 with self.target.publishing():
                     while done:
-                        for future in done:
-                            entry = future.result()
-                            if isinstance(entry, Prepared):
-                                entry = self._publish(entry)
+                        prepared = [future.result() for future in done]
+                        ready = [each for each in prepared if isinstance(each, Prepared)]
+                        closed = [each for each in prepared if isinstance(each, LedgerEntry)]
+                        for entry in closed + self._publish(ready):
                             entries[entry.store_id] = entry
                             if entry.state != "exitoso":
                                 failures.append(entry)
@@ -296,9 +294,7 @@ class _Run:
         done = {future for future in pending if future.done()}
         return done, pending - done
 
-    def _unpublished(
-        self, store: Store, future: Future[Prepared | LedgerEntry]
-    ) -> LedgerEntry:
+    def _unpublished(self, store: Store, future: Future[Prepared | LedgerEntry]) -> LedgerEntry:
         """The entry of a store the stop caught: never started, stopped in its worker (which
         recorded the entry), or prepared but not published."""
         if future.cancelled():
@@ -435,50 +431,74 @@ class _Run:
                 )
                 request = exc.request
 
-    def _publish(self, prepared: Prepared) -> LedgerEntry:
-        store = prepared.store
-        slog = self.log.bind(store=store.id)
-        entry = LedgerEntry(
-            run_id=self.run_id,
-            store_id=store.id,
-            state="exitoso",
-            started=prepared.started,
-            finished=utcnow(),
-            attempts=prepared.attempts,
-            engine=self.settings.engine,
-            counters=prepared.counters,
-        )
+    def _publish(self, ready: list[Prepared]) -> list[LedgerEntry]:
+        """Publish the stores ready together (one batch of the target); their ledger entries."""
+        if not ready:
+            return []
+        publications = [
+            Publication(
+                prepared.store.id,
+                prepared.ready,
+                LedgerEntry(
+                    run_id=self.run_id,
+                    store_id=prepared.store.id,
+                    state="exitoso",
+                    started=prepared.started,
+                    finished=utcnow(),
+                    attempts=prepared.attempts,
+                    engine=self.settings.engine,
+                    counters=prepared.counters,
+                ),
+                self.guard.vet(prepared.store, prepared.counters, prepared.cause),
+            )
+            for prepared in ready
+        ]
         publish_started = time.monotonic()
-        vet = self.guard.vet(store, prepared.counters, prepared.cause)
         try:
-            entry = self.target.publish(store.id, prepared.ready, entry, vet)
-        except Interrupted:  # the deadline or a signal cut the lock wait: nothing was written
+            outcomes = self.target.publish_batch(publications)
+        finally:  # published or not, the stores' files are done with: free the disk now
+            for prepared in ready:
+                prepared.ready.unlink(missing_ok=True)
+                prepared.rows.unlink(missing_ok=True)
+        # each store's share of the batch's time (what the benchmarks add up as publishing)
+        seconds = (time.monotonic() - publish_started) / len(ready)
+        return [
+            self._published(prepared, outcome, seconds, len(ready))
+            for prepared, outcome in zip(ready, outcomes, strict=True)
+        ]
+
+    def _published(
+        self, prepared: Prepared, outcome: LedgerEntry | Exception, seconds: float, batch: int
+    ) -> LedgerEntry:
+        """The ledger entry of a store the target published, or of the error that kept its
+        previous snapshot."""
+        store = prepared.store
+        if isinstance(outcome, Interrupted):  # the deadline or a signal cut the lock wait
             return self._stopped_entry(store, prepared.started, prepared.attempts)
-        except SnapshotHeldBack as exc:  # rolled back; what was fetched goes to the ledger
+        if isinstance(outcome, SnapshotHeldBack):  # what was fetched goes to the ledger
             counters = replace(prepared.counters, loaded=0)
             return self._failed_entry(
-                store, prepared.started, prepared.attempts, exc, counters, phase="publish"
+                store, prepared.started, prepared.attempts, outcome, counters, phase="publish"
             )
-        except StoreError as exc:
+        if isinstance(outcome, StoreError):
             return self._failed_entry(
-                store, prepared.started, prepared.attempts, exc, phase="publish"
+                store, prepared.started, prepared.attempts, outcome, phase="publish"
             )
-        except (duckdb.Error, TargetUnwritable) as exc:  # rolled back: previous snapshot stays
-            error = DataError(f"{store.id}: publish failed: {type(exc).__name__}: {exc}")
+        if isinstance(outcome, Exception):  # the target's own error: its previous snapshot stays
+            error = DataError(f"{store.id}: publish failed: {type(outcome).__name__}: {outcome}")
             return self._failed_entry(
                 store, prepared.started, prepared.attempts, error, phase="publish"
             )
-        finally:  # published or not, the store's files are done with: free the disk now
-            prepared.ready.unlink(missing_ok=True)
-            prepared.rows.unlink(missing_ok=True)
-        slog.info(
+        self.log.info(
             "store published",
+            store=store.id,
             phase="publish",
             rows=prepared.counters.loaded,
-            seconds=round(time.monotonic() - publish_started, 3),
-            total_seconds=round(entry.seconds, 3),
+            seconds=round(seconds, 3),
+            batch=batch,
+            total_seconds=round(outcome.seconds, 3),
         )
-        return entry
+        return outcome
 
     def _stopped_entry(
         self, store: Store, started: dt.datetime | None = None, attempts: int = 0

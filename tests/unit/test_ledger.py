@@ -65,7 +65,6 @@ def test_close_entry_replaces_the_open_row_with_the_outcome() -> None:
     assert ledger.last_runs(con)[0]["ultima_actualizacion"] is not None
 
 
-
 def test_close_entry_inserts_the_row_when_no_open_row_exists_and_leaves_other_runs_alone() -> None:
     con = duckdb.connect()
     migrate(con)
@@ -80,6 +79,7 @@ def test_close_entry_inserts_the_row_when_no_open_row_exists_and_leaves_other_ru
         "SELECT run_id, estado, error_tipo FROM etl_ejecuciones ORDER BY run_id"
     ).fetchall()
     assert rows == [("r1", "en_proceso", None), ("r2", "fallido", "conexion")]
+
 
 def test_emf_line_is_a_cloudwatch_embedded_metric_document() -> None:
     document = json.loads(emf_line({"RunSucceeded": 1, "DurationSeconds": 12.5}, "prod", "r1"))

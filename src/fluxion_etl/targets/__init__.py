@@ -11,10 +11,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
+
+from fluxion_etl.errors import Interrupted, StoreError, TargetUnwritable
 
 if TYPE_CHECKING:  # config imports targets.pgurl to check DATABASE_URL
     from fluxion_etl.config import Settings
@@ -24,6 +27,33 @@ if TYPE_CHECKING:  # config imports targets.pgurl to check DATABASE_URL
 #: The snapshot guard's judgement, called inside the publish transaction with the rows the store
 #: serves now: returns the ledger entry to write, or raises to keep the previous snapshot.
 Vet = Callable[["LedgerEntry", int], "LedgerEntry"]
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One store's snapshot, ready to publish: its ready database, the ledger entry to close and
+    the snapshot guard's judgement (:data:`Vet`)."""
+
+    store_id: str
+    ready: Path
+    entry: LedgerEntry
+    vet: Vet | None = None
+
+
+def publish_each(
+    publish: Callable[[Publication], LedgerEntry], batch: Sequence[Publication]
+) -> list[LedgerEntry | Exception]:
+    """``publish`` each store of ``batch`` in turn; each one's entry, or the error that kept its
+    previous snapshot. A stop (Interrupted) ends the batch: the stores not tried get it too."""
+    outcomes: list[LedgerEntry | Exception] = []
+    for publication in batch:
+        try:
+            outcomes.append(publish(publication))
+        except Interrupted as exc:
+            return outcomes + [exc] * (len(batch) - len(outcomes))
+        except (StoreError, TargetUnwritable) as exc:
+            outcomes.append(exc)
+    return outcomes
 
 
 class Target(Protocol):
@@ -70,6 +100,13 @@ class Target(Protocol):
         in one transaction; return the entry written."""
         ...
 
+    def publish_batch(self, batch: Sequence[Publication]) -> list[LedgerEntry | Exception]:
+        """Publish the stores ready together; each one's outcome, in ``batch``'s order. Every
+        store's swap is atomic with its ledger row, and a store that fails keeps its previous
+        snapshot without taking the others' with it. DuckDB commits them together (see
+        :meth:`fluxion_etl.publish.Target.publish_batch`); PostgreSQL one by one."""
+        ...
+
     def publishing(self) -> AbstractContextManager[object]:
         """A publishing session around the stores that are ready together: their publishes may
         share one connection (each still its own transaction), and the target decides how long
@@ -90,9 +127,7 @@ class Target(Protocol):
         """Last run and served snapshot per store; None when nothing was ever published."""
         ...
 
-    def freshness(
-        self, store_ids: Sequence[str], stale_after_seconds: float
-    ) -> Freshness | None:
+    def freshness(self, store_ids: Sequence[str], stale_after_seconds: float) -> Freshness | None:
         """Snapshot ages from the ledger after a run; None (and a warning) if unreadable."""
         ...
 

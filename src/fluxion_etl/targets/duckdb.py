@@ -25,7 +25,7 @@ from fluxion_etl.runguard import RunGuard
 from fluxion_etl.status import store_status
 from fluxion_etl.storage import file_storage_version
 from fluxion_etl.target_path import check_target_path
-from fluxion_etl.targets import Vet
+from fluxion_etl.targets import Publication, Vet
 
 
 class DuckDBTarget:
@@ -84,6 +84,9 @@ class DuckDBTarget:
     ) -> LedgerEntry:
         return self.writer.publish(store_id, ready, entry, vet)
 
+    def publish_batch(self, batch: Sequence[Publication]) -> list[LedgerEntry | Exception]:
+        return self.writer.publish_batch(batch)
+
     def publishing(self) -> AbstractContextManager[object]:
         return self.writer.publishing()
 
@@ -107,9 +110,7 @@ class DuckDBTarget:
         finally:
             con.close()
 
-    def freshness(
-        self, store_ids: Sequence[str], stale_after_seconds: float
-    ) -> Freshness | None:
+    def freshness(self, store_ids: Sequence[str], stale_after_seconds: float) -> Freshness | None:
         return read_freshness(self.path, store_ids, stale_after_seconds)
 
     def check(self) -> str:

@@ -51,7 +51,7 @@ from fluxion_etl.errors import (
 )
 from fluxion_etl.freshness import Freshness, snapshot_age
 from fluxion_etl.ledger import LedgerEntry
-from fluxion_etl.targets import Vet, pgcopy, pgschema, pgvacuum
+from fluxion_etl.targets import Publication, Vet, pgcopy, pgschema, pgvacuum, publish_each
 from fluxion_etl.targets.pgurl import PostgresLogin, resolve_login
 
 T = TypeVar("T")
@@ -269,6 +269,11 @@ class PostgresTarget:
 
         return self.run(work, step="publishing the store", store=store_id)
 
+    def publish_batch(self, batch: Sequence[Publication]) -> list[LedgerEntry | Exception]:
+        """Each store in its own transaction: a publish blocks no reader here, so there is
+        nothing to gain from sharing one, and each store's advisory lock stays short."""
+        return publish_each(lambda p: self.publish(p.store_id, p.ready, p.entry, p.vet), batch)
+
     def reclaim(self) -> None:
         """After the run's publishes, the replaced snapshots' space made reusable
         (:mod:`.pgvacuum`); never raises: a failure is a warning (autovacuum still gets there)."""
@@ -317,9 +322,7 @@ class PostgresTarget:
 
         return self.run(work, interruptible=False, step="reading the status")
 
-    def freshness(
-        self, store_ids: Sequence[str], stale_after_seconds: float
-    ) -> Freshness | None:
+    def freshness(self, store_ids: Sequence[str], stale_after_seconds: float) -> Freshness | None:
         """Snapshot ages from ``etl_ultima_carga``, read after the run."""
 
         def work(cur: psycopg.Cursor[Any]) -> dict[str, dt.datetime]:
@@ -436,4 +439,3 @@ class StoreLocks:
                 self._con.execute("SELECT pg_advisory_unlock_all()")
             self._con.close()
             self._con = None
-
