@@ -334,7 +334,7 @@ class _Run:
             )
             transform_started = time.monotonic()
             transformed = transformer.transform(
-                staged.path,
+                staged,
                 staging.file_for(store.id, "ready"),
                 store,
                 self.run_id,

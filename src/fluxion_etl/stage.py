@@ -9,6 +9,12 @@ Batches are gathered into chunks, and each chunk is cleaned row by row
 thread fetches the next ones (DuckDB and the Parquet writer release the GIL), so the clean-up
 costs no wall time as long as it keeps up with the network. At most :data:`CHUNKS_IN_FLIGHT`
 chunks wait for that thread, which bounds memory.
+
+The clean-up starts with a store's second chunk. A store that fits in one chunk (every store of
+the chain: a few thousand rows) has no fetch left for its clean-up to hide behind; it is staged
+as fetched and the transform cleans it in the run's DuckDB (:attr:`StagedFile.cleaned`). A
+DuckDB of its own cost the fetch process ~50 ms of CPU, to start and to plan its first queries,
+and the 21 fetches of a fleet on two cores wait for exactly that CPU (benchmarks/fleet_ab.py).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import structlog
 
 from fluxion_etl.errors import QueryFailed
 from fluxion_etl.query import STAGED_COLUMNS
-from fluxion_etl.transform import TABLE_ROW_GROUP_ROWS, RowCleanup
+from fluxion_etl.transform import TABLE_ROW_GROUP_ROWS, CleanedWriter, RowCleanup, fetched_schema
 
 #: Rows cleaned at once. The engines' batches can be small (arrow-odbc sizes them by the byte
 #: budget over the columns' declared widths: ~4,600 rows for the inventory query), and each
@@ -60,6 +66,8 @@ class StagedFile:
     path: Path
     rows: int
     batches: int
+    cleaned: bool = True
+    """False: the rows are as fetched (a store of one chunk); the transform cleans them."""
 
 
 class StagingArea:
@@ -136,13 +144,14 @@ def stage_batches(
     on_rows: Callable[[int], None] | None = None,
 ) -> StagedFile:
     """Clean ``batches`` row by row and write them to ``path`` atomically (``.part``, fsync,
-    rename). ``on_rows`` hears the running count of rows fetched, once per fetched batch.
+    rename); a store of one chunk is written as fetched (see the module's docstring). ``on_rows``
+    hears the running count of rows fetched, once per fetched batch.
 
     The first batch's columns are checked against the staging contract so a custom query that
     forgot a column fails here, clearly, instead of deep inside the transform.
     """
     partial = path.with_name(path.name + ".part")
-    writer = _CleanedWriter(partial)
+    writer = _StagedWriter(partial)
     chunks = _Chunks(batches, where, on_rows)
     in_flight: deque[Future[int]] = deque()
     rows = 0
@@ -154,14 +163,14 @@ def stage_batches(
                     rows += in_flight.popleft().result()
             while in_flight:
                 rows += in_flight.popleft().result()
-        writer.finish()
+        cleaned = writer.finish()
         with open(partial, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(partial, path)
     finally:
         writer.abort()
         partial.unlink(missing_ok=True)
-    return StagedFile(path=path, rows=rows, batches=chunks.batches)
+    return StagedFile(path=path, rows=rows, batches=chunks.batches, cleaned=cleaned)
 
 
 class _Chunks:
@@ -201,49 +210,44 @@ class _Chunks:
             yield pending
 
 
-class _CleanedWriter:
-    """Cleans chunks and appends them to one Parquet file in row groups of exactly
-    :data:`~fluxion_etl.transform.TABLE_ROW_GROUP_ROWS` rows (the target table's own size, so
-    the publish copies them without re-cutting them under the lock). Used from one thread at a
-    time."""
+class _StagedWriter:
+    """Writes the staged file from chunks: the first one is held, and only a second one starts
+    the clean-up, in a DuckDB of the fetch process's own (a
+    :class:`~fluxion_etl.transform.CleanedWriter`). Used from one thread at a time."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._cleanup = RowCleanup()
-        self._writer: pq.ParquetWriter | None = None
-        self._pending: pa.Table | None = None
+        self._held: pa.Table | None = None
+        self._cleanup: RowCleanup | None = None
+        self._cleaned: CleanedWriter | None = None
 
-    def write(self, chunk: pa.RecordBatch | pa.Table) -> int:
-        cleaned = self._cleanup(chunk)
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self._path, cleaned.schema, compression="snappy")
-        pending = cleaned if self._pending is None else pa.concat_tables([self._pending, cleaned])
-        while pending.num_rows >= TABLE_ROW_GROUP_ROWS:
-            self._writer.write_table(
-                pending.slice(0, TABLE_ROW_GROUP_ROWS), row_group_size=TABLE_ROW_GROUP_ROWS
-            )
-            pending = pending.slice(TABLE_ROW_GROUP_ROWS)
-        self._pending = pending
-        return int(chunk.num_rows)
+    def write(self, chunk: pa.Table) -> int:
+        if self._cleaned is None:
+            if self._held is None:
+                self._held = chunk
+                return int(chunk.num_rows)
+            self._cleanup = RowCleanup()
+            self._cleaned = CleanedWriter(self._path, self._cleanup)
+            self._cleaned.write(self._held)
+            self._held = None
+        return self._cleaned.write(chunk)
 
-    def finish(self) -> None:
-        """Write the last, partial row group and complete the file; an empty extract still gets
-        the cleaned columns."""
-        if self._writer is None:
-            self.write(pa.RecordBatch.from_pylist([], schema=_empty_schema()))
-        assert self._writer is not None
-        if self._pending is not None and self._pending.num_rows:
-            self._writer.write_table(self._pending, row_group_size=TABLE_ROW_GROUP_ROWS)
-        self._pending = None
-        self.abort()
+    def finish(self) -> bool:
+        """Complete the file; whether its rows are cleaned."""
+        if self._cleaned is not None:
+            self._cleaned.finish()
+            return True
+        held = self._held if self._held is not None else fetched_schema().empty_table()
+        pq.write_table(held, self._path, compression="snappy")
+        return False
 
     def abort(self) -> None:
         """Close the file and the clean-up database (idempotent; the file may be incomplete)."""
-        self._pending = None
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        self._cleanup.close()
+        self._held = None
+        if self._cleaned is not None:
+            self._cleaned.abort()
+        if self._cleanup is not None:
+            self._cleanup.close()
 
 
 def _check_columns(schema: pa.Schema, where: str) -> None:
@@ -252,7 +256,3 @@ def _check_columns(schema: pa.Schema, where: str) -> None:
         raise QueryFailed(
             f"{where}: the inventory query does not return column(s) {', '.join(missing)}"
         )
-
-
-def _empty_schema() -> pa.Schema:
-    return pa.schema([pa.field(name, pa.string()) for name in STAGED_COLUMNS])

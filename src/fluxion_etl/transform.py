@@ -4,8 +4,10 @@ Two parts, so that almost nothing is left to do once the (slow, network-bound) f
 
 * :class:`RowCleanup` (``sql/clean.sql``) -- everything that looks at one row at a time: text
   clean-up, upper-cased product codes, exact decimals, derived fields, flagging numbers that are
-  not numbers. The staging step applies it to each chunk while the engine fetches the next one,
-  so its cost hides behind the fetch, and the staged file already holds the published values.
+  not numbers. The staging step applies it to each chunk while the engine fetches the next one
+  (:class:`CleanedWriter`), so its cost hides behind the fetch, and the staged file already
+  holds the published values. A store that fits in one chunk has no fetch left for it to hide
+  behind: it is staged as fetched and cleaned here, in the run's DuckDB.
 * :class:`Transformer` (:func:`transform_store` for one store) -- what needs the whole store:
   which rows lose the de-duplication (``sql/duplicates.sql``), the store's constants, the
   counters. It writes them to the store's *ready database*, a small DuckDB file whose view
@@ -22,10 +24,12 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from fluxion_etl.contract import (
     DEFAULT_TIMEZONE,
@@ -33,7 +37,11 @@ from fluxion_etl.contract import (
     StockThresholds,
     local_naive,
 )
+from fluxion_etl.query import STAGED_COLUMNS
 from fluxion_etl.stores import Store
+
+if TYPE_CHECKING:  # stage.py cleans its chunks with this module's RowCleanup
+    from fluxion_etl.stage import StagedFile
 
 #: Lossless text clean-up shared by every text column: NFC, whitespace/control runs -> one
 #: space, trimmed, empty -> NULL. Nothing else is removed (``/ % & ( )`` stay).
@@ -75,15 +83,20 @@ CATALOG_COLUMNS = ("categoria", "grupo", "subgrupo", "marca", "presentacion", "c
 
 
 class RowCleanup:
-    """Applies ``sql/clean.sql`` to one chunk of rows at a time, in a private DuckDB.
+    """Applies ``sql/clean.sql`` to one chunk of rows at a time: in a private DuckDB (beside a
+    fetch), or on ``con``, a connection whose database already holds :data:`CLEAN_MACRO` (the
+    run's :class:`Transformer`).
 
     One thread: it runs beside the fetch (the engine's own thread and the database server need
     the other core), and one chunk is too small for parallelism to pay.
     """
 
-    def __init__(self) -> None:
-        self._con = duckdb.connect(":memory:", config={"threads": 1, "memory_limit": "256MB"})
-        self._con.execute(CLEAN_MACRO)
+    def __init__(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        self._owned = con is None
+        if con is None:
+            con = duckdb.connect(":memory:", config={"threads": 1, "memory_limit": "256MB"})
+            con.execute(CLEAN_MACRO)
+        self._con = con
         self._sql = _sql("clean.sql")
 
     def __call__(self, chunk: pa.RecordBatch | pa.Table) -> pa.Table:
@@ -124,13 +137,63 @@ class RowCleanup:
         return table
 
     def close(self) -> None:
-        self._con.close()
+        """Close the private DuckDB (a connection it was given stays its owner's)."""
+        if self._owned:
+            self._con.close()
 
     def __enter__(self) -> RowCleanup:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class CleanedWriter:
+    """Cleans chunks with ``cleanup`` and appends them to one Parquet file in row groups of
+    exactly :data:`TABLE_ROW_GROUP_ROWS` rows (the target table's own size, so the publish
+    copies them without re-cutting them under the lock). Used from one thread at a time."""
+
+    def __init__(self, path: Path, cleanup: RowCleanup) -> None:
+        self._path = path
+        self._cleanup = cleanup
+        self._writer: pq.ParquetWriter | None = None
+        self._pending: pa.Table | None = None
+
+    def write(self, chunk: pa.RecordBatch | pa.Table) -> int:
+        cleaned = self._cleanup(chunk)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._path, cleaned.schema, compression="snappy")
+        pending = cleaned if self._pending is None else pa.concat_tables([self._pending, cleaned])
+        while pending.num_rows >= TABLE_ROW_GROUP_ROWS:
+            self._writer.write_table(
+                pending.slice(0, TABLE_ROW_GROUP_ROWS), row_group_size=TABLE_ROW_GROUP_ROWS
+            )
+            pending = pending.slice(TABLE_ROW_GROUP_ROWS)
+        self._pending = pending
+        return int(chunk.num_rows)
+
+    def finish(self) -> None:
+        """Write the last, partial row group and complete the file; an empty extract still gets
+        the cleaned columns."""
+        if self._writer is None:
+            self.write(pa.RecordBatch.from_pylist([], schema=fetched_schema()))
+        assert self._writer is not None
+        if self._pending is not None and self._pending.num_rows:
+            self._writer.write_table(self._pending, row_group_size=TABLE_ROW_GROUP_ROWS)
+        self._pending = None
+        self.abort()
+
+    def abort(self) -> None:
+        """Close the file (idempotent; it may be incomplete)."""
+        self._pending = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def fetched_schema() -> pa.Schema:
+    """The staged columns as text: what an extract without rows is written with."""
+    return pa.schema([pa.field(name, pa.string()) for name in STAGED_COLUMNS])
 
 
 @dataclass(frozen=True)
@@ -175,11 +238,12 @@ class Transformer:
                 "temp_directory": str(temp_directory),
             },
         )
+        self._db.execute(CLEAN_MACRO)
         self._names = itertools.count()
 
     def transform(
         self,
-        staged: Path,
+        staged: StagedFile,
         ready: Path,
         store: Store,
         run_id: str,
@@ -190,22 +254,27 @@ class Transformer:
     ) -> Transformed:
         """Make ``ready`` (a DuckDB file) publish ``staged`` for ``store``; return the counters.
 
-        ``staged`` must come from :func:`fluxion_etl.stage.stage_batches` (already cleaned row
-        by row). It is moved to ``<ready>.rows.parquet``, because the ready database's view reads
-        it: it lives as long as the staging area, and is removed with it. ``thresholds`` (the
+        ``staged`` comes from :func:`fluxion_etl.stage.stage_batches`, cleaned row by row already
+        or (a store of one chunk) cleaned here. Its cleaned rows go to ``<ready>.rows.parquet``,
+        because the ready database's view reads them: that file lives as long as the staging
+        area, and is removed with it. ``thresholds`` (the
         store's, default 10/100/20) grade ``estado_stock``; ``fecha_extraccion`` is
         ``extracted_at`` in the chain's ``timezone``, naive, as the backend compares it with its
         own ``CURRENT_DATE``. Safe to call from several threads at once.
         """
         thresholds = thresholds or StockThresholds()
         rows = ready.with_name(ready.name + ".rows.parquet")
-        os.replace(staged, rows)
         ready.unlink(missing_ok=True)
         # the view's names resolve in its own database wherever it is attached (the publish
         # attaches it as ``ready``), so it is created here exactly as in a file of its own
         name = f"ready_{next(self._names)}"
         con = self._db.cursor()
         try:
+            if staged.cleaned:
+                os.replace(staged.path, rows)
+            else:
+                _clean_file(staged.path, rows, RowCleanup(con))
+                staged.path.unlink()
             con.execute(f"ATTACH {sql_literal(str(ready))} AS {name}")
             try:
                 con.execute(f"USE {name}")
@@ -229,8 +298,18 @@ class Transformer:
         self.close()
 
 
+def _clean_file(fetched: Path, cleaned: Path, cleanup: RowCleanup) -> None:
+    """Clean the rows of ``fetched`` (one chunk, as fetched) into ``cleaned``."""
+    writer = CleanedWriter(cleaned, cleanup)
+    try:
+        writer.write(pq.read_table(fetched))
+        writer.finish()
+    finally:
+        writer.abort()
+
+
 def transform_store(
-    staged: Path,
+    staged: StagedFile,
     ready: Path,
     store: Store,
     run_id: str,

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from fluxion_etl import stage
 from fluxion_etl.contract import BACKEND_COLUMNS, StockThresholds
 from fluxion_etl.query import STAGED_COLUMNS
-from fluxion_etl.stage import stage_batches
+from fluxion_etl.stage import StagedFile, stage_batches
 from fluxion_etl.stores import Store
 from fluxion_etl.transform import CLEAN_MACRO, DECIMAL_TYPES, transform_store
 
@@ -19,7 +21,7 @@ STORE = Store("tienda_03", "MAÑONGO", "tienda", "192.168.3.10", 14348, "VAD10",
 WHEN = dt.datetime(2026, 11, 27, 22, 0, tzinfo=dt.UTC)
 
 
-def staged(tmp_path: Path, rows: list[dict[str, object]], numeric: pa.DataType) -> Path:
+def staged(tmp_path: Path, rows: list[dict[str, object]], numeric: pa.DataType) -> StagedFile:
     types = {name: pa.string() for name in STAGED_COLUMNS}
     types["origen_id"] = pa.int64()
     for name in ("cantidad_actual", "costo_unitario_actual", "precio_venta_actual"):
@@ -27,7 +29,7 @@ def staged(tmp_path: Path, rows: list[dict[str, object]], numeric: pa.DataType) 
     schema = pa.schema([(name, types[name]) for name in STAGED_COLUMNS])
     full = [{name: row.get(name) for name in STAGED_COLUMNS} for row in rows]
     batch = pa.RecordBatch.from_pylist(full, schema=schema)
-    return stage_batches([batch], tmp_path / "staged.parquet", "tienda_03").path
+    return stage_batches([batch], tmp_path / "staged.parquet", "tienda_03")
 
 
 def published(ready: Path) -> dict[str, dict[str, object]]:
@@ -83,6 +85,31 @@ ROWS: list[dict[str, object]] = [
         "peso_producto": "no es número",
     },
 ]
+
+
+@pytest.mark.parametrize("numeric", [pa.decimal128(18, 4), pa.float64()])
+def test_a_store_of_one_chunk_is_cleaned_by_the_transform_into_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, numeric: pa.DataType
+) -> None:
+    """Staged as fetched (one chunk: the fetch process starts no DuckDB) or cleaned chunk by
+    chunk beside the fetch (two chunks and more), a store publishes the same rows."""
+    rows = as_floats(ROWS) if numeric == pa.float64() else ROWS
+    for name in ("one", "chunked"):
+        (tmp_path / name).mkdir()
+    one = staged(tmp_path / "one", rows, numeric)
+    monkeypatch.setattr(stage, "CLEAN_CHUNK_ROWS", 2)
+    chunked = staged(tmp_path / "chunked", rows, numeric)
+    assert (one.cleaned, chunked.cleaned) == (False, True)
+    assert pq.read_table(one.path)["codigo_producto"].to_pylist()[0] == " ab-01 "  # as fetched
+
+    def without_ids(made: StagedFile) -> dict[str, dict[str, object]]:
+        ready = made.path.parent / "ready.duckdb"
+        out = published(transform_store(made, ready, STORE, "run-1", WHEN).path)
+        return {code: {k: v for k, v in row.items() if k != "id"} for code, row in out.items()}
+
+    cleaned_here = without_ids(one)
+    assert sorted(cleaned_here) == ["AB-01", "NEG", "ZERO"]
+    assert cleaned_here == without_ids(chunked)
 
 
 def as_floats(rows: list[dict[str, object]]) -> list[dict[str, object]]:
@@ -220,8 +247,8 @@ def test_tipo_peso_is_the_sources_number_as_text(
         {name: row.get(name) for name in STAGED_COLUMNS} | {"tipo_peso": number} for row in rows
     ]
     batch = pa.RecordBatch.from_pylist(full, schema=schema)
-    path = stage_batches([batch], tmp_path / "staged.parquet", "tienda_03").path
-    result = transform_store(path, tmp_path / "ready.duckdb", STORE, "r", WHEN)
+    staged = stage_batches([batch], tmp_path / "staged.parquet", "tienda_03")
+    result = transform_store(staged, tmp_path / "ready.duckdb", STORE, "r", WHEN)
     assert published(result.path)["X"]["tipo_peso"] == text
 
 

@@ -82,5 +82,5 @@ def ready_database(
         [_rows(products, seed)], directory / f"{store.id}.staged.parquet", store.id
     )
     return transform_store(
-        staged.path, directory / f"{store.id}.ready.duckdb", store, run_id, dt.datetime.now(dt.UTC)
+        staged, directory / f"{store.id}.ready.duckdb", store, run_id, dt.datetime.now(dt.UTC)
     )
