@@ -37,7 +37,7 @@ import structlog
 
 from fluxion_etl.errors import QueryFailed
 from fluxion_etl.query import STAGED_COLUMNS
-from fluxion_etl.transform import TABLE_ROW_GROUP_ROWS, CleanedWriter, RowCleanup, fetched_schema
+from fluxion_etl.transform import TABLE_ROW_GROUP_ROWS, RowCleanup
 
 #: Rows cleaned at once. The engines' batches can be small (arrow-odbc sizes them by the byte
 #: budget over the columns' declared widths: ~4,600 rows for the inventory query), and each
@@ -212,22 +212,20 @@ class _Chunks:
 
 class _StagedWriter:
     """Writes the staged file from chunks: the first one is held, and only a second one starts
-    the clean-up, in a DuckDB of the fetch process's own (a
-    :class:`~fluxion_etl.transform.CleanedWriter`). Used from one thread at a time."""
+    the clean-up, in a DuckDB of the fetch process's own (:class:`_CleanedWriter`). Used from
+    one thread at a time."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._held: pa.Table | None = None
-        self._cleanup: RowCleanup | None = None
-        self._cleaned: CleanedWriter | None = None
+        self._cleaned: _CleanedWriter | None = None
 
     def write(self, chunk: pa.Table) -> int:
         if self._cleaned is None:
             if self._held is None:
                 self._held = chunk
                 return int(chunk.num_rows)
-            self._cleanup = RowCleanup()
-            self._cleaned = CleanedWriter(self._path, self._cleanup)
+            self._cleaned = _CleanedWriter(self._path)
             self._cleaned.write(self._held)
             self._held = None
         return self._cleaned.write(chunk)
@@ -237,7 +235,7 @@ class _StagedWriter:
         if self._cleaned is not None:
             self._cleaned.finish()
             return True
-        held = self._held if self._held is not None else fetched_schema().empty_table()
+        held = self._held if self._held is not None else _empty_schema().empty_table()
         pq.write_table(held, self._path, compression="snappy")
         return False
 
@@ -246,8 +244,48 @@ class _StagedWriter:
         self._held = None
         if self._cleaned is not None:
             self._cleaned.abort()
-        if self._cleanup is not None:
-            self._cleanup.close()
+
+
+class _CleanedWriter:
+    """Cleans chunks and appends them to one Parquet file in row groups of exactly
+    :data:`~fluxion_etl.transform.TABLE_ROW_GROUP_ROWS` rows (the target table's own size, so
+    the publish copies them without re-cutting them under the lock). Used from one thread at a
+    time."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._cleanup = RowCleanup()
+        self._writer: pq.ParquetWriter | None = None
+        self._pending: pa.Table | None = None
+
+    def write(self, chunk: pa.RecordBatch | pa.Table) -> int:
+        cleaned = self._cleanup(chunk)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._path, cleaned.schema, compression="snappy")
+        pending = cleaned if self._pending is None else pa.concat_tables([self._pending, cleaned])
+        while pending.num_rows >= TABLE_ROW_GROUP_ROWS:
+            self._writer.write_table(
+                pending.slice(0, TABLE_ROW_GROUP_ROWS), row_group_size=TABLE_ROW_GROUP_ROWS
+            )
+            pending = pending.slice(TABLE_ROW_GROUP_ROWS)
+        self._pending = pending
+        return int(chunk.num_rows)
+
+    def finish(self) -> None:
+        """Write the last, partial row group and complete the file."""
+        assert self._writer is not None  # made by the first chunk, which made this writer
+        if self._pending is not None and self._pending.num_rows:
+            self._writer.write_table(self._pending, row_group_size=TABLE_ROW_GROUP_ROWS)
+        self._pending = None
+        self.abort()
+
+    def abort(self) -> None:
+        """Close the file and the clean-up database (idempotent; the file may be incomplete)."""
+        self._pending = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._cleanup.close()
 
 
 def _check_columns(schema: pa.Schema, where: str) -> None:
@@ -256,3 +294,7 @@ def _check_columns(schema: pa.Schema, where: str) -> None:
         raise QueryFailed(
             f"{where}: the inventory query does not return column(s) {', '.join(missing)}"
         )
+
+
+def _empty_schema() -> pa.Schema:
+    return pa.schema([pa.field(name, pa.string()) for name in STAGED_COLUMNS])
