@@ -1,12 +1,12 @@
 """The run: plan -> extract (parallel, retried) -> stage -> transform -> guard -> publish -> ledger.
 
 Worker threads fetch, stage and transform stores concurrently (each store is bound by its own
-network link; the fetch itself runs in a child process, see extract/isolated.py); the main thread
-publishes the stores as soon as they are ready, one short write transaction each, the stores
-ready together in one session of the target (one opening of the DuckDB file). A failing
-store is recorded and the others carry on. A deadline or a stop request (SIGTERM) kills the
-fetches and cuts lock waits short; what is not published by then keeps its previous snapshot
-and is recorded as ``timeout`` / ``interrumpido``.
+network link; the fetch itself runs in a child process, see extract/isolated.py; the transforms
+share one DuckDB); the main thread publishes the stores as soon as they are ready, the stores
+ready together as one batch of the target (on DuckDB: one opening of the file, one short write
+transaction). A failing store is recorded and the others carry on. A deadline or a stop
+request (SIGTERM) kills the fetches and cuts lock waits short; what is not published by then
+keeps its previous snapshot and is recorded as ``timeout`` / ``interrumpido``.
 """
 
 from __future__ import annotations

@@ -3,13 +3,15 @@
 DuckDB allows one writer process. The web backend reads the same file, so the ETL opens the
 file only for the publish transactions, and when someone else holds it, waits with jittered
 exponential backoff up to ``ETL_LOCK_WAIT_SECONDS`` before giving up on that store (``bloqueo``).
-One transaction per store: count the rows it serves for the snapshot guard (guard.py), delete
-them, insert the new snapshot, write its ledger row.
-Either the whole new snapshot is visible or the previous one stays.
+Per store, in the publish's transaction: count the rows it serves for the snapshot guard
+(guard.py), delete them, insert the new snapshot, write its ledger row. Either the whole new
+snapshot is visible or the previous one stays.
 
 Stores that are ready together are published in one opening of the file (a publishing session,
-:meth:`Target.publishing`), still one transaction each: opening the file and its checkpoint on
-close cost three times the copy of a chain store's rows, so a run paying them once per store
+:meth:`Target.publishing`) and as one batch (:meth:`Target.publish_batch`): one transaction for
+as many of them as the hold bound allows, a failing store isolated by publishing the others
+again one by one. Opening the file and its checkpoint on close cost three times the copy of a
+chain store's rows, and a commit per store most of the rest, so a run paying them per store
 queued its stores behind the lock. A session lets go of the file after
 :data:`MAX_HOLD_SECONDS`, and every re-opening waits :data:`READER_GAP_SECONDS` first, so a
 backend reader still gets in within a bounded wait.

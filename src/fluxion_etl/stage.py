@@ -13,8 +13,8 @@ chunks wait for that thread, which bounds memory.
 The clean-up starts with a store's second chunk. A store that fits in one chunk (every store of
 the chain: a few thousand rows) has no fetch left for its clean-up to hide behind; it is staged
 as fetched and the transform cleans it in the run's DuckDB (:attr:`StagedFile.cleaned`). A
-DuckDB of its own cost the fetch process ~50 ms of CPU, to start and to plan its first queries,
-and the 21 fetches of a fleet on two cores wait for exactly that CPU (benchmarks/fleet_ab.py).
+DuckDB of its own cost the fetch process ~60 ms of CPU (100 against 40), to start it and to plan
+its first queries, and the 21 fetches of a fleet on two cores wait for exactly that CPU.
 """
 
 from __future__ import annotations

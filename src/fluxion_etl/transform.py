@@ -100,8 +100,8 @@ class RowCleanup:
         """``sql`` over ``tables`` registered under their names, as one Arrow table.
 
         Registered and queried as SQL rather than through the relational API
-        (``from_arrow(...).query(...)``), which costs ~5 ms more per query whatever the rows:
-        most of the clean-up of a 3,000-row store, and the fleet's fetches wait for the CPU.
+        (``from_arrow(...).query(...)``), which binds each query once more: ~5 ms of CPU per
+        query whatever the rows (14 against 8 ms for a chunk of 10 rows).
         """
         for name, table in tables.items():
             self._con.register(name, table)
@@ -200,10 +200,10 @@ class Transformer:
         ``staged`` comes from :func:`fluxion_etl.stage.stage_batches`, cleaned row by row already
         or (a store of one chunk) cleaned here. Its cleaned rows go to ``<ready>.rows.parquet``,
         because the ready database's view reads them: that file lives as long as the staging
-        area, and is removed with it. ``thresholds`` (the
-        store's, default 10/100/20) grade ``estado_stock``; ``fecha_extraccion`` is
-        ``extracted_at`` in the chain's ``timezone``, naive, as the backend compares it with its
-        own ``CURRENT_DATE``. Safe to call from several threads at once.
+        area, and is removed with it. ``thresholds`` (the store's, default 10/100/20) grade
+        ``estado_stock``; ``fecha_extraccion`` is ``extracted_at`` in the chain's ``timezone``,
+        naive, as the backend compares it with its own ``CURRENT_DATE``. Safe to call from
+        several threads at once.
         """
         thresholds = thresholds or StockThresholds()
         rows = ready.with_name(ready.name + ".rows.parquet")
