@@ -8,8 +8,12 @@ staging, transform and :class:`fluxion_etl.publish.Target`; generated rows,
 
 * ``per store``: every store in its own opening (what a run did before publishing sessions);
 * ``sessions``: all of them ready together, inside :meth:`Target.publishing` (the file is let go
-  every ``MAX_HOLD_SECONDS`` and re-opened after the reader gap);
-* ``one opening``: the same without the hold bound (the lower limit; not what a run does).
+  every ``MAX_HOLD_SECONDS`` and re-opened after the reader gap), one transaction each (what a
+  run did before batches);
+* ``batch``: the same stores as one :meth:`Target.publish_batch` in a session, one transaction
+  for as many as the hold bound allows (what a run does);
+* ``one opening``: a session of one transaction each without the hold bound (not what a run
+  does).
 
     PYTHONPATH=src python benchmarks/publish_sessions.py --stores 21 --rows 2700 --rounds 5
 
@@ -33,6 +37,7 @@ from fluxion_etl import publish
 from fluxion_etl.demo.ready import demo_store, ready_database
 from fluxion_etl.ledger import LedgerEntry, utcnow
 from fluxion_etl.publish import Target
+from fluxion_etl.targets import Publication
 from fluxion_etl.transform import Transformed
 
 RUN_ID = "bench"
@@ -70,10 +75,13 @@ def publish_all(
 
     held_before = target.lock_held_seconds
     started, cpu = time.perf_counter(), time.process_time()
+    stores = [(transformed.path.name.split(".")[0], transformed.path) for transformed in ready]
     with mock.patch.object(target, "_connect", counted), session(target, way):
-        for transformed in ready:
-            store_id = transformed.path.name.split(".")[0]
-            target.publish(store_id, transformed.path, entry(store_id))
+        if way == "batch":
+            target.publish_batch([Publication(s, path, entry(s)) for s, path in stores])
+        else:
+            for store_id, path in stores:
+                target.publish(store_id, path, entry(store_id))
     seconds = time.perf_counter() - started
     return (
         seconds,
@@ -90,7 +98,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    ways = ("per store", "sessions", "one opening")
+    ways = ("per store", "sessions", "batch", "one opening")
     results: dict[str, list[tuple[float, float, int, float]]] = {way: [] for way in ways}
     with tempfile.TemporaryDirectory(prefix="fluxion-publish-") as tmp:
         work = Path(tmp)
