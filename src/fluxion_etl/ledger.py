@@ -162,13 +162,19 @@ def ledger_row(entry: LedgerEntry) -> dict[str, object]:
     }
 
 
-def close_entry(con: duckdb.DuckDBPyConnection, entry: LedgerEntry) -> None:
-    """Write the store's outcome over its ``en_proceso`` row (inserting it if missing).
+def close_entry(
+    con: duckdb.DuckDBPyConnection, entry: LedgerEntry, nulled: int | None = None
+) -> None:
+    """Write the store's outcome over its ``en_proceso`` row (inserting it if missing); a
+    published store's ``nulled``: its rows with a value the adopted table's type could not hold
+    (published as NULL, see :func:`fluxion_etl.adoption.copy_snapshot`).
 
     An ``UPDATE`` of the row :func:`open_run` wrote, rather than ``INSERT OR REPLACE``, which
     costs four times as much in DuckDB (4 against 1 ms, under the write lock of every publish).
     """
     row = ledger_row(entry)
+    if nulled is not None:
+        row["registros_valores_anulados"] = nulled
     key = ("run_id", "ubicacion_id")
     values = {name: value for name, value in row.items() if name not in key}
     updated = con.execute(
@@ -181,16 +187,6 @@ def close_entry(con: duckdb.DuckDBPyConnection, entry: LedgerEntry) -> None:
             f"INSERT INTO etl_ejecuciones ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             list(row.values()),
         )
-
-
-def record_nulled(con: duckdb.DuckDBPyConnection, run_id: str, store_id: str, rows: int) -> None:
-    """Count the store's rows with a value the adopted table's type could not hold (published
-    as NULL, see :func:`fluxion_etl.adoption.copy_snapshot`)."""
-    con.execute(
-        "UPDATE etl_ejecuciones SET registros_valores_anulados = ? "
-        "WHERE run_id = ? AND ubicacion_id = ?",
-        [rows, run_id, store_id],
-    )
 
 
 def last_runs(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:

@@ -275,7 +275,7 @@ class Target:
         its view ``inventario`` gives the new snapshot's rows, in the target's row-group size.
         ``vet`` (the snapshot guard) is called first, with the rows the store serves now, counted
         in this transaction so nothing can change them before the swap: it returns the ledger
-        entry to write, or raises to keep the previous snapshot (the transaction rolls back).
+        entry to write, or raises to keep the previous snapshot (nothing of the store written).
         The entry's ``finished`` is stamped inside the transaction, just before the commit: the
         ledger says when the snapshot became visible, not when the wait for the lock began.
         """
@@ -333,8 +333,7 @@ class Target:
                 finished = ledger.utcnow()
                 for index, written, nulled in swapped:
                     outcomes[index] = recorded = replace(written, finished=finished)
-                    ledger.close_entry(con, recorded)
-                    ledger.record_nulled(con, recorded.run_id, recorded.store_id, nulled)
+                    ledger.close_entry(con, recorded, nulled)
             except BaseException:
                 with suppress(duckdb.Error):  # a connection closed without COMMIT rolls back too
                     con.execute("ROLLBACK")
@@ -408,12 +407,13 @@ class Target:
 
     @contextmanager
     def publishing(self) -> Iterator[None]:
-        """A publishing session: the stores published inside it share one opening of the file,
-        each still in its own transaction (its own atomic swap and ledger row).
+        """A publishing session: the publishes inside it share one opening of the file, each
+        :meth:`publish` or :meth:`publish_batch` its own transactions (every store's swap with
+        its ledger row).
 
-        The file is let go when the session ends, and earlier, after the commit of the store
-        that reaches :data:`MAX_HOLD_SECONDS` of holding; the next store then re-opens it after
-        the reader gap. Outside a session every publish opens and closes the file itself.
+        The file is let go when the session ends, and earlier, after the commit that reaches
+        :data:`MAX_HOLD_SECONDS` of holding; the next store then re-opens it after the reader
+        gap. Outside a session every publish opens and closes the file itself.
         """
         self._in_session = True
         try:
