@@ -13,7 +13,7 @@ the DuckDB write-lock hold (fluxion: its EMF line; dlt: its load step). The medi
 is reported. The single-store comparison runs at ``--products`` and again at
 ``--small-products`` (memory must be flat in the row count). Then the fleet: the chain's 21
 locations at their real sizes (stores of 1,900-3,800 rows, CEDIs of ~2,000 wide rows), each
-behind its own ``fluxion_etl.demo.linkproxy`` link (20-40 ms each way, 2-8 MB/s): the whole run
+behind its own ``fluxion_harness.linkproxy`` link (20-40 ms each way, 2-8 MB/s): the whole run
 with automatic workers and with the old default of 4, and the slowest store alone over its
 link, with a timeline PNG of the run (matplotlib, ``--timeline``). Prints the tables and writes
 them to ``--results``.
@@ -53,13 +53,6 @@ from typing import Any
 
 from process_tree import ProcessTreeSampler
 
-from fluxion_etl.demo.linkproxy import FaultyProxy
-from fluxion_etl.demo.postgres_source import (
-    PgServer,
-    create_store_database,
-    drop_database,
-    new_database_name,
-)
 from fluxion_etl.demo.stellar import (
     CHAIN_LOCATIONS,
     DEFAULT_TRAPS,
@@ -67,7 +60,14 @@ from fluxion_etl.demo.stellar import (
     Traps,
     generate_store,
 )
-from fluxion_etl.query import default_query
+from fluxion_etl.source.query import default_query
+from fluxion_harness.linkproxy import FaultyProxy
+from fluxion_harness.postgres_source import (
+    PgServer,
+    create_store_database,
+    drop_database,
+    new_database_name,
+)
 
 HERE = Path(__file__).resolve().parent
 #: The view dlt reads: fluxion's inventory query for the store's warehouse (see contenders.py).
@@ -868,7 +868,7 @@ def main() -> None:
             f"## The chain's fleet: {len(fleet_result.built) - cedis} stores and {cedis} CEDIs,"
             " each behind its own link (arrow engine)",
             "",
-            "Each location sits behind its own `fluxion_etl.demo.linkproxy` link on 127.0.0.1 "
+            "Each location sits behind its own `fluxion_harness.linkproxy` link on 127.0.0.1 "
             f"(seed {args.link_seed}: 20-40 ms added each way, 2-8 MB/s each direction); the "
             "links run in the benchmark's process, outside the measured tree (they stand for the"
             " network), on the same two cores.",

@@ -28,8 +28,9 @@ from pathlib import Path
 
 from fluxion_etl.config import Settings
 from fluxion_etl.credentials import Credentials, load_credentials
-from fluxion_etl.extract import FetchRequest, get_engine
-from fluxion_etl.query import load_query
+from fluxion_etl.source.engines import get_engine
+from fluxion_etl.source.engines.base import FetchRequest
+from fluxion_etl.source.query import load_query
 from fluxion_etl.stores import Store, load_stores
 
 

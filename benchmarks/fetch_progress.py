@@ -21,9 +21,10 @@ from pathlib import Path
 
 from fluxion_etl.config import Settings
 from fluxion_etl.demo.runner import build_demo_stores
-from fluxion_etl.extract import FetchRequest, get_engine
-from fluxion_etl.query import load_query
-from fluxion_etl.stage import stage_batches
+from fluxion_etl.run.stage import stage_batches
+from fluxion_etl.source.engines import get_engine
+from fluxion_etl.source.engines.base import FetchRequest
+from fluxion_etl.source.query import load_query
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import benchmark as bench
 
-from fluxion_etl.demo.linkproxy import FaultyProxy
+from fluxion_harness.linkproxy import FaultyProxy
 
 #: the last run's log lines (event, seconds since the spawn), kept by the spy below
 _last_events: list[tuple[str, float]] = []

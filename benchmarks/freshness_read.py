@@ -19,8 +19,9 @@ from pathlib import Path
 
 import duckdb
 
-from fluxion_etl.freshness import read_freshness
-from fluxion_etl.ledger import migrate, utcnow
+from fluxion_etl.ledger import utcnow
+from fluxion_etl.targets.duckdb.freshness import read_freshness
+from fluxion_etl.targets.duckdb.schema import migrate
 
 
 def build_ledger(path: Path, stores: list[str], runs: int) -> int:

@@ -4,8 +4,8 @@ The guard counts the rows a store serves inside the publish transaction (so the 
 race the swap), and counts every store's rows once when the run opens. Both happen while the
 ETL holds the target's write lock, which the web backend waits for, so this script measures
 them against the publish's own work (delete the store's rows, insert its new snapshot) on a
-target of ``--stores`` x ``--rows`` synthetic rows, the real schema (``ledger.migrate``) and the
-real :class:`fluxion_etl.publish.Target`.
+target of ``--stores`` x ``--rows`` synthetic rows, the real schema (``schema.migrate``) and the
+real :class:`fluxion_etl.targets.duckdb.publisher.Publisher`.
 
     PYTHONPATH=src python benchmarks/guard_cost.py --stores 20 --rows 50000 --rounds 7
 
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import duckdb
 
-from fluxion_etl import ledger
-from fluxion_etl.publish import PUBLISH_MEMORY_LIMIT, Target
+from fluxion_etl.targets.duckdb import schema
+from fluxion_etl.targets.duckdb.publisher import PUBLISH_MEMORY_LIMIT, Publisher
 
 FILL = """
 INSERT INTO inventario_raw (ubicacion_id, ubicacion_nombre, tipo_ubicacion, codigo_producto,
@@ -56,9 +56,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "target.duckdb"
         with duckdb.connect(str(path)) as con:
-            ledger.migrate(con)
+            schema.migrate(con)
             con.execute(FILL, [args.stores, args.rows])
-        target = Target(path, lock_wait_seconds=10)
+        target = Publisher(path, lock_wait_seconds=10)
         store = "tienda_00"
 
         def count_one(con: duckdb.DuckDBPyConnection) -> int:

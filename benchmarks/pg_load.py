@@ -50,17 +50,18 @@ from psycopg import sql
 from targets import READER_SQL, reader
 
 from fluxion_etl.contract import CONTRACT_COLUMNS
-from fluxion_etl.demo.postgres_source import (
+from fluxion_etl.ledger import LedgerEntry, utcnow
+from fluxion_etl.sql import literal as sql_literal
+from fluxion_etl.targets.postgres import copy as pgcopy
+from fluxion_etl.targets.postgres import schema as pgschema
+from fluxion_etl.targets.postgres.target import PostgresTarget
+from fluxion_etl.targets.postgres.url import resolve_login
+from fluxion_harness.postgres_source import (
     PgServer,
     create_database,
     drop_database,
     new_database_name,
 )
-from fluxion_etl.ledger import LedgerEntry, utcnow
-from fluxion_etl.targets import pgcopy, pgschema
-from fluxion_etl.targets.pgurl import resolve_login
-from fluxion_etl.targets.postgres import PostgresTarget
-from fluxion_etl.transform import sql_literal
 
 STORE = "tienda_01"
 CREATED_AT = dt.datetime(2026, 12, 1, 6, 0)

@@ -3,14 +3,14 @@
 The fleet's stores are small (2,000-3,800 rows), so a publish that opens the target file, swaps
 the store and closes it (DuckDB checkpoints on close) spends most of its lock on the opening and
 the checkpoint. This script publishes ``--stores`` ready databases of ``--rows`` rows each (real
-staging, transform and :class:`fluxion_etl.publish.Target`; generated rows,
-:mod:`fluxion_etl.demo.ready`) into a target already serving them, three ways:
+staging, transform and :class:`fluxion_etl.targets.duckdb.publisher.Publisher`; generated rows,
+:mod:`fluxion_harness.ready`) into a target already serving them, three ways:
 
 * ``per store``: every store in its own opening (what a run did before publishing sessions);
-* ``sessions``: all of them ready together, inside :meth:`Target.publishing` (the file is let go
+* ``sessions``: all of them ready together, inside :meth:`Publisher.publishing` (the file is let go
   every ``MAX_HOLD_SECONDS`` and re-opened after the reader gap), one transaction each (what a
   run did before batches);
-* ``batch``: the same stores as one :meth:`Target.publish_batch` in a session, one transaction
+* ``batch``: the same stores as one :meth:`Publisher.publish_batch` in a session, one transaction
   for as many as the hold bound allows (what a run does);
 * ``one opening``: a session of one transaction each without the hold bound (not what a run
   does).
@@ -33,12 +33,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
-from fluxion_etl import publish
-from fluxion_etl.demo.ready import demo_store, ready_database
 from fluxion_etl.ledger import LedgerEntry, utcnow
-from fluxion_etl.publish import Target
-from fluxion_etl.targets import Publication
-from fluxion_etl.transform import Transformed
+from fluxion_etl.run.transform import Transformed
+from fluxion_etl.targets.base import Publication
+from fluxion_etl.targets.duckdb import publisher as publish
+from fluxion_etl.targets.duckdb.connect import READER_GAP_SECONDS
+from fluxion_etl.targets.duckdb.publisher import Publisher
+from fluxion_harness.ready import demo_store, ready_database
 
 RUN_ID = "bench"
 
@@ -49,7 +50,7 @@ def entry(store_id: str) -> LedgerEntry:
 
 
 @contextlib.contextmanager
-def session(target: Target, way: str) -> Iterator[None]:
+def session(target: Publisher, way: str) -> Iterator[None]:
     """No session (``per store``), a real one, or one that never lets go of the file early."""
     if way == "per store":
         yield
@@ -62,7 +63,7 @@ def session(target: Target, way: str) -> Iterator[None]:
 
 
 def publish_all(
-    target: Target, ready: list[Transformed], way: str
+    target: Publisher, ready: list[Transformed], way: str
 ) -> tuple[float, float, int, float]:
     """Publish every store one ``way``: wall seconds, lock seconds, openings, CPU seconds."""
     openings = 0
@@ -103,7 +104,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fluxion-publish-") as tmp:
         work = Path(tmp)
         stores = [demo_store(i + 1) for i in range(args.stores)]
-        target = Target(work / "target.duckdb", lock_wait_seconds=10)
+        target = Publisher(work / "target.duckdb", lock_wait_seconds=10)
         target.open_run(RUN_ID, [s.id for s in stores], "arrow")
         for _ in range(args.rounds + 1):  # the first round only fills the target
             for way in ways:
@@ -111,7 +112,7 @@ def main() -> None:
                     ready_database(work, store, args.rows, RUN_ID, seed=i)
                     for i, store in enumerate(stores)
                 ]
-                time.sleep(publish.READER_GAP_SECONDS)  # no round waits for the last one's gap
+                time.sleep(READER_GAP_SECONDS)  # no round waits for the last one's gap
                 results[way].append(publish_all(target, ready, way))
         size = (work / "target.duckdb").stat().st_size
     print(
@@ -124,7 +125,7 @@ def main() -> None:
         seconds, lock, openings, cpu = (statistics.median(r[i] for r in runs) for i in range(4))
         print(f"  {way:<12} {seconds:8.3f} {lock:10.3f} {openings:9.0f} {cpu:6.2f}")
     print(
-        f"  seconds include the reader gap ({publish.READER_GAP_SECONDS:g} s) before every"
+        f"  seconds include the reader gap ({READER_GAP_SECONDS:g} s) before every"
         " re-opening, as in a run"
     )
 

@@ -16,4 +16,6 @@ venv=benchmarks/.venv
 $venv/bin/pip install -q --upgrade pip
 $venv/bin/pip install -q . -r benchmarks/requirements.txt
 export RUNTIME__DLTHUB_TELEMETRY=false
+# the harnesses the benchmarks share with the tests (tools/fluxion_harness, not in the wheel)
+export PYTHONPATH=$PWD/tools${PYTHONPATH:+:$PYTHONPATH}
 exec $venv/bin/python benchmarks/benchmark.py "$@"

@@ -48,13 +48,13 @@ from benchmark import (
     write_stores_file,
 )
 
-from fluxion_etl.demo.postgres_source import (
+from fluxion_etl.demo.stellar import CHAIN_LOCATIONS
+from fluxion_harness.postgres_source import (
     PgServer,
     create_database,
     drop_database,
     new_database_name,
 )
-from fluxion_etl.demo.stellar import CHAIN_LOCATIONS
 
 #: What the reader asks: the backend's per-store summary (rows, stock value, low stock).
 READER_SQL = (

@@ -1,4 +1,4 @@
-"""One CloudWatch dashboard: how the runs went, and how each store is doing (DESIGN §1.7, §2).
+"""One CloudWatch dashboard: how the runs went, and how each store is doing (docs/operations.md).
 
 The operator should be able to *look* instead of reading logs: runs succeeded and failed, stores
 failed, held back by the snapshot guard and stale per run, run duration, how long the DuckDB write

@@ -1,4 +1,4 @@
-"""``python -m fluxion_cfn deploy``: the stack through a CloudFormation change set (DESIGN §2).
+"""``python -m fluxion_cfn deploy``: the stack through a CloudFormation change set (docs/aws.md).
 
 A change set, not ``create-stack``/``update-stack``: the operator (or the pull request's CI log)
 sees what would change -- which resources, and whether one is *replaced* -- before anything does,

@@ -1,9 +1,9 @@
 """Every parameter of the stack, declared in one place with its default and description.
 
-Defaults are the deployment plan's (2 vCPU / 4 GB, every 6 hours, 7 days of logs, SQL ports 1433
-and 14348 behind the 192.168.0.0/16 VPN range). The ETL settings map one-to-one onto the
-environment variables of the task (DESIGN §1.1), so they are declared as a table: adding a setting
-is one line here and nothing else.
+Defaults are the deployment plan's (2 vCPU / 4 GB, every 6 hours, 7 days of logs, SQL ports 1433 and
+14348 behind the 192.168.0.0/16 VPN range). The ETL settings map one-to-one onto the environment
+variables of the task (docs/configuration.md), so they are declared as a table: adding a setting is
+one line here and nothing else.
 """
 
 from collections.abc import Mapping
@@ -64,10 +64,10 @@ ETL_SETTINGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         " than this is stale (StoresStale alarm, dashboard, status); two schedule periods, so"
         " keep it at 2 x SchedulePeriodSeconds.",
     }),
-    # The snapshot guard's shares (fluxion_etl.guard), defaults read from the ETL's own. Strings,
-    # so that the value reaches the task as typed (moto's UsePreviousValue truncates a Number
-    # 0.5 to 0). ETL_ACCEPT_SHRINK is deliberately no parameter: an accept is for one run only
-    # (run-task --accept-shrink); a standing one would switch the guard off for every run.
+    # The snapshot guard's shares (fluxion_etl.run.guard), defaults read from the ETL's own.
+    # Strings, so that the value reaches the task as typed (moto's UsePreviousValue truncates a
+    # Number 0.5 to 0). ETL_ACCEPT_SHRINK is deliberately no parameter: an accept is for one run
+    # only (run-task --accept-shrink); a standing one would switch the guard off for every run.
     ("ETL_MAX_SHRINK", "EtlMaxShrink", {
         "Type": "String", "Default": f"{Settings.max_shrink:g}", "AllowedPattern": _SHARE,
         "ConstraintDescription": _SHARE_CONSTRAINT,

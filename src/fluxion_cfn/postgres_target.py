@@ -1,4 +1,4 @@
-"""The optional PostgreSQL target (DESIGN §1.5): its parameters and what they switch on.
+"""The optional PostgreSQL target (docs/postgresql.md): its parameters and what they switch on.
 
 Three parameters, empty by default: the target's URL (no password), the ARN of its credentials
 secret (an RDS-managed secret: JSON ``username``/``password``) and its security group; a fourth,

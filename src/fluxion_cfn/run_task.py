@@ -1,6 +1,6 @@
 """``python -m fluxion_cfn run-task``: one ETL run now, the way the schedule would start it.
 
-The manual test before ``ScheduleState=ENABLED`` (DESIGN §2): same cluster, task definition
+The manual test before ``ScheduleState=ENABLED`` (docs/aws.md): same cluster, task definition
 revision, private subnets, security group and no public IP as the schedule's target, all read
 from the deployed stack so that nothing is typed by hand. It starts the task and says where its
 logs are; it does not wait (``aws ecs wait tasks-stopped`` does, and the run may take minutes).
@@ -11,8 +11,8 @@ AWS call when the file is at hand (``--stores-file`` or ``ETL_STORES_FILE``); ot
 itself refuses it (exit 2, the task-failed alert).
 
 ``--accept-shrink a,b|all`` publishes, in that task only, the snapshots the snapshot guard
-(fluxion_etl.guard) would hold back: a container override of ``ETL_ACCEPT_SHRINK``, never a stack
-parameter, since a standing accept would switch the guard off for every scheduled run. An
+(fluxion_etl.run.guard) would hold back: a container override of ``ETL_ACCEPT_SHRINK``, never a
+stack parameter, since a standing accept would switch the guard off for every scheduled run. An
 accepted id must be one the task runs: one of ``--stores``, checked before any AWS call; without
 ``--stores`` (the stack's ``EtlStores`` decides) only a store the stores file at hand configures.
 The task checks it against its own stores again (exit 2).
@@ -140,7 +140,7 @@ def requested_accept(
         return ()
     from fluxion_etl.config import parse_id_list
     from fluxion_etl.errors import ConfigError
-    from fluxion_etl.guard import ACCEPT_ALL
+    from fluxion_etl.run.guard import ACCEPT_ALL
     from fluxion_etl.stores import load_stores
 
     source = "--accept-shrink"

@@ -44,7 +44,7 @@ RUN_AS = "1000:1000"
 #: memory (moto's RunTask among them, which the run-task test drives) need one per container.
 MEMORY_RESERVATION_MIB = 512
 
-#: Environment the task always has (DESIGN §1.1); the tunable settings come from parameters.
+#: Environment the task always has (docs/configuration.md); tunable settings come from parameters.
 FIXED_ENVIRONMENT = {
     "DATABASE_PATH": f"{DATA_DIR}/fluxion.duckdb",
     "ETL_STORES_FILE": f"{DATA_DIR}/stores.toml",
@@ -75,7 +75,7 @@ def add_log_group(template: Template, params: Parameters, key: Key) -> LogGroup:
 def _environment(
     params: Parameters, conditions: Conditions, target: postgres_target.PostgresTarget
 ) -> list[Environment | AWSHelperFn]:
-    """DESIGN §1.1 variables, sorted by name so the template is stable."""
+    """docs/configuration.md variables, sorted by name so the template is stable."""
     values: dict[str, object] = {
         **FIXED_ENVIRONMENT,
         "ENVIRONMENT": Ref(params.environment),

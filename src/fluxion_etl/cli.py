@@ -1,6 +1,6 @@
 """The ``fluxion-etl`` command: the only place that turns exceptions into exit codes.
 
-Exit codes (DESIGN §1.2): 0 every selected store published; 3 partial; 1 the run failed;
+Exit codes (README.md): 0 every selected store published; 3 partial; 1 the run failed;
 2 configuration or usage error (before any connection); 4 another run holds the lock.
 """
 
@@ -23,23 +23,25 @@ from rich.progress import Progress
 from rich.table import Table
 
 from fluxion_etl import __version__
-from fluxion_etl.budget import plan_fetches
-from fluxion_etl.check import check_stores
 from fluxion_etl.config import Settings, parse_id_list
-from fluxion_etl.connection import driver_family
 from fluxion_etl.credentials import Credentials, load_credentials, redact
-from fluxion_etl.drivers import require_drivers
+from fluxion_etl.demo.runner import build_demo_stores, demo_settings, write_stores_file
 from fluxion_etl.errors import ConfigError, FluxionError, RunLockedError
 from fluxion_etl.freshness import add_freshness, format_age
-from fluxion_etl.guard import accepted_stores
 from fluxion_etl.logs import configure_logging
-from fluxion_etl.pipeline import RunControl, RunResult, new_run_id, run_pipeline
-from fluxion_etl.query import load_query
+from fluxion_etl.run.budget import plan_fetches
+from fluxion_etl.run.guard import accepted_stores
+from fluxion_etl.run.pipeline import RunControl, RunResult, new_run_id, run_pipeline
 from fluxion_etl.run_metrics import metric_lines
 from fluxion_etl.sentry import SentryMonitor
+from fluxion_etl.source.check import check_stores
+from fluxion_etl.source.connection import driver_family
+from fluxion_etl.source.drivers import require_drivers
+from fluxion_etl.source.query import load_query
+from fluxion_etl.source.warehouses import store_warehouses
 from fluxion_etl.stores import Store, example_text, load_stores, select_stores
-from fluxion_etl.targets import Target, open_target
-from fluxion_etl.warehouses import store_warehouses
+from fluxion_etl.targets import open_target
+from fluxion_etl.targets.base import Target
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_LOCKED = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130  # the shell's convention for a command ended by SIGINT
@@ -268,7 +270,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from fluxion_etl.demo.runner import demo_settings, write_stores_file
 
     settings = demo_settings(Settings.from_env(), args.db)
     stores_file = args.db.parent / "stores.toml"
@@ -305,7 +306,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _build_demo_stores(args: argparse.Namespace) -> list[Store]:
     """Build the demo's SQLite stores, showing progress: a bar in a terminal, else one line per
     store on stderr (stdout carries the run's JSON lines)."""
-    from fluxion_etl.demo.runner import build_demo_stores
 
     directory = args.db.parent / "stores"
     if not sys.stdout.isatty():

@@ -1,8 +1,8 @@
 """fluxion's own tables described once, rendered per dialect (DuckDB, PostgreSQL).
 
 Both targets create the same tables through numbered migrations (:mod:`fluxion_etl.ledger` on
-DuckDB, :mod:`fluxion_etl.targets.pgschema` on PostgreSQL). Writing each ``CREATE TABLE`` twice,
-once per dialect, is how a column gets added to one target and forgotten on the other; so the
+DuckDB, :mod:`fluxion_etl.targets.postgres.schema` on PostgreSQL). Writing each ``CREATE TABLE``
+twice, once per dialect, is how a column gets added to one target and forgotten on the other; so the
 columns are listed here, each with a *logical* type, and each migration renders them.
 
 Logical types are DuckDB's spelling (the contract's, :mod:`fluxion_etl.contract`) plus one of

@@ -1,4 +1,4 @@
-"""Run settings, read once from the environment (the deployment contract of DESIGN §1.1).
+"""Run settings, read once from the environment (the deployment contract of docs/configuration.md).
 
 Every value is validated here, before any connection, so a typo fails the run with exit 2 and
 one clear line instead of twenty identical store failures. Credentials are *not* read here:
@@ -19,8 +19,8 @@ from fluxion_etl.contract import (
     parse_threshold,
 )
 from fluxion_etl.errors import ConfigError
-from fluxion_etl.storage import DEFAULT_STORAGE_VERSION, check_storage_version
-from fluxion_etl.targets.pgurl import check_database_url, check_schema
+from fluxion_etl.targets.duckdb.storage import DEFAULT_STORAGE_VERSION, check_storage_version
+from fluxion_etl.targets.postgres.url import check_database_url, check_schema
 
 ENGINES = ("arrow", "pyodbc")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -51,7 +51,7 @@ class Settings:
     max_retries: int = 3
     timeout_seconds: float = 1800.0
     lock_wait_seconds: float = 600.0
-    #: a store whose last published snapshot is older than this is stale (DESIGN §1.7)
+    #: a store whose last published snapshot is older than this is stale (docs/operations.md)
     stale_after_seconds: float = DEFAULT_STALE_AFTER_SECONDS
     connect_timeout_seconds: int = 15
     odbc_driver: str = DEFAULT_DRIVER

@@ -4,7 +4,7 @@ The chain's web backend reads ``inventario_raw`` from the same file and was writ
 old loader's table: it filters ``activo``, groups by ``subcategoria``, shows ``estado_stock`` in
 its own vocabulary and compares ``DATE(fecha_extraccion)`` with its own ``CURRENT_DATE``. This
 module is the one place that says what fluxion owes it, so the migration that adds the columns
-(:mod:`fluxion_etl.adoption`), the transform that fills them and the tests agree.
+(:mod:`fluxion_etl.targets.duckdb.adoption`), the transform that fills them and the tests agree.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ CONTRACT_COLUMNS: dict[str, str] = {**FLUXION_COLUMNS, **BACKEND_COLUMNS}
 
 #: Columns fluxion may publish as NULL (no value at the source, or a value the adopted table's
 #: type cannot hold). An adopted table with ``NOT NULL`` on one of them is fitted (text: ``''``)
-#: or refused (anything else), see :mod:`fluxion_etl.adoption`.
+#: or refused (anything else), see :mod:`fluxion_etl.targets.duckdb.adoption`.
 NULLABLE_COLUMNS = frozenset(
     {
         "codigo_barras",

@@ -8,6 +8,15 @@ connection string.
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal, get_args
+
+#: A failed store's ``error_tipo`` in the ledger: what kind of failure, so the operator knows
+#: where to look (each :class:`StoreError` subclass names its own).
+ErrorTipo = Literal[
+    "conexion", "timeout", "login", "consulta", "datos", "bloqueo", "interrumpido", "retenido"
+]
+ERROR_TIPOS: tuple[ErrorTipo, ...] = get_args(ErrorTipo)
+
 
 class FluxionError(Exception):
     """Base of every error fluxion raises on purpose."""
@@ -27,7 +36,7 @@ class StoreError(FluxionError):
     ``error_tipo`` is the ledger value; ``transient`` says whether a retry may help.
     """
 
-    error_tipo = "consulta"
+    error_tipo: ClassVar[ErrorTipo] = "consulta"
     transient = False
 
     def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
@@ -44,8 +53,8 @@ class ConnectionFailed(StoreError):
 
 class DriverUnavailable(StoreError):
     """The driver manager could not load the store's ODBC driver (not registered, or its library
-    is gone). Normally found before any store is tried (fluxion_etl.drivers); this is the safety
-    net when it only shows at connect time. No retry can cure it."""
+    is gone). Normally found before any store is tried (fluxion_etl.source.drivers); this is the
+    safety net when it only shows at connect time. No retry can cure it."""
 
     error_tipo = "conexion"
 

@@ -1,4 +1,6 @@
-"""How old each store's published snapshot is, and which stores are stale (DESIGN §1.7).
+"""How old each store's published snapshot is, and which stores are stale.
+
+See docs/operations.md, "Per-store metrics and freshness".
 
 A store that fails run after run keeps its last good snapshot (nothing half-written, ever), so a
 run's exit code says nothing about how old the stock the backend serves is. The ledger does: the
@@ -7,29 +9,17 @@ view). It is read after the run, so a store just published is seconds old. A sto
 ``ETL_STALE_AFTER_SECONDS`` (default two schedule periods) is stale; so is one never published.
 
 The run's metrics (``StoreSnapshotAgeSeconds``, ``StoresStale``) and ``fluxion-etl status`` both
-take their ages from here.
+take their ages from here; each target reads the last successes from its own ledger.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import duckdb
-import structlog
-
-from fluxion_etl.errors import FluxionError
 from fluxion_etl.ledger import utcnow
-from fluxion_etl.publish import Target
-
-#: How long the after-run read waits for another process holding the target. Short: the metrics
-#: are a report, and the run's outcome (exit code, ledger) is already decided.
-READ_LOCK_WAIT_SECONDS = 30.0
-
-log = structlog.get_logger("fluxion_etl.freshness")
 
 
 @dataclass(frozen=True)
@@ -53,55 +43,6 @@ def snapshot_age(last_success: dt.datetime | None, now: dt.datetime) -> float | 
     if last_success is None:
         return None
     return max(0.0, (now - last_success).total_seconds())
-
-
-def last_successes(con: duckdb.DuckDBPyConnection) -> dict[str, dt.datetime]:
-    """When each store last published successfully (empty for a target without a ledger)."""
-    try:
-        rows = con.execute(
-            "SELECT ubicacion_id, ultima_actualizacion FROM etl_ultima_carga"
-        ).fetchall()
-    except duckdb.CatalogException:
-        return {}
-    return {str(store_id): when for store_id, when in rows if when is not None}
-
-
-def from_ledger(
-    con: duckdb.DuckDBPyConnection,
-    store_ids: Sequence[str],
-    stale_after_seconds: float,
-    now: dt.datetime | None = None,
-) -> Freshness:
-    """The freshness of ``store_ids`` as the ledger on ``con`` records it."""
-    now = now or utcnow()
-    successes = last_successes(con)
-    return Freshness(
-        {store_id: snapshot_age(successes.get(store_id), now) for store_id in store_ids},
-        stale_after_seconds,
-    )
-
-
-def read_freshness(
-    database_path: Path, store_ids: Sequence[str], stale_after_seconds: float
-) -> Freshness | None:
-    """The freshness of ``store_ids`` after a run; None (and a warning) if it cannot be read.
-
-    It goes through :class:`Target` for its polite wait on a file another process holds.
-    """
-    if not database_path.exists():  # nothing was ever published here
-        return Freshness(dict.fromkeys(store_ids), stale_after_seconds)
-    target = Target(database_path, READ_LOCK_WAIT_SECONDS)
-    try:
-        return target.run(
-            lambda con: from_ledger(con, store_ids, stale_after_seconds), interruptible=False
-        )
-    except (FluxionError, duckdb.Error) as exc:
-        log.warning(
-            "could not read the snapshot ages; the store metrics go without them",
-            phase="metrics",
-            error=str(exc),
-        )
-        return None
 
 
 def add_freshness(rows: list[dict[str, Any]], stale_after_seconds: float) -> None:

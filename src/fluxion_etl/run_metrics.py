@@ -1,4 +1,4 @@
-"""The EMF lines a run prints: the run's document, then one per store (DESIGN §1.4, §1.7).
+"""The EMF lines a run prints: the run's document, then one per store (docs/operations.md, §1.7).
 
 Built after the run from its ledger entries and the snapshot ages read back from the ledger
 (:mod:`fluxion_etl.freshness`), which also give the run-level ``StoresStale``.

@@ -1,4 +1,4 @@
-"""moto's server on 127.0.0.1, the tests' stand-in for AWS (DESIGN §3); the session fixture
+"""moto's server on 127.0.0.1, the tests' stand-in for AWS (docs/testing.md); the session fixture
 ``moto_endpoint`` in conftest.py starts it."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class MotoEndpoint:
-    """moto's server on 127.0.0.1, standing in for AWS (DESIGN §3)."""
+    """moto's server on 127.0.0.1, standing in for AWS (docs/testing.md)."""
 
     url: str
     #: environment for a child process (the CLIs): moto's fake keys, no profile of this machine

@@ -17,14 +17,14 @@ import pytest
 from aws_local import MotoEndpoint
 from etl_cli import stores_toml
 
-from fluxion_etl.demo.postgres_source import (
+from fluxion_etl.demo.stellar import DEFAULT_TRAPS, Traps, generate_store
+from fluxion_harness.postgres_source import (
     PgServer,
     PgStore,
     create_store_database,
     drop_database,
     new_database_name,
 )
-from fluxion_etl.demo.stellar import DEFAULT_TRAPS, Traps, generate_store
 
 PG_VARIABLES = (
     "FLUXION_TEST_PG_HOST",
@@ -201,9 +201,9 @@ def moto_endpoint(
 
 @pytest.fixture(scope="session")
 def pg_target_database(pg_server: PgServer, _pg_databases: list[str]) -> str:
-    """The session's PostgreSQL *target* database (DESIGN §3: a separate database on the local
+    """The session's PostgreSQL *target* database (docs/testing.md: a separate database on the local
     server); each test publishes into a schema of its own in it."""
-    from fluxion_etl.demo.postgres_source import create_database
+    from fluxion_harness.postgres_source import create_database
 
     name = new_database_name("fluxion_target_")
     _pg_databases.append(name)

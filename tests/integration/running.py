@@ -16,7 +16,7 @@ from typing import Any
 
 from target_db import TargetReader
 
-from fluxion_etl.demo.postgres_source import PgServer
+from fluxion_harness.postgres_source import PgServer
 
 #: holds the DuckDB file open read-write (as the web backend might) for argv[2] seconds
 HOLDER = (

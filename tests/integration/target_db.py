@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import psycopg
 
-from fluxion_etl.demo.postgres_source import PgServer
+from fluxion_harness.postgres_source import PgServer
 
 DUCKDB, POSTGRES = "duckdb", "postgres"
 

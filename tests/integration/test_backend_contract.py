@@ -25,14 +25,14 @@ from etl_cli import json_lines, ledger_rows, run_cli, stores_toml
 from target_db import TargetReader, pg_target_url
 
 from fluxion_etl.contract import CONTRACT_COLUMNS, local_naive
-from fluxion_etl.demo import backend
-from fluxion_etl.demo.postgres_source import (
+from fluxion_etl.demo.stellar import DEFAULT_TRAPS, generate_store
+from fluxion_harness import backend
+from fluxion_harness.postgres_source import (
     PgServer,
     PgStore,
     create_store_database,
     new_database_name,
 )
-from fluxion_etl.demo.stellar import DEFAULT_TRAPS, generate_store
 
 pytestmark = pytest.mark.postgres
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from etl_cli import json_lines, ledger_rows, published_rows, run_cli, write_stores
 
-from fluxion_etl.demo.postgres_source import PgServer, PgStore
 from fluxion_etl.demo.sqlite_source import write_sqlite
 from fluxion_etl.demo.stellar import DEFAULT_TRAPS, generate_store
+from fluxion_harness.postgres_source import PgServer, PgStore
 
 ENGINES = ("arrow", "pyodbc")
 REFETCH = "fetching the store again with wider settings"

@@ -1,6 +1,6 @@
 """The committed template, created as a stack in moto's CloudFormation on 127.0.0.1.
 
-moto stands in for AWS (DESIGN §3). Its CloudFormation does not implement every resource type
+moto stands in for AWS (docs/testing.md). Its CloudFormation does not implement every resource type
 the template uses (alarms, topic policy, subscription and the secret are accepted but not
 created) nor every property, so this test checks what it does create: that the stack comes up
 from the template with the operator's parameters, and that the outputs name resources that

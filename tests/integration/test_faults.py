@@ -18,9 +18,9 @@ from etl_cli import json_lines, run_cli, write_stores
 from running import BackgroundRun, event, table_locked
 from target_db import TargetReader
 
-from fluxion_etl.demo.linkproxy import FaultyProxy, SilentListener
-from fluxion_etl.demo.postgres_source import PgServer, PgStore
-from fluxion_etl.query import load_query
+from fluxion_etl.source.query import load_query
+from fluxion_harness.linkproxy import FaultyProxy, SilentListener
+from fluxion_harness.postgres_source import PgServer, PgStore
 
 pytestmark = pytest.mark.postgres
 

@@ -12,13 +12,13 @@ import pytest
 
 from fluxion_etl.config import Settings
 from fluxion_etl.credentials import Credentials
-from fluxion_etl.demo.linkproxy import FaultyProxy
-from fluxion_etl.demo.postgres_source import PgServer
 from fluxion_etl.errors import Interrupted
-from fluxion_etl.extract import FetchRequest
-from fluxion_etl.extract.isolated import fetch_to_staging
-from fluxion_etl.query import load_query
+from fluxion_etl.run.fetch import fetch_to_staging
+from fluxion_etl.source.engines.base import FetchRequest
+from fluxion_etl.source.query import load_query
 from fluxion_etl.stores import Store
+from fluxion_harness.linkproxy import FaultyProxy
+from fluxion_harness.postgres_source import PgServer
 
 pytestmark = pytest.mark.postgres
 

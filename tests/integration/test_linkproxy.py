@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fluxion_etl.demo.linkproxy import FaultyProxy
+from fluxion_harness.linkproxy import FaultyProxy
 
 PAYLOAD = 1_000_000
 

@@ -20,7 +20,7 @@ from etl_cli import json_lines, run_cli, write_stores
 from running import BackgroundRun, event, table_locked, target_held
 from target_db import TargetReader
 
-from fluxion_etl.demo.postgres_source import PgServer, PgStore
+from fluxion_harness.postgres_source import PgServer, PgStore
 
 pytestmark = pytest.mark.postgres
 

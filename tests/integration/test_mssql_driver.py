@@ -21,7 +21,7 @@ import pytest
 from etl_cli import json_lines, ledger_rows, run_cli
 
 from fluxion_etl.config import DEFAULT_DRIVER
-from fluxion_etl.demo.linkproxy import ClosingListener, SilentListener
+from fluxion_harness.linkproxy import ClosingListener, SilentListener
 
 #: the wheel's build for Debian/Ubuntu, relative to the package directory
 _BUILD = Path("libs/linux/debian_ubuntu/x86_64")

@@ -2,7 +2,7 @@
 the vacuum after a run keeps the table near its live size without making anyone wait.
 
 Real parts: a ready database is a real DuckDB file holding the view ``inventario`` (the shape
-:func:`fluxion_etl.transform.transform_store` leaves); the target is a fresh schema of the
+:func:`fluxion_etl.run.transform.transform_store` leaves); the target is a fresh schema of the
 session's target database, written through :class:`PostgresTarget` (psycopg + pgpq) and read
 back by a second psycopg session, as the backend would.
 """
@@ -24,10 +24,10 @@ import pytest
 from target_db import pg_target_url
 
 from fluxion_etl.contract import CONTRACT_COLUMNS
-from fluxion_etl.demo.postgres_source import PgServer
 from fluxion_etl.ledger import LedgerEntry, utcnow
-from fluxion_etl.targets.pgurl import resolve_login
-from fluxion_etl.targets.postgres import PostgresTarget
+from fluxion_etl.targets.postgres.target import PostgresTarget
+from fluxion_etl.targets.postgres.url import resolve_login
+from fluxion_harness.postgres_source import PgServer
 
 pytestmark = pytest.mark.postgres
 

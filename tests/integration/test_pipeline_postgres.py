@@ -18,7 +18,7 @@ import pytest
 from etl_cli import closed_port_store, json_lines, published_rows, run_cli, write_stores
 
 from fluxion_cfn.stack import render
-from fluxion_etl.transform import DECIMAL_TYPES
+from fluxion_etl.run.clean import DECIMAL_TYPES
 from stack_metrics import emitted_metrics, stack_metrics
 
 pytestmark = pytest.mark.postgres

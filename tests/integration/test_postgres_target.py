@@ -22,10 +22,10 @@ from running import BackgroundRun, event, table_locked
 from target_db import TargetReader
 
 from fluxion_etl.config import Settings
-from fluxion_etl.demo.postgres_source import PgServer, PgStore
-from fluxion_etl.targets import pgschema
-from fluxion_etl.targets.pgurl import resolve_login
-from fluxion_etl.targets.postgres import PostgresTarget
+from fluxion_etl.targets.postgres import schema as pgschema
+from fluxion_etl.targets.postgres.target import PostgresTarget
+from fluxion_etl.targets.postgres.url import resolve_login
+from fluxion_harness.postgres_source import PgServer, PgStore
 
 pytestmark = pytest.mark.postgres
 

@@ -1,7 +1,7 @@
 """Publishing sessions on real DuckDB files: stores ready together share one opening of the file,
 each still in its own transaction, and a reader still gets the file within a bounded wait.
 
-The ready databases come from the real staging and transform code (fluxion_etl.demo.ready); the
+The ready databases come from the real staging and transform code (fluxion_harness.ready); the
 reader is a separate process opening the file read-only, as the web backend does.
 """
 
@@ -21,15 +21,15 @@ import pytest
 from etl_cli import ledger_rows
 from running import BackgroundRun, duckdb_held, table_locked
 
-from fluxion_etl import publish
-from fluxion_etl.demo.postgres_source import PgServer, PgStore
-from fluxion_etl.demo.ready import demo_store, ready_database
 from fluxion_etl.errors import SnapshotHeldBack
 from fluxion_etl.ledger import LedgerEntry, utcnow
-from fluxion_etl.publish import Target
+from fluxion_etl.run.transform import Transformed
 from fluxion_etl.stores import Store
-from fluxion_etl.targets import Publication
-from fluxion_etl.transform import Transformed
+from fluxion_etl.targets.base import Publication
+from fluxion_etl.targets.duckdb import publisher as publish
+from fluxion_etl.targets.duckdb.publisher import Publisher
+from fluxion_harness.postgres_source import PgServer, PgStore
+from fluxion_harness.ready import demo_store, ready_database
 
 STORES = [demo_store(i) for i in range(1, 5)]
 ROWS = 300
@@ -41,7 +41,7 @@ def entry(run_id: str, ready: Transformed, store: Store) -> LedgerEntry:
 
 
 def prepare(
-    target: Target, tmp_path: Path, run_id: str, stores: list[Store], break_store: str | None
+    target: Publisher, tmp_path: Path, run_id: str, stores: list[Store], break_store: str | None
 ) -> dict[str, Transformed]:
     """Open ``run_id``'s ledger rows and make each store's ready database; ``break_store``'s is
     overwritten with bytes DuckDB cannot attach."""
@@ -55,7 +55,7 @@ def prepare(
 
 
 def session(
-    target: Target,
+    target: Publisher,
     run_id: str,
     stores: list[Store],
     ready: dict[str, Transformed],
@@ -75,7 +75,7 @@ def session(
 
 
 def publish_run(
-    target: Target,
+    target: Publisher,
     tmp_path: Path,
     run_id: str,
     stores: list[Store],
@@ -87,7 +87,7 @@ def publish_run(
     return session(target, run_id, stores, ready, vet)
 
 
-def counting_openings(target: Target, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+def counting_openings(target: Publisher, monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """When the target opened the file (read-write), each time."""
     opened: list[float] = []
     connect = target._connect
@@ -123,7 +123,7 @@ def test_stores_ready_together_share_one_opening_and_each_gets_its_own_swap_and_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = tmp_path / "target.duckdb"
-    target = Target(db, lock_wait_seconds=10)
+    target = Publisher(db, lock_wait_seconds=10)
     assert set(publish_run(target, tmp_path, "run-a", STORES).values()) == {"exitoso"}
     opened = counting_openings(target, monkeypatch)
     monkeypatch.setattr(publish, "MAX_HOLD_SECONDS", 60.0)
@@ -147,7 +147,7 @@ def test_a_store_failing_inside_a_session_keeps_its_snapshot_and_the_others_publ
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
 ) -> None:
     db = tmp_path / "target.duckdb"
-    target = Target(db, lock_wait_seconds=10)
+    target = Publisher(db, lock_wait_seconds=10)
     publish_run(target, tmp_path, "run-a", STORES)
     before = served(db)
     bad = STORES[1].id
@@ -184,7 +184,7 @@ def test_a_batch_commits_its_stores_together_and_a_failing_store_alone_keeps_its
     visible at one commit. A store whose copy fails rolls that transaction back; the others are
     published again, each alone, and only the failing store keeps its previous snapshot."""
     db = tmp_path / "target.duckdb"
-    target = Target(db, lock_wait_seconds=10)
+    target = Publisher(db, lock_wait_seconds=10)
     publish_run(target, tmp_path, "run-a", STORES)
     before = served(db)
     bad = STORES[2].id
@@ -262,7 +262,7 @@ def test_a_reader_waiting_during_a_long_batch_gets_the_file_within_the_hold_boun
     polling the file meanwhile must never wait much longer than MAX_HOLD_SECONDS plus one
     store, where one opening for the whole batch would keep it out for 3 s."""
     db = tmp_path / "target.duckdb"
-    target = Target(db, lock_wait_seconds=30)
+    target = Publisher(db, lock_wait_seconds=30)
     stores = [demo_store(i) for i in range(1, 13)]
     publish_run(target, tmp_path, "run-a", stores)
     slow_store = 0.25

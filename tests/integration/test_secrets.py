@@ -20,7 +20,7 @@ import pytest
 from aws_local import MotoEndpoint
 from etl_cli import ledger_rows, published_rows, run_cli, write_stores
 
-from fluxion_etl.demo.postgres_source import PgServer, PgStore
+from fluxion_harness.postgres_source import PgServer, PgStore
 
 pytestmark = [pytest.mark.postgres, pytest.mark.aws]
 
@@ -155,7 +155,7 @@ def test_a_secret_of_the_wrong_shape_is_one_line_naming_the_keys_on_both_logins(
     must hold and never repeats what it held."""
     from fluxion_etl.credentials import load_credentials
     from fluxion_etl.errors import ConfigError
-    from fluxion_etl.targets.pgurl import resolve_login
+    from fluxion_etl.targets.postgres.url import resolve_login
 
     for name, value in {**moto_endpoint.env, "AWS_ENDPOINT_URL": moto_endpoint.url}.items():
         monkeypatch.setenv(name, value)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from etl_cli import closed_port_store, json_lines, run_cli, write_stores
 
-from fluxion_etl.demo.postgres_source import PgServer, PgStore
+from fluxion_harness.postgres_source import PgServer, PgStore
 
 pytestmark = pytest.mark.postgres
 pytest.importorskip("sentry_sdk", reason="the [sentry] extra is not installed")

@@ -20,8 +20,8 @@ import pytest
 from etl_cli import json_lines, run_cli, write_stores
 from target_db import TargetReader
 
-from fluxion_etl.demo.postgres_source import PgServer, PgStore
-from fluxion_etl.query import load_query
+from fluxion_etl.source.query import load_query
+from fluxion_harness.postgres_source import PgServer, PgStore
 
 pytestmark = pytest.mark.postgres
 

@@ -14,11 +14,11 @@ from etl_cli import json_lines, ledger_rows, published_rows, run_cli
 
 from fluxion_etl.config import Settings
 from fluxion_etl.demo.runner import build_demo_stores
-from fluxion_etl.extract import FetchRequest
-from fluxion_etl.guard import Limits, SnapshotGuard
-from fluxion_etl.query import default_query
+from fluxion_etl.ledger import QualityCounters
+from fluxion_etl.run.guard import Limits, SnapshotGuard
+from fluxion_etl.source.engines.base import FetchRequest
+from fluxion_etl.source.query import default_query
 from fluxion_etl.stores import Store
-from fluxion_etl.transform import QualityCounters
 
 
 def stores_file(path: Path, stores: list[Store], warehouses: dict[str, str] | None = None) -> Path:

@@ -1,7 +1,7 @@
 """CI's slice of the chaos soak, on each target: a short seeded soak drawing every fault kind of
 that target once, zero violations.
 
-The soak itself (``python -m fluxion_etl.demo.soak``) runs the real CLI against stores on the
+The soak itself (``python -m fluxion_harness.soak``) runs the real CLI against stores on the
 PostgreSQL stand-in, publishing into a DuckDB file or into a PostgreSQL database of its own on the
 same server; this test runs it as an operator would and reads its report.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from fluxion_etl.demo.postgres_source import PgServer
-from fluxion_etl.demo.soak_target import DUCKDB_FAULTS, POSTGRES_FAULTS
+from fluxion_harness.postgres_source import PgServer
+from fluxion_harness.soak_target import DUCKDB_FAULTS, POSTGRES_FAULTS
 
 #: every fault of the target except "none": one deck of them, so the slice draws each once
 EVERY_FAULT = {
@@ -42,7 +42,7 @@ def test_a_short_seeded_soak_draws_every_fault_and_finds_no_violation(
         [
             sys.executable,
             "-m",
-            "fluxion_etl.demo.soak",
+            "fluxion_harness.soak",
             *("--target", target, "--runs", str(len(faults)), "--seed", "12"),
             *("--stores", "3", "--products", "400", "--faults", ",".join(faults)),
             *("--workdir", str(tmp_path / "soak")),

@@ -17,9 +17,9 @@ from pathlib import Path
 import pyodbc
 import pytest
 
-from fluxion_etl.demo.postgres_source import PgServer, PgStore, write_postgres
 from fluxion_etl.demo.sqlite_source import write_sqlite
 from fluxion_etl.demo.stellar import ExpectedRow, StellarStore, Traps, generate_store
+from fluxion_harness.postgres_source import PgServer, PgStore, write_postgres
 
 postgres = pytest.mark.postgres
 

@@ -17,8 +17,8 @@ import pytest
 from etl_cli import ledger_rows, write_stores
 from running import BackgroundRun, duckdb_held, event, table_locked
 
-from fluxion_etl.demo.postgres_source import PgServer, PgStore
 from fluxion_etl.ledger import utcnow
+from fluxion_harness.postgres_source import PgServer, PgStore
 
 pytestmark = pytest.mark.postgres
 

@@ -17,8 +17,8 @@ from etl_cli import json_lines, run_cli
 from target_db import POSTGRES, TargetReader
 
 from fluxion_etl.contract import CONTRACT_COLUMNS
-from fluxion_etl.demo.postgres_source import PgServer
-from fluxion_etl.transform import DECIMAL_TYPES
+from fluxion_etl.run.clean import DECIMAL_TYPES
+from fluxion_harness.postgres_source import PgServer
 
 pytestmark = pytest.mark.postgres
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from fluxion_etl import ledger
-from fluxion_etl.adoption import copy_snapshot
 from fluxion_etl.contract import CONTRACT_COLUMNS
-from fluxion_etl.demo.backend import OLD_LOADER_INVENTARIO, build_old_loader_file, table_checksum
 from fluxion_etl.errors import ConfigError
-from fluxion_etl.publish import Target
+from fluxion_etl.targets.duckdb import schema
+from fluxion_etl.targets.duckdb.adoption import copy_snapshot
+from fluxion_etl.targets.duckdb.publisher import Publisher
+from fluxion_harness.backend import OLD_LOADER_INVENTARIO, build_old_loader_file, table_checksum
 
 STORES = [("tienda_02", "AV. BOLIVAR", "tienda"), ("cedi_seco", "CEDI SECO", "cedi")]
 
@@ -42,7 +42,7 @@ def test_an_old_loader_table_is_adopted_keeping_its_columns_indexes_rows_and_nei
     with duckdb.connect(str(db)) as con:
         before_columns = columns(con)
         sales = table_checksum(con, "ventas")
-    Target(db, lock_wait_seconds=0).open_run("run-1", ["tienda_02"], "arrow")
+    Publisher(db, lock_wait_seconds=0).open_run("run-1", ["tienda_02"], "arrow")
     with duckdb.connect(str(db), read_only=True) as con:
         after = columns(con)
         # every old column kept with its type, fluxion's missing ones added
@@ -56,7 +56,7 @@ def test_an_old_loader_table_is_adopted_keeping_its_columns_indexes_rows_and_nei
         assert con.execute("SELECT count(*) FROM inventario_raw").fetchone() == (400,)
         assert table_checksum(con, "ventas") == sales
         assert con.execute("SELECT max(version) FROM fluxion_schema_version").fetchone() == (
-            ledger.SCHEMA_VERSION,
+            schema.SCHEMA_VERSION,
         )
 
 
@@ -81,7 +81,7 @@ def test_a_table_that_cannot_be_adopted_is_refused_and_left_untouched(
             con.execute(change)
         before = columns(con)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        Target(db, lock_wait_seconds=0).open_run("run-1", ["tienda_02"], "arrow")
+        Publisher(db, lock_wait_seconds=0).open_run("run-1", ["tienda_02"], "arrow")
     with duckdb.connect(str(db), read_only=True) as con:
         assert columns(con) == before
         tables = {row[0] for row in con.execute("SHOW TABLES").fetchall()}
@@ -113,7 +113,7 @@ def test_other_unsafe_shapes_are_refused_naming_the_column(
     with duckdb.connect(str(db)) as con:
         con.execute(ddl)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        Target(db, lock_wait_seconds=0).open_run("run-1", ["tienda_02"], "arrow")
+        Publisher(db, lock_wait_seconds=0).open_run("run-1", ["tienda_02"], "arrow")
 
 
 def test_rows_fluxion_1_wrote_get_the_backends_columns_and_vocabulary(tmp_path: Path) -> None:
@@ -121,7 +121,7 @@ def test_rows_fluxion_1_wrote_get_the_backends_columns_and_vocabulary(tmp_path: 
     con.execute(
         "CREATE TABLE fluxion_schema_version (version INTEGER PRIMARY KEY, aplicada TIMESTAMP)"
     )
-    con.execute(str(ledger.MIGRATIONS[0][1]))
+    con.execute(str(schema.MIGRATIONS[0][1]))
     con.execute("INSERT INTO fluxion_schema_version VALUES (1, now())")
     con.execute(
         """
@@ -132,7 +132,7 @@ def test_rows_fluxion_1_wrote_get_the_backends_columns_and_vocabulary(tmp_path: 
                ('t', 'T', 'tienda', 'C', NULL, 150, 'disponible', '2026-11-01', 'r0')
         """
     )
-    assert ledger.migrate(con) == 1
+    assert schema.migrate(con) == 1
     got = con.execute(
         "SELECT codigo_producto, estado_stock, activo, subcategoria, stock_maximo, id IS NOT NULL "
         "FROM inventario_raw ORDER BY 1"
@@ -148,7 +148,7 @@ def test_rows_fluxion_1_wrote_get_the_backends_columns_and_vocabulary(tmp_path: 
 def test_a_snapshot_is_fitted_to_the_adopted_tables_types(tmp_path: Path) -> None:
     db = old_loader_file(tmp_path / "prod.duckdb", products=5)
     con = duckdb.connect(str(db))
-    ledger.migrate(con)
+    schema.migrate(con)
     columns_sql = ", ".join(f"{name} {kind}" for name, kind in CONTRACT_COLUMNS.items())
     con.execute(f"CREATE TEMP TABLE fuente ({columns_sql})")
     con.execute("ALTER TABLE fuente DROP COLUMN created_at")

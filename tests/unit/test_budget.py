@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fluxion_etl.budget import (
+from fluxion_etl.config import Settings
+from fluxion_etl.errors import ConfigError
+from fluxion_etl.run.budget import (
     FETCH_OVERHEAD_BYTES,
     MIB,
     MIN_FETCH_BUFFER_BYTES,
@@ -16,8 +18,6 @@ from fluxion_etl.budget import (
     memory_limit,
     plan_fetches,
 )
-from fluxion_etl.config import Settings
-from fluxion_etl.errors import ConfigError
 
 GIB = 1024 * MIB
 AUTO = Settings()  # ETL_WORKERS unset, ETL_BATCH_BYTES 64 MiB

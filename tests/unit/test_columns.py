@@ -7,9 +7,10 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from fluxion_etl import columns, ledger
+from fluxion_etl import columns
 from fluxion_etl.contract import FLUXION_COLUMNS
-from fluxion_etl.targets import pgschema
+from fluxion_etl.targets.duckdb import schema
+from fluxion_etl.targets.postgres import schema as pgschema
 
 
 def declared(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str, bool]]:
@@ -29,7 +30,7 @@ def spec(cols: tuple[columns.Column, ...]) -> list[tuple[str, str, bool]]:
 
 def test_duckdb_migration_one_creates_exactly_the_listed_columns_in_order() -> None:
     con = duckdb.connect()
-    con.execute(str(ledger.MIGRATIONS[0][1]))
+    con.execute(str(schema.MIGRATIONS[0][1]))
     assert declared(con, "inventario_raw") == spec(columns.INVENTARIO)
     assert declared(con, "etl_ejecuciones") == spec(columns.LEDGER)
 
@@ -63,4 +64,4 @@ def test_both_dialects_migrate_the_same_ledger_columns_from_the_one_list() -> No
     for column in (*columns.LEDGER, columns.LEDGER_NULLED, columns.LEDGER_GUARD_NOTE):
         assert column.ddl(columns.POSTGRES) in postgres
     assert "TIMESTAMPTZ" in columns.LEDGER[4].ddl(columns.POSTGRES)
-    assert [version for version, _ in pgschema.MIGRATIONS] == [v for v, _ in ledger.MIGRATIONS]
+    assert [version for version, _ in pgschema.MIGRATIONS] == [v for v, _ in schema.MIGRATIONS]

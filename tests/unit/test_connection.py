@@ -2,14 +2,14 @@
 
 import pytest
 
-from fluxion_etl.connection import (
+from fluxion_etl.credentials import Credentials, load_credentials, redact
+from fluxion_etl.errors import ConfigError
+from fluxion_etl.source.connection import (
     DriverFamily,
     build_connection_string,
     driver_family,
     odbc_value,
 )
-from fluxion_etl.credentials import Credentials, load_credentials, redact
-from fluxion_etl.errors import ConfigError
 from fluxion_etl.stores import Store
 
 STORE = Store("tienda_02", "AV. BOLIVAR", "tienda", "192.168.2.10", 14348, "VAD10", "0202")

@@ -8,14 +8,13 @@ from dataclasses import replace
 import duckdb
 import pytest
 
-from fluxion_etl import ledger
 from fluxion_etl.config import Settings
 from fluxion_etl.errors import ConfigError, PublishLockTimeout, SnapshotHeldBack
-from fluxion_etl.guard import Limits, SnapshotGuard, accepted_stores, judge
-from fluxion_etl.ledger import LedgerEntry
-from fluxion_etl.status import store_status
+from fluxion_etl.ledger import LedgerEntry, QualityCounters
+from fluxion_etl.run.guard import Limits, SnapshotGuard, accepted_stores, judge
 from fluxion_etl.stores import Store
-from fluxion_etl.transform import QualityCounters
+from fluxion_etl.targets.duckdb import schema
+from fluxion_etl.targets.duckdb.status import store_status
 
 DEFAULT = Limits()
 
@@ -193,20 +192,20 @@ def version_1_file() -> duckdb.DuckDBPyConnection:
     con.execute(
         "CREATE TABLE fluxion_schema_version (version INTEGER PRIMARY KEY, aplicada TIMESTAMP)"
     )
-    con.execute(ledger.MIGRATIONS[0][1])
+    con.execute(schema.MIGRATIONS[0][1])
     con.execute("INSERT INTO fluxion_schema_version VALUES (1, now())")
     return con
 
 
 def test_the_ledger_records_an_accepted_snapshot_after_migrating_an_older_file() -> None:
     con = version_1_file()
-    assert ledger.migrate(con) == 1
-    ledger.open_run(con, "r1", ["tienda_02"], "arrow")
-    ledger.close_entry(con, replace(ENTRY, guard_note="0 rows where 402 were served"))
+    assert schema.migrate(con) == 1
+    schema.open_run(con, "r1", ["tienda_02"], "arrow")
+    schema.close_entry(con, replace(ENTRY, guard_note="0 rows where 402 were served"))
     assert con.execute("SELECT guardia_aceptada FROM etl_ejecuciones").fetchall() == [
         ("0 rows where 402 were served",)
     ]
-    assert ledger.last_runs(con)[0]["guardia_aceptada"] == "0 rows where 402 were served"
+    assert schema.last_runs(con)[0]["guardia_aceptada"] == "0 rows where 402 were served"
 
 
 def test_status_reads_a_file_an_older_release_wrote_before_it_is_migrated() -> None:
@@ -231,12 +230,12 @@ def test_a_migration_numbered_below_the_highest_applied_still_runs_once(
         (3, "CREATE TABLE c (x INTEGER);"),
     )
     con = duckdb.connect()
-    monkeypatch.setattr(ledger, "MIGRATIONS", (first, third))
-    monkeypatch.setattr(ledger, "SCHEMA_VERSION", 3)
-    assert ledger.migrate(con) == 0
-    monkeypatch.setattr(ledger, "MIGRATIONS", (first, second, third))
-    assert ledger.migrate(con) == 3  # CREATE TABLE a/c again would fail: they do not rerun
-    assert ledger.migrate(con) == 3
+    monkeypatch.setattr(schema, "MIGRATIONS", (first, third))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
+    assert schema.migrate(con) == 0
+    monkeypatch.setattr(schema, "MIGRATIONS", (first, second, third))
+    assert schema.migrate(con) == 3  # CREATE TABLE a/c again would fail: they do not rerun
+    assert schema.migrate(con) == 3
     tables = {row[0] for row in con.execute("SHOW TABLES").fetchall()}
     assert {"a", "b", "c"} <= tables
     versions = con.execute("SELECT version FROM fluxion_schema_version ORDER BY 1").fetchall()

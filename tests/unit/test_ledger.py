@@ -7,9 +7,10 @@ import duckdb
 import pytest
 
 from fluxion_etl import ledger
-from fluxion_etl.ledger import SCHEMA_VERSION, LedgerEntry, close_entry, migrate, open_run
+from fluxion_etl.ledger import LedgerEntry, QualityCounters
 from fluxion_etl.metrics import NAMESPACE, emf_line
-from fluxion_etl.transform import QualityCounters
+from fluxion_etl.targets.duckdb import schema
+from fluxion_etl.targets.duckdb.schema import SCHEMA_VERSION, close_entry, migrate, open_run
 
 
 def test_migrate_is_idempotent_and_records_the_version() -> None:
@@ -62,7 +63,7 @@ def test_close_entry_replaces_the_open_row_with_the_outcome() -> None:
         "registros_duplicados, registros_stock_negativo, motor FROM etl_ejecuciones"
     ).fetchall()
     assert row == [("exitoso", 2.5, 10, 7, 2, 2, 3, "pyodbc")]
-    assert ledger.last_runs(con)[0]["ultima_actualizacion"] is not None
+    assert schema.last_runs(con)[0]["ultima_actualizacion"] is not None
 
 
 def test_close_entry_inserts_the_row_when_no_open_row_exists_and_leaves_other_runs_alone() -> None:

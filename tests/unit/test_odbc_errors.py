@@ -14,10 +14,10 @@ import arrow_odbc
 import pyodbc
 import pytest
 
-from fluxion_etl.connection import DriverFamily
 from fluxion_etl.credentials import Credentials
 from fluxion_etl.errors import DriverUnavailable
-from fluxion_etl.extract.odbc_errors import SIGNALS, Happened, classify, native_errors
+from fluxion_etl.source.connection import DriverFamily
+from fluxion_etl.source.odbc_errors import SIGNALS, Happened, classify, native_errors
 
 PG, MS, TDS = DriverFamily.POSTGRES, DriverFamily.MSSQL, DriverFamily.FREETDS
 WHERE = "tienda_02 (192.168.2.10:14348)"

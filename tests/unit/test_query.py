@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from fluxion_etl.errors import ConfigError
-from fluxion_etl.query import STAGED_COLUMNS, count_query, default_query, load_query
+from fluxion_etl.source.query import STAGED_COLUMNS, count_query, default_query, load_query
 
 
 def test_default_query_binds_the_warehouse_and_names_no_database() -> None:

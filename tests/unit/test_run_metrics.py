@@ -10,11 +10,12 @@ import pytest
 
 from fluxion_etl.config import Settings
 from fluxion_etl.errors import ConfigError
-from fluxion_etl.freshness import format_age, from_ledger, read_freshness
-from fluxion_etl.ledger import LedgerEntry, close_entry, migrate, open_run, utcnow
+from fluxion_etl.freshness import format_age
+from fluxion_etl.ledger import LedgerEntry, QualityCounters, utcnow
 from fluxion_etl.metrics import RUN_METRICS, STORE_METRICS, emf_line, store_emf_line
 from fluxion_etl.run_metrics import stale_values, store_lines, store_values
-from fluxion_etl.transform import QualityCounters
+from fluxion_etl.targets.duckdb.freshness import from_ledger, read_freshness
+from fluxion_etl.targets.duckdb.schema import close_entry, migrate, open_run
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, 0)
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from fluxion_etl import ledger
-from fluxion_etl.demo.postgres_source import PgServer
-from fluxion_etl.demo.soak_chain import Chain, SoakStore, shifted
-from fluxion_etl.demo.soak_checks import Invariants, RunOutcome
-from fluxion_etl.demo.soak_target import DuckDBSoakTarget
+from fluxion_etl.targets.duckdb import schema
+from fluxion_harness.postgres_source import PgServer
+from fluxion_harness.soak_chain import Chain, SoakStore, shifted
+from fluxion_harness.soak_checks import Invariants, RunOutcome
+from fluxion_harness.soak_target import DuckDBSoakTarget
 
 BASE = {"100001": Decimal("12.000"), "100002": Decimal("-3.000"), "100003": Decimal("0.000")}
 STORE = SoakStore("tienda_02", "AV. BOLIVAR", "0202", "unused", BASE)
@@ -27,7 +27,7 @@ def soak(tmp_path: Path) -> Invariants:
     chain = Chain(PgServer("127.0.0.1", 9, "nobody", "unused"), [STORE])  # never connected
     database = tmp_path / "target.duckdb"
     with duckdb.connect(str(database)) as con:
-        ledger.migrate(con)
+        schema.migrate(con)
     return Invariants(chain, DuckDBSoakTarget(database), tmp_path / "staging")
 
 

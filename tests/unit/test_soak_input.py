@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from fluxion_etl.demo.soak import main, parse_args
-from fluxion_etl.demo.soak_chain import shifted
-from fluxion_etl.demo.soak_target import DUCKDB_FAULTS, POSTGRES_FAULTS
+from fluxion_harness.soak import main, parse_args
+from fluxion_harness.soak_chain import shifted
+from fluxion_harness.soak_target import DUCKDB_FAULTS, POSTGRES_FAULTS
 
 
 @pytest.mark.parametrize(

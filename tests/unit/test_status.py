@@ -4,9 +4,9 @@ import datetime as dt
 
 import duckdb
 
-from fluxion_etl.ledger import LedgerEntry, close_entry, migrate, open_run, utcnow
-from fluxion_etl.status import Served, served_snapshots, store_status
-from fluxion_etl.transform import QualityCounters
+from fluxion_etl.ledger import LedgerEntry, QualityCounters, utcnow
+from fluxion_etl.targets.duckdb.schema import close_entry, migrate, open_run
+from fluxion_etl.targets.duckdb.status import Served, served_snapshots, store_status
 
 
 def _serve(con: duckdb.DuckDBPyConnection, store: str, batch: str, products: int) -> None:

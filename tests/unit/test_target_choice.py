@@ -7,9 +7,9 @@ import pytest
 from fluxion_etl.config import Settings
 from fluxion_etl.errors import ConfigError
 from fluxion_etl.targets import open_target
-from fluxion_etl.targets.duckdb import DuckDBTarget
-from fluxion_etl.targets.pgurl import check_database_url, resolve_login
-from fluxion_etl.targets.postgres import PostgresTarget
+from fluxion_etl.targets.duckdb.target import DuckDBTarget
+from fluxion_etl.targets.postgres.target import PostgresTarget
+from fluxion_etl.targets.postgres.url import check_database_url, resolve_login
 
 URL = "postgresql://etl@db.internal:5432/inventario"
 

@@ -10,12 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fluxion_etl import stage
 from fluxion_etl.contract import BACKEND_COLUMNS, StockThresholds
-from fluxion_etl.query import STAGED_COLUMNS
-from fluxion_etl.stage import StagedFile, stage_batches
+from fluxion_etl.run import stage
+from fluxion_etl.run.clean import CLEAN_MACRO, DECIMAL_TYPES
+from fluxion_etl.run.stage import StagedFile, stage_batches
+from fluxion_etl.run.transform import transform_store
+from fluxion_etl.source.query import STAGED_COLUMNS
 from fluxion_etl.stores import Store
-from fluxion_etl.transform import CLEAN_MACRO, DECIMAL_TYPES, transform_store
 
 STORE = Store("tienda_03", "MAÑONGO", "tienda", "192.168.3.10", 14348, "VAD10", "0302")
 WHEN = dt.datetime(2026, 11, 27, 22, 0, tzinfo=dt.UTC)

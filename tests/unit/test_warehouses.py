@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fluxion_etl.stores import Store
-from fluxion_etl.warehouses import (
+from fluxion_etl.source.warehouses import (
     SUGGESTED_CODES,
     StoreWarehouses,
     Warehouse,
     likely_cause,
     warehouse_problem,
 )
+from fluxion_etl.stores import Store
 
 FOUND = [
     Warehouse("0102", "DEPOSITO PERIFERICO", True, 2900),

@@ -5,7 +5,7 @@
 -- store_run) and the de-duplication losers (table losers, from sql/duplicates.sql). So nothing
 -- is rewritten after the fetch, and the rows reach the target in the staged file's row groups.
 -- The backend's columns: estado_stock in its vocabulary against the store's thresholds; the
--- columns the source has no data for get the constants the old loader wrote (DESIGN §1.3).
+-- columns the source has no data for get the constants the old loader wrote (docs/architecture.md).
 -- created_at is added by the publish (the moment the row is published).
 -- Rejected: rows without code or quantity. No ORDER BY: rows keep the order they were fetched in.
 CREATE VIEW inventario AS

@@ -1,139 +1,23 @@
-"""The target seam: where snapshots are published, behind one interface.
+"""Where snapshots are published: one package per target behind one protocol.
 
-Two implementations: :mod:`.duckdb` (the embedded default, ``DATABASE_PATH``) and
-:mod:`.postgres` (the backend's server, ``DATABASE_URL``). :func:`open_target` picks one from the
-settings, once; the pipeline, ``status`` and ``check`` only see :class:`Target`, so none of them
-branches on which database it is.
+:mod:`.base` holds the protocol (:class:`~fluxion_etl.targets.base.Target`) and what crosses it;
+:mod:`.duckdb` (the embedded default, ``DATABASE_PATH``) and :mod:`.postgres` (the backend's
+server, ``DATABASE_URL``) implement it. :func:`open_target` picks one from the settings, once; the
+pipeline, ``status`` and ``check`` only see the protocol, so none of them branches on which
+database it is.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import structlog
 
-from fluxion_etl.errors import Interrupted, StoreError, TargetUnwritable
+from fluxion_etl.targets.base import Target
 
-if TYPE_CHECKING:  # config imports targets.pgurl to check DATABASE_URL
+if TYPE_CHECKING:  # for the annotation only: config imports the targets' setting rules
     from fluxion_etl.config import Settings
-    from fluxion_etl.freshness import Freshness
-    from fluxion_etl.ledger import LedgerEntry
-
-#: The snapshot guard's judgement, called inside the publish transaction with the rows the store
-#: serves now: returns the ledger entry to write, or raises to keep the previous snapshot.
-Vet = Callable[["LedgerEntry", int], "LedgerEntry"]
-
-
-@dataclass(frozen=True)
-class Publication:
-    """One store's snapshot, ready to publish: its ready database, the ledger entry to close and
-    the snapshot guard's judgement (:data:`Vet`)."""
-
-    store_id: str
-    ready: Path
-    entry: LedgerEntry
-    vet: Vet | None = None
-
-
-def publish_each(
-    publish: Callable[[Publication], LedgerEntry], batch: Sequence[Publication]
-) -> list[LedgerEntry | Exception]:
-    """``publish`` each store of ``batch`` in turn; each one's entry, or the error that kept its
-    previous snapshot. A stop (Interrupted) ends the batch: the stores not tried get it too."""
-    outcomes: list[LedgerEntry | Exception] = []
-    for publication in batch:
-        try:
-            outcomes.append(publish(publication))
-        except Interrupted as exc:
-            return outcomes + [exc] * (len(batch) - len(outcomes))
-        except (StoreError, TargetUnwritable) as exc:
-            outcomes.append(exc)
-    return outcomes
-
-
-class Target(Protocol):
-    """One target database: run guard, schema, ledger, atomic per-store publish, status."""
-
-    @property
-    def lock_held_seconds(self) -> float:
-        """Seconds this process held the target's write lock (DuckDB's file lock, or PostgreSQL
-        transactions), for the run's metrics."""
-        ...
-
-    def describe(self) -> str:
-        """What logs and messages call the target (never a credential)."""
-        ...
-
-    def storage_version(self) -> str:
-        """The target's storage format, for ``status`` and ``check`` (never raises)."""
-        ...
-
-    def storage_line(self) -> str:
-        """One line about the storage format for ``status`` and ``check``."""
-        ...
-
-    def preflight(self) -> None:
-        """Configuration checks that need no connection (ConfigError, exit 2)."""
-        ...
-
-    def guard(self, run_id: str, store_ids: Sequence[str]) -> AbstractContextManager[object]:
-        """Hold the run guard over ``store_ids`` for the run (RunLockedError: exit 4)."""
-        ...
-
-    def open_run(self, run_id: str, store_ids: Sequence[str], engine: str) -> int:
-        """Migrate the schema and open the run's ledger rows; return stale rows closed."""
-        ...
-
-    def served_rows(self) -> dict[str, int]:
-        """Rows each store serves now."""
-        ...
-
-    def publish(
-        self, store_id: str, ready: Path, entry: LedgerEntry, vet: Vet | None = None
-    ) -> LedgerEntry:
-        """Swap ``store_id``'s snapshot for the ready database's rows and close its ledger row,
-        in one transaction; return the entry written."""
-        ...
-
-    def publish_batch(self, batch: Sequence[Publication]) -> list[LedgerEntry | Exception]:
-        """Publish the stores ready together; each one's outcome, in ``batch``'s order. Every
-        store's swap is atomic with its ledger row, and a store that fails keeps its previous
-        snapshot without taking the others' with it. DuckDB commits them together (see
-        :meth:`fluxion_etl.publish.Target.publish_batch`); PostgreSQL one by one."""
-        ...
-
-    def publishing(self) -> AbstractContextManager[object]:
-        """A publishing session around the stores that are ready together: their publishes may
-        share one connection (each still its own transaction), and the target decides how long
-        it may hold its lock before letting readers in (DuckDB: one opening of the file per
-        batch, a bounded hold)."""
-        ...
-
-    def reclaim(self) -> None:
-        """After the run's publishes, make the replaced snapshots' space reusable; never raises
-        (a failure is a warning: the data is already published)."""
-        ...
-
-    def record(self, entries: Sequence[LedgerEntry]) -> None:
-        """Close failed stores' ledger rows (their snapshots stay as they were)."""
-        ...
-
-    def store_status(self) -> list[dict[str, object]] | None:
-        """Last run and served snapshot per store; None when nothing was ever published."""
-        ...
-
-    def freshness(self, store_ids: Sequence[str], stale_after_seconds: float) -> Freshness | None:
-        """Snapshot ages from the ledger after a run; None (and a warning) if unreadable."""
-        ...
-
-    def check(self) -> str:
-        """Prove the target is writable (connect, create/insert/delete); raise if not."""
-        ...
 
 
 def open_target(
@@ -141,11 +25,16 @@ def open_target(
     stop: threading.Event | None = None,
     logger: structlog.stdlib.BoundLogger | None = None,
 ) -> Target:
-    """The target the settings name: PostgreSQL when ``DATABASE_URL`` is set, else DuckDB."""
+    """The target the settings name: PostgreSQL when ``DATABASE_URL`` is set, else DuckDB.
+
+    Each implementation is imported by name, here only (as dlt's destination factories do): a
+    run on one target never loads the other's client libraries (psycopg and pgpq bring native
+    code a DuckDB run does not need).
+    """
     if settings.database_url:
-        from fluxion_etl.targets.postgres import PostgresTarget
+        from fluxion_etl.targets.postgres.target import PostgresTarget
 
         return PostgresTarget.from_settings(settings, stop, logger)
-    from fluxion_etl.targets.duckdb import DuckDBTarget
+    from fluxion_etl.targets.duckdb.target import DuckDBTarget
 
     return DuckDBTarget.from_settings(settings, stop, logger)

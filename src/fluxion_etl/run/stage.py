@@ -1,0 +1,301 @@
+"""Staging: each store's batches go to a local Parquet file, renamed into place when complete.
+
+Staging decouples the slow part (fetching over the VPN) from the part that needs the DuckDB
+write lock: a store reaches the target only from a complete staged file, so a half-fetched store
+can never be published, and the lock is held only for the short publish transaction.
+
+Batches are gathered into chunks, and each chunk is cleaned row by row
+(:class:`fluxion_etl.run.clean.RowCleanup`) and written on a background thread while the caller's
+thread fetches the next ones (DuckDB and the Parquet writer release the GIL), so the clean-up
+costs no wall time as long as it keeps up with the network. At most :data:`CHUNKS_IN_FLIGHT`
+chunks wait for that thread, which bounds memory.
+
+The clean-up starts with a store's second chunk. A store that fits in one chunk (every store of
+the chain: a few thousand rows) has no fetch left for its clean-up to hide behind; it is staged
+as fetched and the transform cleans it in the run's DuckDB (:attr:`StagedFile.cleaned`). A
+DuckDB of its own cost the fetch process ~60 ms of CPU (100 against 40), to start it and to plan
+its first queries, and the 21 fetches of a fleet on two cores wait for exactly that CPU.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import structlog
+
+from fluxion_etl.errors import QueryFailed
+from fluxion_etl.run.clean import RowCleanup
+from fluxion_etl.source.query import STAGED_COLUMNS
+from fluxion_etl.sql import TABLE_ROW_GROUP_ROWS
+
+#: Rows cleaned at once. The engines' batches can be small (arrow-odbc sizes them by the byte
+#: budget over the columns' declared widths: ~4,600 rows for the inventory query), and each
+#: clean-up query has a fixed cost, so batches are re-cut into chunks of this size (measured
+#: with 50,000-row chunks: the 500k-product store's clean-up went from 3.4 to 1.2 s of CPU). A
+#: third of a row group, so three chunks fill one exactly and no cleaned row waits longer.
+CLEAN_CHUNK_ROWS = TABLE_ROW_GROUP_ROWS // 3
+#: Chunks handed to the background clean-and-write thread and not yet written (bounds memory).
+CHUNKS_IN_FLIGHT = 1
+#: Name of the lock file each run holds inside its staging directory while it is alive.
+OWNER_FILE = ".owner"
+#: A staging directory without an owner lock (left by a release before the lock existed, or a
+#: run killed between creating the directory and locking it) is removed once it is this old.
+UNOWNED_STALE_SECONDS = 3600.0
+#: What :func:`fluxion_etl.run.pipeline.new_run_id` makes a staging directory's name start with;
+#: only such directories are removed without an owner file (other ``fluxion-*`` names in a
+#: shared temporary directory are not ours to judge).
+_RUN_DIRECTORY = re.compile(r"fluxion-\d{8}T\d{6}Z-[0-9a-f]{6}-")
+log = structlog.get_logger("fluxion_etl.run.stage")
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A complete staged extract of one store."""
+
+    path: Path
+    rows: int
+    batches: int
+    cleaned: bool = True
+    """False: the rows are as fetched (a store of one chunk); the transform cleans them."""
+
+
+class StagingArea:
+    """One run's private staging directory (local disk, not the EFS volume).
+
+    The run holds an ``flock`` on a file inside it while it is alive. A run killed outright
+    (SIGKILL, out of memory) cannot remove its directory, so every new run first removes the
+    directories whose lock nobody holds: the kernel released it when their run died. Without
+    that, each killed run would leave its staged files behind for good (measured by the soak).
+    """
+
+    def __init__(self, root: Path | None, run_id: str) -> None:
+        base = Path(root) if root else Path(tempfile.gettempdir())
+        base.mkdir(parents=True, exist_ok=True)
+        swept = sweep_stale(base)
+        if swept:
+            log.warning("removed staging directories of dead runs", phase="plan", removed=swept)
+        self.path = Path(tempfile.mkdtemp(prefix=f"fluxion-{run_id}-", dir=base))
+        self._owner: int | None = os.open(self.path / OWNER_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._owner, fcntl.LOCK_EX)
+
+    def file_for(self, store_id: str, kind: str) -> Path:
+        """``staged`` is a Parquet file; ``ready`` is a DuckDB database (see transform)."""
+        suffix = "duckdb" if kind == "ready" else "parquet"
+        return self.path / f"{store_id}.{kind}.{suffix}"
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self._owner is not None:
+            os.close(self._owner)
+            self._owner = None
+
+
+def sweep_stale(base: Path) -> list[str]:
+    """Remove the ``fluxion-*`` staging directories under ``base`` whose run is dead.
+
+    A run is dead when nobody holds the lock on its directory's owner file (a live run, even
+    one for another target sharing ``ETL_STAGING_DIR``, holds it). Returns the names removed.
+    """
+    removed: list[str] = []
+    for directory in sorted(base.glob("fluxion-*")):
+        if directory.is_dir() and _is_dead(directory):
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory.name)
+    return removed
+
+
+def _is_dead(directory: Path) -> bool:
+    try:
+        fd = os.open(directory / OWNER_FILE, os.O_RDWR)
+    except FileNotFoundError:
+        if not _RUN_DIRECTORY.match(directory.name):
+            return False
+        try:
+            age = time.time() - directory.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        return age > UNOWNED_STALE_SECONDS
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # closing also releases the lock if we took it
+    return True
+
+
+def stage_batches(
+    batches: Iterable[pa.RecordBatch],
+    path: Path,
+    where: str,
+    on_rows: Callable[[int], None] | None = None,
+) -> StagedFile:
+    """Clean ``batches`` row by row and write them to ``path`` atomically (``.part``, fsync,
+    rename); a store of one chunk is written as fetched (see the module's docstring). ``on_rows``
+    hears the running count of rows fetched, once per fetched batch.
+
+    The first batch's columns are checked against the staging contract so a custom query that
+    forgot a column fails here, clearly, instead of deep inside the transform.
+    """
+    partial = path.with_name(path.name + ".part")
+    writer = _StagedWriter(partial)
+    chunks = _Chunks(batches, where, on_rows)
+    in_flight: deque[Future[int]] = deque()
+    rows = 0
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage") as background:
+            for chunk in chunks:
+                in_flight.append(background.submit(writer.write, chunk))
+                if len(in_flight) > CHUNKS_IN_FLIGHT:
+                    rows += in_flight.popleft().result()
+            while in_flight:
+                rows += in_flight.popleft().result()
+        cleaned = writer.finish()
+        with open(partial, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    finally:
+        writer.abort()
+        partial.unlink(missing_ok=True)
+    return StagedFile(path=path, rows=rows, batches=chunks.batches, cleaned=cleaned)
+
+
+class _Chunks:
+    """The engine's batches re-cut into tables of exactly :data:`CLEAN_CHUNK_ROWS` rows (the
+    last one shorter); slicing copies nothing.
+
+    The first batch's columns are checked against the staging contract on the way.
+    """
+
+    def __init__(
+        self,
+        batches: Iterable[pa.RecordBatch],
+        where: str,
+        on_rows: Callable[[int], None] | None = None,
+    ) -> None:
+        self._batches = batches
+        self._where = where
+        self._on_rows = on_rows
+        self.batches = 0
+        self.rows = 0
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        pending: pa.Table | None = None
+        for batch in self._batches:
+            if self.batches == 0:
+                _check_columns(batch.schema, self._where)
+            self.batches += 1
+            self.rows += batch.num_rows
+            if self._on_rows is not None:
+                self._on_rows(self.rows)
+            table = pa.Table.from_batches([batch])
+            pending = table if pending is None else pa.concat_tables([pending, table])
+            while pending.num_rows >= CLEAN_CHUNK_ROWS:
+                yield pending.slice(0, CLEAN_CHUNK_ROWS)
+                pending = pending.slice(CLEAN_CHUNK_ROWS)
+        if pending is not None and pending.num_rows:
+            yield pending
+
+
+class _StagedWriter:
+    """Writes the staged file from chunks: the first one is held, and only a second one starts
+    the clean-up, in a DuckDB of the fetch process's own (:class:`_CleanedWriter`). Used from
+    one thread at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._held: pa.Table | None = None
+        self._cleaned: _CleanedWriter | None = None
+
+    def write(self, chunk: pa.Table) -> int:
+        if self._cleaned is None:
+            if self._held is None:
+                self._held = chunk
+                return int(chunk.num_rows)
+            self._cleaned = _CleanedWriter(self._path)
+            self._cleaned.write(self._held)
+            self._held = None
+        return self._cleaned.write(chunk)
+
+    def finish(self) -> bool:
+        """Complete the file; whether its rows are cleaned."""
+        if self._cleaned is not None:
+            self._cleaned.finish()
+            return True
+        held = self._held if self._held is not None else _empty_schema().empty_table()
+        pq.write_table(held, self._path, compression="snappy")
+        return False
+
+    def abort(self) -> None:
+        """Close the file and the clean-up database (idempotent; the file may be incomplete)."""
+        self._held = None
+        if self._cleaned is not None:
+            self._cleaned.abort()
+
+
+class _CleanedWriter:
+    """Cleans chunks and appends them to one Parquet file in row groups of exactly
+    :data:`~fluxion_etl.sql.TABLE_ROW_GROUP_ROWS` rows (the target table's own size, so
+    the publish copies them without re-cutting them under the lock). Used from one thread at a
+    time."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._cleanup = RowCleanup()
+        self._writer: pq.ParquetWriter | None = None
+        self._pending: pa.Table | None = None
+
+    def write(self, chunk: pa.RecordBatch | pa.Table) -> int:
+        cleaned = self._cleanup(chunk)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._path, cleaned.schema, compression="snappy")
+        pending = cleaned if self._pending is None else pa.concat_tables([self._pending, cleaned])
+        while pending.num_rows >= TABLE_ROW_GROUP_ROWS:
+            self._writer.write_table(
+                pending.slice(0, TABLE_ROW_GROUP_ROWS), row_group_size=TABLE_ROW_GROUP_ROWS
+            )
+            pending = pending.slice(TABLE_ROW_GROUP_ROWS)
+        self._pending = pending
+        return int(chunk.num_rows)
+
+    def finish(self) -> None:
+        """Write the last, partial row group and complete the file."""
+        assert self._writer is not None  # made by the first chunk, which made this writer
+        if self._pending is not None and self._pending.num_rows:
+            self._writer.write_table(self._pending, row_group_size=TABLE_ROW_GROUP_ROWS)
+        self._pending = None
+        self.abort()
+
+    def abort(self) -> None:
+        """Close the file and the clean-up database (idempotent; the file may be incomplete)."""
+        self._pending = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._cleanup.close()
+
+
+def _check_columns(schema: pa.Schema, where: str) -> None:
+    missing = [name for name in STAGED_COLUMNS if name not in schema.names]
+    if missing:
+        raise QueryFailed(
+            f"{where}: the inventory query does not return column(s) {', '.join(missing)}"
+        )
+
+
+def _empty_schema() -> pa.Schema:
+    return pa.schema([pa.field(name, pa.string()) for name in STAGED_COLUMNS])

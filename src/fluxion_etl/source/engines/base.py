@@ -1,0 +1,97 @@
+"""What an engine is given and gives back: the fetch request, the protocol, the refetch signal.
+
+Engines sit behind one small protocol (:class:`Engine`); everything after extraction sees only
+Arrow. ``arrow`` (arrow-odbc, columnar bulk fetch) is the default; ``pyodbc`` is the
+compatibility path for drivers arrow-odbc cannot bind. Both are bounded in rows and bytes per
+batch, so memory does not grow with the store's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import pyarrow as pa
+
+from fluxion_etl.config import Settings
+from fluxion_etl.credentials import Credentials
+from fluxion_etl.errors import StoreError
+from fluxion_etl.source.connection import ConnectionString, connection_for
+from fluxion_etl.stores import Store
+
+#: The widest text column an engine will buffer (characters). Beyond it a store fails with
+#: ``datos`` instead of allocating without bound.
+MAX_TEXT_SIZE_LIMIT = 1_048_576
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """What an engine needs to fetch one store: where, what, and how much at once."""
+
+    where: str  # "tienda_02 (192.168.2.10:14348)", for messages
+    connection: ConnectionString
+    credentials: Credentials | None
+    query: str
+    warehouse: str
+    batch_size: int
+    batch_bytes: int
+    connect_timeout_seconds: int
+    max_text_size: int = 8000
+    #: ask the driver for UTF-16 text even where narrow text would do (None: by driver family)
+    wide_text: bool | None = None
+
+    @classmethod
+    def for_store(
+        cls,
+        store: Store,
+        settings: Settings,
+        credentials: Credentials | None,
+        query: str,
+        batch_bytes: int | None = None,
+    ) -> FetchRequest:
+        """The request for ``store`` under the run's settings; ``batch_bytes``: this fetch's
+        share of ETL_BATCH_BYTES (budget.py), else all of it."""
+        return cls(
+            where=store.label,
+            connection=connection_for(store, settings, credentials),
+            credentials=credentials,
+            query=query,
+            warehouse=store.warehouse,
+            batch_size=settings.batch_size,
+            batch_bytes=settings.batch_bytes if batch_bytes is None else batch_bytes,
+            connect_timeout_seconds=settings.connect_timeout_seconds,
+        )
+
+
+class RefetchNeeded(StoreError):
+    """This store's data does not fit the fetch settings; fetch it again, from scratch, with
+    ``request`` (a text longer than ``max_text_size``; narrow text that is not valid UTF-8).
+
+    Raised by an engine, handled by the pipeline, which restarts the store's staging: a refetch
+    never appends to what was already staged.
+    """
+
+    error_tipo = "datos"
+
+    def __init__(self, message: str, request: FetchRequest) -> None:
+        super().__init__(message)
+        self.request = request
+
+    def __reduce__(self) -> tuple[type[RefetchNeeded], tuple[str, FetchRequest]]:
+        """Picklable, as it crosses back from the fetch's child process."""
+        return (type(self), (str(self), self.request))
+
+
+class Engine(Protocol):
+    """Give me Arrow record batches for this query and this warehouse code."""
+
+    name: str
+
+    def batches(self, request: FetchRequest) -> Iterator[pa.RecordBatch]:
+        """Yield batches until done; raise a StoreError (classified) on failure.
+
+        Runs in a fetch process of its own (extract/isolated.py), which a deadline or a SIGTERM
+        kills: an engine need not watch for a stop itself.
+        """
+        ...

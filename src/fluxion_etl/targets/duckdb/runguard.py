@@ -1,0 +1,53 @@
+"""Single-run guard: one run at a time per target database.
+
+An advisory ``flock`` on ``<database>.run.lock`` (works on local disks and on EFS, which supports
+NFSv4 locks). The kernel releases it when the process dies, however it dies, so a killed run
+never leaves a stale guard behind. A second run finds it taken and exits 4 without touching
+anything.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from types import TracebackType
+
+from fluxion_etl.errors import RunLockedError
+from fluxion_etl.targets.duckdb.path import unwritable
+
+
+class RunGuard:
+    def __init__(self, database_path: Path, run_id: str) -> None:
+        self.path = database_path.with_name(database_path.name + ".run.lock")
+        self.run_id = run_id
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunGuard:
+        try:  # the directory is never created here: see target_path
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise unwritable(self.path, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "unknown"
+            os.close(fd)
+            raise RunLockedError(
+                f"another run holds {self.path} ({holder}); not starting a second one"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid={os.getpid()} run_id={self.run_id}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
