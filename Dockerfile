@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The fluxion ETL image: the ECS task (src/fluxion_cfn/task.py) runs its CMD, `fluxion-etl run`,
-# as user 1000:1000, on x86_64. Build and push: README, "Build, push, deploy, test a run, enable
+# as user 1000:1000, on x86_64. Build and push: docs/aws.md, "Build, push, deploy, test a run, enable
 # the schedule". Dependencies come from the hash-pinned lock requirements/image.txt
 # (scripts/lock.sh), so a rebuild months later installs what the tests ran with.
 #

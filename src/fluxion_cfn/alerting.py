@@ -3,7 +3,7 @@
 There is no AWS metric for "the task stopped badly" (the plan's ``TaskStoppedReason`` alarm
 watched a metric that does not exist), so:
 
-- a failed or partial run (non-zero exit code, README.md) or a task that never started
+- a failed or partial run (non-zero exit code, docs/cli.md) or a task that never started
   (image pull, secret or EFS mount failure) is caught from ECS's own *Task State Change* events;
 - a schedule that could not start the task shows in the rule's ``FailedInvocations``;
 - a run at its deadline, no successful run at all for two periods (the dead-man alarm), and a

@@ -1,7 +1,7 @@
 """A managed policy with what starting this ETL task needs, for the backend's role to attach.
 
 The chain's backend starts a one-store sync from its own API (``ecs.run_task`` with an
-``ETL_TIENDAS`` override, see the README). Instead of a hand-written policy there, the stack
+``ETL_TIENDAS`` override, see docs/aws.md). Instead of a hand-written policy there, the stack
 exports this one (output ``RunTaskPolicyArn``): run any revision of this stack's task family, in
 its cluster only; read the cluster's tasks (to follow the run to its exit code); hand the task its
 two roles, to ECS tasks only; and tag the task it starts, since RunTask propagates the task

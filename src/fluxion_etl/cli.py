@@ -1,6 +1,6 @@
 """The ``fluxion-etl`` command: the only place that turns exceptions into exit codes.
 
-Exit codes (README.md): 0 every selected store published; 3 partial; 1 the run failed;
+Exit codes (docs/cli.md): 0 every selected store published; 3 partial; 1 the run failed;
 2 configuration or usage error (before any connection); 4 another run holds the lock.
 """
 

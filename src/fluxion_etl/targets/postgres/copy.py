@@ -6,7 +6,7 @@ batch in PostgreSQL's binary ``COPY`` format; psycopg streams the bytes into
 go in inside the store's one transaction (guard count, delete, copy, ledger row, commit).
 
 Why this way (benchmarks/pg_load.py, 500,000 rows x 45 columns, delete + load in one transaction;
-figures in README, Performance): binary from Arrow is the fastest of the five ways measured
+figures in docs/decisions.md): binary from Arrow is the fastest of the five ways measured
 (8.1 s against 10.4 s for CSV on a loaded machine, 4.3 s against 6.1 s on a quieter one). Text
 CSV written by DuckDB makes the server parse every decimal and timestamp; psycopg's own binary
 ``write_row`` builds a Python object per cell (a ``Decimal`` for each of the 15 numeric
