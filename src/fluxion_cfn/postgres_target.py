@@ -10,7 +10,7 @@ its own under ``HasPostgresTarget`` (the execution role's read of the secret, th
 exception is the container, a single resource whose lists a parameter can only change through
 ``Fn::If``: its ``DATABASE_PATH`` entry becomes ``DATABASE_URL`` (both set is a configuration
 error in the ETL) and ``PGPASSWORD`` is added from the secret's ``password`` key. Resolved with
-the parameters empty, both give back today's entries (tests/unit/test_cfn_postgres_target.py).
+the parameters empty, both give back today's entries (tests/unit/cfn/test_cfn_postgres_target.py).
 
 The policy is not ordered before the task definition (a ``DependsOn`` cannot name a resource
 whose condition may be false): a run started in the seconds between a new revision and its

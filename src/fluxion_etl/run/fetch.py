@@ -2,13 +2,13 @@
 
 ODBC drivers are native code that the run cannot protect itself from. psqlODBC 13 dies of a
 segmentation fault when a link drops between two fetch blocks (reproduced by
-tests/integration/test_faults.py), and any driver can block in a socket read that no thread can
-interrupt. In a child process a crash costs one attempt of one store, classified and retried
-like the dropped link it usually is, and a stop (deadline, SIGTERM) kills the child at once,
-which also closes its connection to the store's server. Only the staged file's summary crosses
-back; the rows go through the staged Parquet file, as they would in-process. Other work that
-talks to a store's driver during a run (the snapshot guard asking a store why its snapshot looks
-wrong) runs the same way, through :func:`run_isolated`.
+tests/integration/source/test_faults.py), and any driver can block in a socket read that no thread
+can interrupt. In a child process a crash costs one attempt of one store, classified and retried
+like the dropped link it usually is, and a stop (deadline, SIGTERM) kills the child at once, which
+also closes its connection to the store's server. Only the staged file's summary crosses back; the
+rows go through the staged Parquet file, as they would in-process. Other work that talks to a
+store's driver during a run (the snapshot guard asking a store why its snapshot looks wrong) runs
+the same way, through :func:`run_isolated`.
 """
 
 from __future__ import annotations

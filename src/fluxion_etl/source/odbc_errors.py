@@ -86,7 +86,7 @@ class Signal:
         )
 
 
-#: The table. Where each spelling comes from is in tests/unit/test_odbc_errors.py, one test each.
+#: The table. Where each spelling comes from: tests/unit/source/test_odbc_errors.py, one test each.
 SIGNALS: tuple[Signal, ...] = (
     # unixODBC's driver manager, before any driver runs: a name not in odbcinst.ini, or a
     # registered library that is gone. Not the VPN; retrying cannot help.

@@ -8,9 +8,9 @@ one too. The tests about today's resources read the *empty* shape (every optiona
 its default), so they also prove that an unset optional part changes nothing; the PostgreSQL
 target's tests read the shape with its parameters set.
 
-``python tests/unit/cfn_shapes.py > tests/unit/golden/fluxion-etl.without-target.yaml`` (with
-``src`` on ``PYTHONPATH``) writes the golden file of the stack without a PostgreSQL target: the
-empty shape without the target's declarations, rendered as ``python -m fluxion_cfn`` renders.
+``python tests/unit/cfn/cfn_shapes.py > tests/unit/cfn/golden/fluxion-etl.without-target.yaml``
+(with ``src`` on ``PYTHONPATH``) writes the golden file of the stack without a PostgreSQL target:
+the empty shape without the target's declarations, rendered as ``python -m fluxion_cfn`` renders.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from fluxion_cfn.stack import render
 
 GOLDEN_WITHOUT_TARGET = Path(__file__).parent / "golden" / "fluxion-etl.without-target.yaml"
 REGENERATE = (
-    "PYTHONPATH=src python tests/unit/cfn_shapes.py"
-    " > tests/unit/golden/fluxion-etl.without-target.yaml"
+    "PYTHONPATH=src python tests/unit/cfn/cfn_shapes.py"
+    " > tests/unit/cfn/golden/fluxion-etl.without-target.yaml"
 )
 
 #: A whole PostgreSQL target, and its secret's customer-managed key: example parameter values.

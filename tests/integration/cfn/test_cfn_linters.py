@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO / "templates" / "fluxion-etl.yaml"
 
 

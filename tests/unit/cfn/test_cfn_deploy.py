@@ -4,7 +4,7 @@ and the two CloudFormation behaviours moto cannot produce.
 Those two -- an empty change set reported as FAILED through the waiter, and an execution that
 rolls back -- are driven with botocore's Stubber: the real client and waiter code, answering with
 CloudFormation's documented response shapes (the Stubber rejects requests the API model does
-not allow). Everything else runs against moto in tests/integration/test_deploy.py.
+not allow). Everything else runs against moto in tests/integration/cfn/test_deploy.py.
 """
 
 from __future__ import annotations

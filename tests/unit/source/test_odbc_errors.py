@@ -62,7 +62,8 @@ CASES = {
         "query",
         PG,
         *LOST,
-        "observed here: pg_terminate_backend mid-fetch, tests/integration/test_session_loss.py",
+        "observed here: pg_terminate_backend mid-fetch,"
+        " tests/integration/source/test_session_loss.py",
     ),
     "psqlodbc_57P01_pyodbc": Case(
         via_pyodbc(
@@ -73,7 +74,8 @@ CASES = {
         "query",
         PG,
         *LOST,
-        "observed here: pg_terminate_backend mid-fetch, tests/integration/test_session_loss.py",
+        "observed here: pg_terminate_backend mid-fetch,"
+        " tests/integration/source/test_session_loss.py",
     ),
     "psqlodbc_57P02": Case(
         via_pyodbc(
@@ -260,7 +262,8 @@ CASES = {
         "connect",
         MS,
         *LOST,
-        "observed here: refused port and silent listener, tests/integration/test_mssql_driver.py",
+        "observed here: refused port and silent listener,"
+        " tests/integration/source/test_mssql_driver.py",
     ),
     "msodbc18_handshake_26_at_connect": Case(
         via_pyodbc(
@@ -320,7 +323,7 @@ CASES = {
         PG,
         "consulta",
         True,
-        "observed here: tests/integration/test_faults.py raises 40001 in the server",
+        "observed here: tests/integration/source/test_faults.py raises 40001 in the server",
     ),
     # --- not the link: no retry, or not that kind -----------------------------------------------
     "psqlodbc_wrong_password": Case(
@@ -333,7 +336,7 @@ CASES = {
         PG,
         "login",
         False,
-        "observed here: tests/integration/test_faults.py (wrong_password)",
+        "observed here: tests/integration/source/test_faults.py (wrong_password)",
     ),
     "sqlserver_login_failed": Case(
         via_pyodbc(
@@ -357,7 +360,7 @@ CASES = {
         PG,
         "consulta",
         False,
-        "observed here: tests/integration/test_faults.py (query_error)",
+        "observed here: tests/integration/source/test_faults.py (query_error)",
     ),
     "msodbc_query_timeout": Case(
         via_pyodbc(
@@ -381,7 +384,8 @@ CASES = {
         MS,
         "conexion",
         False,
-        "observed here: a driver name not in odbcinst.ini (tests/integration/test_odbc_drivers.py)",
+        "observed here: a driver name not in odbcinst.ini"
+        " (tests/integration/source/test_odbc_drivers.py)",
     ),
     "unixodbc_im002": Case(
         via_arrow(

@@ -48,7 +48,7 @@ pytestmark = [
 boto3 = pytest.importorskip("boto3")
 cfn_flip = pytest.importorskip("cfn_flip")
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO / "templates" / "fluxion-etl.yaml"
 REGION = "us-east-1"
 STACK = "fluxion-deploy-it"
@@ -222,7 +222,7 @@ def test_what_moto_does_not_create_is_checked_on_the_template(
     aws: dict[str, Any], first_deploy: subprocess.CompletedProcess[str]
 ) -> None:
     """moto skips some types (a change in that list fails here); what it skips is asserted on
-    the template below, and in detail in tests/unit/test_cfn_resources.py."""
+    the template below, and in detail in tests/unit/cfn/test_cfn_resources.py."""
     assert first_deploy.returncode == 0, first_deploy.stderr
     resources = template_resources()
     created = physical_ids(aws)

@@ -1,6 +1,6 @@
 """The committed template with the optional PostgreSQL target set, created in moto on 127.0.0.1.
 
-The unit tests (tests/unit/test_cfn_postgres_target.py) hold both shapes to their golden form;
+The unit tests (tests/unit/cfn/test_cfn_postgres_target.py) hold both shapes to their golden form;
 this one shows that the set shape comes up as a stack and that what it creates is wired as the
 issue asks: the task reads ``DATABASE_URL`` and gets ``PGPASSWORD`` from the target's secret, the
 execution role may read that secret (and decrypt it with its key) and nothing else of the kind,
@@ -23,7 +23,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning"),
 ]
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "fluxion-etl.yaml"
+TEMPLATE = Path(__file__).resolve().parents[3] / "templates" / "fluxion-etl.yaml"
 STACK = "fluxion-pg-it"
 URL = "postgresql://fluxion_etl@inventario.internal:5432/app"
 

@@ -1,6 +1,6 @@
 """One description of fluxion's tables, two dialects: what DuckDB creates is what the list says,
 and PostgreSQL gets the exact equivalent of every type (the PostgreSQL side runs against a real
-server in tests/integration/test_targets.py)."""
+server in tests/integration/targets/test_targets.py)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import fluxion_cfn
 from fluxion_cfn.__main__ import main
 from fluxion_cfn.stack import build_template, render
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 COMMITTED = REPO / "templates" / "fluxion-etl.yaml"
 REGENERATE = "PYTHONPATH=src python -m fluxion_cfn > templates/fluxion-etl.yaml"
 

@@ -23,7 +23,7 @@ pytestmark = [
 
 boto3 = pytest.importorskip("boto3")
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "fluxion-etl.yaml"
+TEMPLATE = Path(__file__).resolve().parents[3] / "templates" / "fluxion-etl.yaml"
 STACK = "fluxion-it"
 IMAGE_TAG = "0123abc"
 
