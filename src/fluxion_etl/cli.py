@@ -137,7 +137,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     stores = _selected_stores(settings)
     credentials = _credentials_for(stores, settings)
     require_drivers(stores, settings.odbc_driver)
-    results = check_stores(stores, settings, credentials, load_query(settings.query_file))
+    # as many stores at once as a run would fetch (same budget), never one thread per store
+    workers = plan_fetches(settings, len(stores)).workers
+    results = check_stores(
+        stores, settings, credentials, load_query(settings.query_file), workers
+    )
     target_ok, target_detail = _check_target(settings)
     table = _table(
         "store", "address", "tcp", "login", "warehouse", "query", "rows", "seconds", "detail"
@@ -202,7 +206,9 @@ def _list_warehouses(args: argparse.Namespace) -> int:
     stores = _selected_stores(settings)
     credentials = _credentials_for(stores, settings)
     require_drivers(stores, settings.odbc_driver)
-    listings = store_warehouses(stores, settings, credentials)
+    listings = store_warehouses(
+        stores, settings, credentials, plan_fetches(settings, len(stores)).workers
+    )
     table = _table("store", "warehouse", "description", "stock rows", "configured")
     for listing in listings:
         if listing.error is not None:

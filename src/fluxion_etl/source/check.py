@@ -48,11 +48,15 @@ class CheckResult:
 
 
 def check_stores(
-    stores: Sequence[Store], settings: Settings, credentials: Credentials | None, query: str
+    stores: Sequence[Store],
+    settings: Settings,
+    credentials: Credentials | None,
+    query: str,
+    workers: int,
 ) -> list[CheckResult]:
-    # a check holds no fetch buffers: every store at once unless ETL_WORKERS says otherwise
-    workers = max(1, min(settings.workers or len(stores), len(stores)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    """Check ``stores``, ``workers`` at once (the run's plan: a thousand stores must not mean a
+    thousand threads, each with its ODBC connection and driver buffers)."""
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(stores)))) as pool:
         return list(pool.map(lambda s: check_store(s, settings, credentials, query), stores))
 
 

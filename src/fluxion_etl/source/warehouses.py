@@ -159,9 +159,9 @@ class StoreWarehouses:
 
 
 def store_warehouses(
-    stores: Sequence[Store], settings: Settings, credentials: Credentials | None
+    stores: Sequence[Store], settings: Settings, credentials: Credentials | None, workers: int
 ) -> list[StoreWarehouses]:
-    """The warehouses of each store, asked in parallel (ETL_WORKERS at once, like ``check``)."""
+    """The warehouses of each store, asked ``workers`` at once (the run's plan, like ``check``)."""
 
     def one(store: Store) -> StoreWarehouses:
         try:
@@ -175,8 +175,7 @@ def store_warehouses(
             return StoreWarehouses(store, error=str(exc))
         return StoreWarehouses(store, tuple(found))
 
-    workers = max(1, min(settings.workers or len(stores), len(stores)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(stores)))) as pool:
         return list(pool.map(one, stores))
 
 
