@@ -40,7 +40,7 @@ def build_template() -> Template:
     task_def = add_task_definition(
         template, params, conditions, repo, credentials, log_group, roles, target
     )
-    network = add_network(template, params)
+    network = add_network(template, params, conditions)
     add_access(template, target, roles.execution, network.security_group)
     events_role = add_events_role(template, params, task_def, roles)
     schedule = add_schedule(template, params, task_def, network, events_role)

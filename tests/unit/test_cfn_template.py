@@ -68,6 +68,7 @@ def test_every_resource_group_is_present() -> None:
             "AWS::EC2::SecurityGroupEgress",  # to the PostgreSQL target's group (optional)
             "AWS::EC2::SecurityGroupIngress",
             "AWS::EC2::SecurityGroupIngress",  # PostgreSQL target's group (optional)
+            "AWS::EC2::SecurityGroupIngress",  # VPC endpoints' group (optional)
             "AWS::ECR::Repository",
             "AWS::ECS::TaskDefinition",
             "AWS::Events::Rule",  # schedule
