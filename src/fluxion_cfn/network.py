@@ -15,7 +15,12 @@ endpoints' group gets the matching ingress (docs/aws.md says what that leaves op
 from dataclasses import dataclass
 
 from troposphere import GetAtt, If, NoValue, Ref, Sub, Template
-from troposphere.ec2 import SecurityGroup, SecurityGroupIngress, SecurityGroupRule
+from troposphere.ec2 import (
+    SecurityGroup,
+    SecurityGroupEgress,
+    SecurityGroupIngress,
+    SecurityGroupRule,
+)
 
 from fluxion_cfn.conditions import Conditions
 from fluxion_cfn.naming import tags
@@ -46,6 +51,7 @@ def add_network(template: Template, params: Parameters, conditions: Conditions) 
         )
         for port in params.sql_ports
     ]
+    endpoints = conditions.has_aws_endpoints
     group = template.add_resource(
         SecurityGroup(
             "TaskSecurityGroup",
@@ -58,29 +64,21 @@ def add_network(template: Template, params: Parameters, conditions: Conditions) 
                     "NFS to the EFS mount targets (/data)",
                     DestinationSecurityGroupId=Ref(params.efs_security_group),
                 ),
-                If(
-                    conditions.has_aws_endpoints,
-                    _tcp_egress(
-                        HTTPS_PORT,
+                # one rule whose destination the option switches (an Fn::If per property, not
+                # around the rule, so that every rule carries its description for checkov)
+                _tcp_egress(
+                    HTTPS_PORT,
+                    If(
+                        endpoints,
                         "HTTPS to the VPC interface endpoints of AWS APIs (ECR, Secrets Manager,"
                         " CloudWatch Logs, STS)",
-                        DestinationSecurityGroupId=Ref(params.aws_endpoints_security_group),
-                    ),
-                    _tcp_egress(
-                        HTTPS_PORT,
                         "HTTPS to AWS APIs (ECR, S3 image layers, Secrets Manager,"
                         " CloudWatch Logs)",
-                        CidrIp="0.0.0.0/0",
                     ),
-                ),
-                If(
-                    conditions.has_aws_endpoints,
-                    _tcp_egress(
-                        HTTPS_PORT,
-                        "HTTPS to S3 through its gateway endpoint (ECR image layers)",
-                        DestinationPrefixListId=Ref(params.s3_prefix_list),
+                    CidrIp=If(endpoints, NoValue, "0.0.0.0/0"),
+                    DestinationSecurityGroupId=If(
+                        endpoints, Ref(params.aws_endpoints_security_group), NoValue
                     ),
-                    NoValue,
                 ),
             ],
             Tags=tags(params),
@@ -98,9 +96,21 @@ def add_network(template: Template, params: Parameters, conditions: Conditions) 
         )
     )
     template.add_resource(
+        SecurityGroupEgress(
+            "TaskEgressToS3",
+            Condition=endpoints,
+            GroupId=GetAtt(group, "GroupId"),
+            IpProtocol="tcp",
+            FromPort=HTTPS_PORT,
+            ToPort=HTTPS_PORT,
+            DestinationPrefixListId=Ref(params.s3_prefix_list),
+            Description="HTTPS to S3 through its gateway endpoint (ECR image layers)",
+        )
+    )
+    template.add_resource(
         SecurityGroupIngress(
             "AwsEndpointsIngressFromTask",
-            Condition=conditions.has_aws_endpoints,
+            Condition=endpoints,
             GroupId=Ref(params.aws_endpoints_security_group),
             IpProtocol="tcp",
             FromPort=HTTPS_PORT,

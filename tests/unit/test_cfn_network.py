@@ -20,11 +20,14 @@ ENDPOINTS = {"AwsEndpointsSecurityGroupId": "sg-0fedcba9876543210", "S3PrefixLis
 RAW: dict[str, Any] = json.loads(render("json"))
 
 
+def _rules(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(template["Resources"]["TaskSecurityGroup"]["Properties"]["SecurityGroupEgress"])
+
+
 def _egress(template: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """(port, destination kind, destination) of every egress rule of the task's group."""
-    rules = template["Resources"]["TaskSecurityGroup"]["Properties"]["SecurityGroupEgress"]
+    """(port, destination kind, destination) of every inline egress rule of the task's group."""
     found = []
-    for rule in rules:
+    for rule in _rules(template):
         (kind,) = {"CidrIp", "DestinationSecurityGroupId", "DestinationPrefixListId"} & set(rule)
         assert rule["IpProtocol"] == "tcp" and rule["FromPort"] == rule["ToPort"]
         found.append((rule["FromPort"], kind, rule[kind]))
@@ -41,7 +44,8 @@ SQL_AND_NFS = [
 def test_by_default_https_goes_anywhere_and_nothing_else_does() -> None:
     template = shape()
     assert _egress(template) == [*SQL_AND_NFS, (443, "CidrIp", "0.0.0.0/0")]
-    assert "AwsEndpointsIngressFromTask" not in template["Resources"]
+    assert not {"AwsEndpointsIngressFromTask", "TaskEgressToS3"} & set(template["Resources"])
+    assert all(rule["Description"] for rule in _rules(template))
 
 
 def test_with_the_endpoints_no_rule_reaches_the_internet() -> None:
@@ -49,8 +53,23 @@ def test_with_the_endpoints_no_rule_reaches_the_internet() -> None:
     assert _egress(template) == [
         *SQL_AND_NFS,
         (443, "DestinationSecurityGroupId", {"Ref": "AwsEndpointsSecurityGroupId"}),
-        (443, "DestinationPrefixListId", {"Ref": "S3PrefixListId"}),
     ]
+    (rule,) = [r for r in _rules(template) if r["FromPort"] == 443]
+    assert rule["Description"].startswith("HTTPS to the VPC interface endpoints")
+    s3 = template["Resources"]["TaskEgressToS3"]
+    assert (s3["Type"], s3["Properties"]) == ("AWS::EC2::SecurityGroupEgress", {
+        "GroupId": {"Fn::GetAtt": ["TaskSecurityGroup", "GroupId"]},
+        "IpProtocol": "tcp",
+        "FromPort": 443,
+        "ToPort": 443,
+        "DestinationPrefixListId": {"Ref": "S3PrefixListId"},
+        "Description": "HTTPS to S3 through its gateway endpoint (ECR image layers)",
+    })  # fmt: skip
+    # every egress of the task's group, wherever declared: none reaches 0.0.0.0/0
+    separate = [r["Properties"] for r in template["Resources"].values()
+                if r["Type"] == "AWS::EC2::SecurityGroupEgress"]  # fmt: skip
+    anywhere = [r for r in [*_rules(template), *separate] if str(r.get("CidrIp")).endswith("/0")]
+    assert anywhere == []
     ingress = template["Resources"]["AwsEndpointsIngressFromTask"]["Properties"]
     assert ingress == {
         "GroupId": {"Ref": "AwsEndpointsSecurityGroupId"},

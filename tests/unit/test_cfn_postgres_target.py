@@ -41,7 +41,7 @@ GOLDEN: dict[str, Any] = json.loads(
 )
 CONTAINER = ("TaskDefinition", "Properties", "ContainerDefinitions", 0)
 #: The VPC endpoints option's own resource (tests/unit/test_cfn_network.py), not the target's.
-ENDPOINTS_OPTION = {"AwsEndpointsIngressFromTask"}
+ENDPOINTS_OPTION = {"AwsEndpointsIngressFromTask", "TaskEgressToS3"}
 
 #: What setting the target adds, written out (CloudFormation's JSON of each piece).
 READ_POLICY = {
@@ -176,7 +176,8 @@ def test_the_target_changes_todays_resources_only_in_the_containers_two_entries(
     today = {name: RAW["Resources"][name] for name in GOLDEN["Resources"]}
     environment = (*CONTAINER, "Environment", 0)
     secrets = (*CONTAINER, "Secrets")
-    egress = ("TaskSecurityGroup", "Properties", "SecurityGroupEgress")  # the endpoints option
+    # the endpoints option switches the HTTPS rule's destination
+    egress = ("TaskSecurityGroup", "Properties", "SecurityGroupEgress", 3)
     assert list(_differences(today, GOLDEN["Resources"])) == [environment, secrets, egress]
     assert _at(today, environment) == {"Fn::If": ["HasPostgresTarget", URL_ENTRY, PATH_ENTRY]}
     assert _at(GOLDEN["Resources"], environment) == PATH_ENTRY

@@ -69,6 +69,7 @@ def test_every_resource_group_is_present() -> None:
             "AWS::EC2::SecurityGroupIngress",
             "AWS::EC2::SecurityGroupIngress",  # PostgreSQL target's group (optional)
             "AWS::EC2::SecurityGroupIngress",  # VPC endpoints' group (optional)
+            "AWS::EC2::SecurityGroupEgress",  # to S3's prefix list, with the endpoints (optional)
             "AWS::ECR::Repository",
             "AWS::ECS::TaskDefinition",
             "AWS::Events::Rule",  # schedule
