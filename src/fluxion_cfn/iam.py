@@ -8,7 +8,19 @@ access point the stack was given); the role, topic and key modules only combine 
 
 from typing import Any, TypeAlias
 
-from awacs import ecr, ecs, elasticfilesystem, iam, kms, logs, secretsmanager, sns, sts
+from awacs import (
+    ecr,
+    ecs,
+    elasticfilesystem,
+    events,
+    iam,
+    kms,
+    logs,
+    secretsmanager,
+    sns,
+    states,
+    sts,
+)
 from awacs.aws import Allow, ArnEquals, ArnLike, Condition, Principal, Statement, StringEquals
 from troposphere import AWSHelperFn, GetAtt, Ref, Sub
 from troposphere.ecr import Repository
@@ -170,6 +182,51 @@ def pass_roles(*roles: Role) -> Statement:
         Action=[iam.PassRole],
         Resource=[GetAtt(role, "Arn") for role in roles],
         Condition=Condition(StringEquals("iam:PassedToService", "ecs-tasks.amazonaws.com")),
+    )
+
+
+# --- store-sync state machine: its role, and what the backend may do with it -----------------
+
+
+def follow_and_stop_tasks(tasks: Arn) -> Statement:
+    """Read the cluster's tasks and stop one: what ``runTask.sync`` does to wait for the task's
+    end, and to stop it when the execution is stopped or times out."""
+    return Statement(
+        Sid="FollowEtlTasks",
+        Effect=Allow,
+        Action=[ecs.DescribeTasks, ecs.StopTask],
+        Resource=[tasks],
+    )
+
+
+def task_state_events_rule(rule: Arn) -> Statement:
+    """Manage the one EventBridge rule Step Functions itself keeps in the account to learn that
+    a task it started stopped (``StepFunctionsGetEventsForECSTaskRule``), and no other rule."""
+    return Statement(
+        Sid="FollowTaskStateEvents",
+        Effect=Allow,
+        Action=[events.DescribeRule, events.PutRule, events.PutTargets],
+        Resource=[rule],
+    )
+
+
+def start_store_sync(state_machine: Arn) -> Statement:
+    """Start an execution of the store-sync state machine: its input can only choose stores."""
+    return Statement(
+        Sid="StartStoreSync",
+        Effect=Allow,
+        Action=[states.StartExecution],
+        Resource=[state_machine],
+    )
+
+
+def describe_store_syncs(executions: Arn) -> Statement:
+    """Follow the state machine's executions to their end (status, the task's exit code)."""
+    return Statement(
+        Sid="FollowStoreSyncs",
+        Effect=Allow,
+        Action=[states.DescribeExecution],
+        Resource=[executions],
     )
 
 

@@ -6,7 +6,7 @@ failure event pattern need ARNs. They are built here, once, from the same string
 the rule that relies on it can never disagree about which cluster or family they mean.
 """
 
-from troposphere import Ref, Sub, Tags
+from troposphere import AWSHelperFn, Ref, Sub, Tags
 
 from fluxion_cfn.parameters import Parameters
 
@@ -45,6 +45,22 @@ def cluster_tasks_arn(params: Parameters) -> Sub:
 def ecs_arns_of_account() -> Sub:
     """Anything ECS in this account and region: the trust policies' confused-deputy guard."""
     return Sub(f"{_ARN}:ecs:{_REGIONAL}:*")
+
+
+def state_machines_of_account() -> Sub:
+    """Any state machine of this account and region: the store-sync role's trust guard (the
+    machine's own ARN would make its role depend on it)."""
+    return Sub(f"{_ARN}:states:{_REGIONAL}:stateMachine:*")
+
+
+def executions_of(state_machine_name: AWSHelperFn) -> Sub:
+    """Every execution of the named state machine."""
+    return Sub(f"{_ARN}:states:{_REGIONAL}:execution:${{Name}}:*", Name=state_machine_name)
+
+
+def sfn_ecs_events_rule_arn() -> Sub:
+    """The rule Step Functions creates (once per account and region) for ``runTask.sync``."""
+    return Sub(f"{_ARN}:events:{_REGIONAL}:rule/StepFunctionsGetEventsForECSTaskRule")
 
 
 def task_family() -> Sub:

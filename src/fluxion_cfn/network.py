@@ -4,13 +4,25 @@ Rules are inline so the group has no default allow-all egress rule (the plan's a
 also made CDK drop the VPN rule). DNS needs no rule: the VPC resolver is not filtered by security
 groups. The EFS group gets an NFS ingress rule from this group, or the mount would hang.
 Rule descriptions may only use ``a-zA-Z0-9 ._-:/()#,@[]+=&;{}!$*`` (no apostrophes).
+
+HTTPS is what ECS needs on the task's network interface (Fargate pulls the image, reads the
+secrets and ships the logs through it): by default to 0.0.0.0/0, since those APIs have no fixed
+addresses. Given the VPC's interface endpoints (their security group) and S3's gateway endpoint
+(its prefix list), the rule becomes two: 443 to that group and 443 to that prefix list, and the
+endpoints' group gets the matching ingress (docs/aws.md says what that leaves open).
 """
 
 from dataclasses import dataclass
 
-from troposphere import GetAtt, Ref, Sub, Template
-from troposphere.ec2 import SecurityGroup, SecurityGroupIngress, SecurityGroupRule
+from troposphere import GetAtt, If, NoValue, Ref, Sub, Template
+from troposphere.ec2 import (
+    SecurityGroup,
+    SecurityGroupEgress,
+    SecurityGroupIngress,
+    SecurityGroupRule,
+)
 
+from fluxion_cfn.conditions import Conditions
 from fluxion_cfn.naming import tags
 from fluxion_cfn.parameters import Parameters
 
@@ -30,7 +42,7 @@ def _tcp_egress(port: object, description: object, **destination: object) -> Sec
     )
 
 
-def add_network(template: Template, params: Parameters) -> TaskNetwork:
+def add_network(template: Template, params: Parameters, conditions: Conditions) -> TaskNetwork:
     sql_rules = [
         _tcp_egress(
             Ref(port),
@@ -39,6 +51,7 @@ def add_network(template: Template, params: Parameters) -> TaskNetwork:
         )
         for port in params.sql_ports
     ]
+    endpoints = conditions.has_aws_endpoints
     group = template.add_resource(
         SecurityGroup(
             "TaskSecurityGroup",
@@ -51,10 +64,21 @@ def add_network(template: Template, params: Parameters) -> TaskNetwork:
                     "NFS to the EFS mount targets (/data)",
                     DestinationSecurityGroupId=Ref(params.efs_security_group),
                 ),
+                # one rule whose destination the option switches (an Fn::If per property, not
+                # around the rule, so that every rule carries its description for checkov)
                 _tcp_egress(
                     HTTPS_PORT,
-                    "HTTPS to AWS APIs (ECR, S3 image layers, Secrets Manager, CloudWatch Logs)",
-                    CidrIp="0.0.0.0/0",
+                    If(
+                        endpoints,
+                        "HTTPS to the VPC interface endpoints of AWS APIs (ECR, Secrets Manager,"
+                        " CloudWatch Logs, STS)",
+                        "HTTPS to AWS APIs (ECR, S3 image layers, Secrets Manager,"
+                        " CloudWatch Logs)",
+                    ),
+                    CidrIp=If(endpoints, NoValue, "0.0.0.0/0"),
+                    DestinationSecurityGroupId=If(
+                        endpoints, Ref(params.aws_endpoints_security_group), NoValue
+                    ),
                 ),
             ],
             Tags=tags(params),
@@ -69,6 +93,30 @@ def add_network(template: Template, params: Parameters) -> TaskNetwork:
             ToPort=NFS_PORT,
             SourceSecurityGroupId=GetAtt(group, "GroupId"),
             Description=Sub("NFS from the fluxion ${AWS::StackName} ETL task"),
+        )
+    )
+    template.add_resource(
+        SecurityGroupEgress(
+            "TaskEgressToS3",
+            Condition=endpoints,
+            GroupId=GetAtt(group, "GroupId"),
+            IpProtocol="tcp",
+            FromPort=HTTPS_PORT,
+            ToPort=HTTPS_PORT,
+            DestinationPrefixListId=Ref(params.s3_prefix_list),
+            Description="HTTPS to S3 through its gateway endpoint (ECR image layers)",
+        )
+    )
+    template.add_resource(
+        SecurityGroupIngress(
+            "AwsEndpointsIngressFromTask",
+            Condition=endpoints,
+            GroupId=Ref(params.aws_endpoints_security_group),
+            IpProtocol="tcp",
+            FromPort=HTTPS_PORT,
+            ToPort=HTTPS_PORT,
+            SourceSecurityGroupId=GetAtt(group, "GroupId"),
+            Description=Sub("HTTPS from the fluxion ${AWS::StackName} ETL task"),
         )
     )
     return TaskNetwork(security_group=group, efs_ingress=efs_ingress)

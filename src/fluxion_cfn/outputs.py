@@ -2,21 +2,21 @@
 
 They are what ``deploy``, ``run-task`` and the operator need after a deploy: where to push the
 image, what to run, where its logs are (the group the stack created, not a guessed name), which
-security group a manual run uses, where alerts go, which rule is the schedule, and the policy a
-backend attaches to start a run itself.
+security group a manual run uses, where alerts go, which rule is the schedule, and the state
+machine a backend starts a sync of chosen stores with, and the policy it attaches to do so.
 """
 
 from troposphere import AWSHelperFn, Export, GetAtt, Output, Ref, Template
 from troposphere.ecr import Repository
 from troposphere.ecs import TaskDefinition
 from troposphere.events import Rule
-from troposphere.iam import ManagedPolicy
 from troposphere.logs import LogGroup
 
 from fluxion_cfn.alerting import Alerting
 from fluxion_cfn.naming import export_name
 from fluxion_cfn.network import TaskNetwork
 from fluxion_cfn.secret import Credentials
+from fluxion_cfn.store_sync import StoreSync
 
 
 def add_outputs(
@@ -28,7 +28,7 @@ def add_outputs(
     alerting: Alerting,
     schedule: Rule,
     credentials: Credentials,
-    run_task_policy: ManagedPolicy,
+    store_sync: StoreSync,
 ) -> list[Output]:
     values: list[tuple[str, str, AWSHelperFn]] = [
         ("RepositoryUri", "ECR repository to push the ETL image to.",
@@ -42,8 +42,12 @@ def add_outputs(
         ("ScheduleRuleName", "EventBridge rule that starts the ETL.", Ref(schedule)),
         ("SqlCredentialsSecretArn", "Secret holding {\"username\", \"password\"} of the SQL login.",
          credentials.arn),
-        ("RunTaskPolicyArn", "Managed policy to start this ETL task (attach it to the backend's"
-         " role for one-store syncs).", Ref(run_task_policy)),
+        ("StoreSyncStateMachineArn", "State machine that runs the ETL for the stores of its"
+         " input ({\"stores\": \"id,id\"}): the backend's one-store sync.",
+         Ref(store_sync.state_machine)),
+        ("StartStoreSyncPolicyArn", "Managed policy to start (and follow) the store-sync state"
+         " machine, and nothing else: attach it to the backend's role.",
+         Ref(store_sync.start_policy)),
     ]
     return [
         template.add_output(

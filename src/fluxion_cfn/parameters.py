@@ -126,6 +126,8 @@ class Parameters:
     private_subnets: Parameter
     source_cidr: Parameter
     sql_ports: tuple[Parameter, ...]
+    aws_endpoints_security_group: Parameter
+    s3_prefix_list: Parameter
     cluster: Parameter
     file_system: Parameter
     access_point: Parameter
@@ -181,6 +183,18 @@ def add_parameters(template: Template) -> Parameters:
             add("SqlServerAltPort", network, Type="Number", Default=14348, MinValue=1,
                 MaxValue=65535, Description="Second SQL Server port some stores listen on."),
         ),
+        aws_endpoints_security_group=add(
+            "AwsEndpointsSecurityGroupId", network, Type="String", Default="",
+            AllowedPattern=r"^$|^sg-[0-9a-f]{8,17}$",
+            Description="Optional, with S3PrefixListId: security group of the VPC interface"
+            " endpoints for ECR (api, dkr), Secrets Manager, CloudWatch Logs and STS. Given, the"
+            " task's HTTPS goes to that group and S3's prefix list only, not to 0.0.0.0/0; the"
+            " stack adds a 443 ingress rule from the task's group to it."),
+        s3_prefix_list=add(
+            "S3PrefixListId", network, Type="String", Default="",
+            AllowedPattern=r"^$|^pl-[0-9a-f]{8,17}$",
+            Description="Optional, with AwsEndpointsSecurityGroupId: prefix list of the VPC's S3"
+            " gateway endpoint (ECR image layers are served from S3)."),
         cluster=add(
             "ClusterName", shared, Type="String", AllowedPattern=r"^[A-Za-z0-9_-]{1,255}$",
             Description="Name of the existing ECS cluster the task runs in."),

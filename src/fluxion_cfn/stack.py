@@ -12,9 +12,9 @@ from fluxion_cfn.outputs import add_outputs
 from fluxion_cfn.parameters import add_parameters
 from fluxion_cfn.postgres_target import add_access, add_postgres_target
 from fluxion_cfn.roles import add_events_role, add_task_roles
-from fluxion_cfn.run_task_policy import add_run_task_policy
 from fluxion_cfn.schedule import add_schedule
 from fluxion_cfn.secret import add_secret
+from fluxion_cfn.store_sync import add_store_sync
 from fluxion_cfn.task import add_log_group, add_task_definition
 
 DESCRIPTION = (
@@ -40,16 +40,16 @@ def build_template() -> Template:
     task_def = add_task_definition(
         template, params, conditions, repo, credentials, log_group, roles, target
     )
-    network = add_network(template, params)
+    network = add_network(template, params, conditions)
     add_access(template, target, roles.execution, network.security_group)
     events_role = add_events_role(template, params, task_def, roles)
     schedule = add_schedule(template, params, task_def, network, events_role)
     alerting = add_alerting(template, params, conditions, key, schedule, log_group)
     add_dashboard(template, params, alerting)
-    run_task_policy = add_run_task_policy(template, params, roles)
+    store_sync = add_store_sync(template, params, task_def, network, roles)
     add_outputs(
         template, repo, task_def, log_group, network, alerting, schedule, credentials,
-        run_task_policy,
+        store_sync,
     )  # fmt: skip
     return template
 

@@ -87,3 +87,13 @@ def test_both_locks_say_which_command_regenerates_them() -> None:
     for lock in ("dev.txt", "image.txt"):
         head = (LOCKS / lock).read_text(encoding="utf-8").splitlines()[:2]
         assert head[1].strip("# ") == "scripts/lock.sh"
+
+
+def test_the_sentry_extra_is_pinned_to_the_major_version_the_tests_run_with() -> None:
+    """sentry-sdk 3.x changes the API fluxion's options use (Sentry would be silently off): the
+    extra stops at 3, and the dev lock (what test_sentry.py runs with) holds a 2.x in range."""
+    (sdk,) = requirements("options.extras_require:sentry")
+    assert canonicalize_name(sdk.name) == "sentry-sdk"
+    assert not sdk.specifier.contains("3.0.0") and not sdk.specifier.contains("3.1.0a1", True)
+    locked, _ = pins("dev.txt")["sentry-sdk"]
+    assert locked.split(".")[0] == "2" and sdk.specifier.contains(locked)

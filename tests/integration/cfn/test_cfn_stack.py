@@ -5,9 +5,19 @@ the template uses (alarms, topic policy, subscription and the secret are accepte
 created) nor every property, so this test checks what it does create: that the stack comes up
 from the template with the operator's parameters, and that the outputs name resources that
 really exist with the planned settings. The unit tests assert the rest on the template.
+
+The store-sync state machine is created (AWS::StepFunctions::StateMachine, with its
+DefinitionString resolved); moto's Step Functions interpreter then runs the deployed definition
+up to the RunTask request it makes (its history's TaskScheduled event). moto 5.2's interpreter
+passes that request to ECS without converting its keys (its parameter normalisation is a no-op),
+so no task starts in moto: what reaches ECS is asserted on the request, and the run-task tests
+(test_deploy.py) start tasks through ECS directly.
 """
 
+import http.client
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -139,21 +149,46 @@ def test_the_outputs_are_exported_under_the_stack_name(
         assert exported[f"{STACK}-{name}"] == value
 
 
-def test_the_run_task_policy_output_names_a_managed_policy_for_this_task(
-    aws: dict[str, Any], stack: dict[str, Any]
-) -> None:
-    arn = stack["outputs"]["RunTaskPolicyArn"]
-    iam = boto3.client("iam", **aws)
+def _policy_document(iam: Any, arn: str) -> dict[str, Any]:
     policy = iam.get_policy(PolicyArn=arn)["Policy"]
     version = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])
     document = version["PolicyVersion"]["Document"]
     if isinstance(document, str):  # moto may return it URL-encoded JSON text
         document = json.loads(unquote(document))
+    return dict(document)
+
+
+def test_the_backends_policy_output_starts_the_store_sync_and_nothing_else(
+    aws: dict[str, Any], stack: dict[str, Any]
+) -> None:
+    assert "RunTaskPolicyArn" not in stack["outputs"]
+    machine = stack["outputs"]["StoreSyncStateMachineArn"]
+    iam = boto3.client("iam", **aws)
+    document = _policy_document(iam, stack["outputs"]["StartStoreSyncPolicyArn"])
     actions = {a for s in document["Statement"] for a in s["Action"]}
-    assert actions == {"ecs:RunTask", "ecs:DescribeTasks", "ecs:TagResource", "iam:PassRole"}
-    (run,) = [s for s in document["Statement"] if s["Action"] == ["ecs:RunTask"]]
-    assert run["Resource"] == [f"arn:aws:ecs:us-east-1:123456789012:task-definition/{STACK}-etl:*"]
-    assert run["Condition"]["ArnEquals"]["ecs:cluster"].endswith(":cluster/fluxion")
+    assert actions == {"states:StartExecution", "states:DescribeExecution"}
+    (start,) = [s for s in document["Statement"] if s["Action"] == ["states:StartExecution"]]
+    assert start["Resource"] == [machine]
+    name = machine.rsplit(":", 1)[1]
+    (follow,) = [s for s in document["Statement"] if s["Action"] == ["states:DescribeExecution"]]
+    assert follow["Resource"] == [f"arn:aws:states:us-east-1:123456789012:execution:{name}:*"]
+
+
+def test_the_store_sync_state_machine_runs_this_task_with_its_own_role(
+    aws: dict[str, Any], stack: dict[str, Any]
+) -> None:
+    sfn = boto3.client("stepfunctions", **aws)
+    arn = stack["outputs"]["StoreSyncStateMachineArn"]
+    machine = sfn.describe_state_machine(stateMachineArn=arn)
+    assert machine["roleArn"].split("/")[-1].startswith(f"{STACK}-StoreSyncRole")
+    definition = json.loads(machine["definition"])
+    for name in ("RunStores", "RunStoresAcceptingShrink"):
+        parameters = definition["States"][name]["Parameters"]
+        assert parameters["TaskDefinition"] == stack["outputs"]["TaskDefinitionArn"]
+        assert parameters["Cluster"] == "arn:aws:ecs:us-east-1:123456789012:cluster/fluxion"
+        network = parameters["NetworkConfiguration"]["AwsvpcConfiguration"]
+        assert network["Subnets"] == stack["parameters"]["PrivateSubnetIds"].split(",")
+        assert network["SecurityGroups"] == [stack["outputs"]["SecurityGroupId"]]
 
 
 def test_the_dashboard_is_created_with_the_environment_filled_in(
@@ -170,3 +205,140 @@ def test_the_dashboard_is_created_with_the_environment_filled_in(
     ]
     assert len(searches) == 4
     assert all('Environment="production"' in search and ", 21600)" in search for search in searches)
+
+
+@pytest.fixture
+def interpreted_sync(
+    aws: dict[str, Any],
+    stack: dict[str, Any],
+    moto_endpoint: MotoEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[str]:
+    """The deployed store-sync machine, run by moto's Step Functions interpreter; its ARN there.
+
+    The interpreter is a setting of moto's server, switched on for one test. It runs a state
+    machine's states, and its ``ecs:runTask.sync`` calls this same server (moto reads the port
+    from MOTO_PORT; the server runs in this process). Its machines live in a backend of their
+    own, not where CloudFormation created the stack's, so the deployed definition and role are
+    read first and registered there.
+    """
+    sfn = boto3.client("stepfunctions", **aws)
+    deployed = sfn.describe_state_machine(
+        stateMachineArn=stack["outputs"]["StoreSyncStateMachineArn"]
+    )
+
+    host, port = moto_endpoint.url.removeprefix("http://").rsplit(":", 1)
+    monkeypatch.setenv("MOTO_PORT", port)
+
+    def interpret(on: bool) -> None:
+        body = json.dumps({"stepfunctions": {"execute_state_machine": on}})
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)  # 127.0.0.1
+        try:
+            connection.request("POST", "/moto-api/config", body=body)
+            assert connection.getresponse().status == 201  # (its body omits stepfunctions)
+        finally:
+            connection.close()
+        from moto.core.config import default_user_config  # the server's, in this process
+
+        assert default_user_config["stepfunctions"]["execute_state_machine"] is on
+
+    interpret(True)
+    try:
+        yield sfn.create_state_machine(
+            name="store-sync-interpreted", definition=deployed["definition"],
+            roleArn=deployed["roleArn"],
+        )["stateMachineArn"]  # fmt: skip
+    finally:
+        interpret(False)
+
+
+def _wait_execution(sfn: Any, arn: str, *, until: set[str]) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        described = sfn.describe_execution(executionArn=arn)
+        if described["status"] in until or time.monotonic() > deadline:
+            return dict(described)
+        time.sleep(0.2)
+
+
+def _scheduled_run_task(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    """The RunTask requests the execution made: the resolved ``Parameters`` of each
+    ``TaskScheduled`` event of its history (what Step Functions sends to ECS)."""
+    events = sfn.get_execution_history(executionArn=execution_arn)["events"]
+    scheduled = [e["taskScheduledEventDetails"] for e in events if e["type"] == "TaskScheduled"]
+    assert all((d["resourceType"], d["resource"]) == ("ecs", "runTask.sync") for d in scheduled)
+    return [json.loads(d["parameters"]) for d in scheduled]
+
+
+@pytest.mark.parametrize(
+    ("data", "environment"),
+    [
+        ({"stores": "tienda_02"}, [{"Name": "ETL_TIENDAS", "Value": "tienda_02"}]),
+        (
+            {
+                "stores": "tienda_02,tienda_05",
+                "accept_shrink": "tienda_05",
+                # what a holder of RunTask could have sent, and the machine never reads
+                "command": ["sh", "-c", "env"],
+                "Overrides": {"TaskRoleArn": "arn:aws:iam::123456789012:role/other"},
+                "TaskDefinition": "arn:aws:ecs:us-east-1:123456789012:task-definition/x:1",
+            },
+            [
+                {"Name": "ETL_TIENDAS", "Value": "tienda_02,tienda_05"},
+                {"Name": "ETL_ACCEPT_SHRINK", "Value": "tienda_05"},
+            ],
+        ),
+    ],
+    ids=["stores", "stores, accept and hostile extras"],
+)
+def test_an_execution_asks_ecs_for_this_task_with_only_the_store_lists_overridden(
+    aws: dict[str, Any],
+    stack: dict[str, Any],
+    interpreted_sync: str,
+    data: dict[str, Any],
+    environment: list[dict[str, str]],
+) -> None:
+    """The backend's call, StartExecution, run by moto's interpreter of the deployed
+    definition: the RunTask request it makes names the stack's task definition, cluster and
+    network, and its only override is the two store lists from the input."""
+    sfn = boto3.client("stepfunctions", **aws)
+    started = sfn.start_execution(
+        stateMachineArn=interpreted_sync, name=f"sync-{len(environment)}", input=json.dumps(data)
+    )
+    _wait_execution(sfn, started["executionArn"], until={"FAILED", "SUCCEEDED"})
+    (request,) = _scheduled_run_task(sfn, started["executionArn"])
+    assert request == {
+        "Cluster": "arn:aws:ecs:us-east-1:123456789012:cluster/fluxion",
+        "TaskDefinition": stack["outputs"]["TaskDefinitionArn"],
+        "LaunchType": "FARGATE",
+        "PlatformVersion": "LATEST",
+        "NetworkConfiguration": {"AwsvpcConfiguration": {
+            "Subnets": stack["parameters"]["PrivateSubnetIds"].split(","),
+            "SecurityGroups": [stack["outputs"]["SecurityGroupId"]],
+            "AssignPublicIp": "DISABLED",
+        }},
+        "PropagateTags": "TASK_DEFINITION",
+        "Overrides": {"ContainerOverrides": [{"Name": "etl", "Environment": environment}]},
+        "StartedBy": "AWS Step Functions",
+    }  # fmt: skip
+    # (moto 5.2's interpreter then calls ECS with these keys un-camel-cased, which its ECS
+    # refuses: the execution ends FAILED there; AWS starts the task and waits for it.)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{}, {"stores": ""}, {"stores": ["tienda_02"]}, {"stores": "tienda_02", "accept_shrink": ""}],
+    ids=["no stores", "empty stores", "a list", "empty accept"],
+)
+def test_an_execution_with_a_bad_input_fails_before_asking_for_a_task(
+    aws: dict[str, Any], interpreted_sync: str, data: dict[str, Any]
+) -> None:
+    sfn = boto3.client("stepfunctions", **aws)
+    # (named: moto's interpreter gives every unnamed execution the same name)
+    started = sfn.start_execution(
+        stateMachineArn=interpreted_sync, name=f"refused-{len(json.dumps(data))}",
+        input=json.dumps(data),
+    )  # fmt: skip
+    ended = _wait_execution(sfn, started["executionArn"], until={"FAILED", "SUCCEEDED"})
+    assert (ended["status"], ended.get("error")) == ("FAILED", "fluxion.InvalidInput")
+    assert _scheduled_run_task(sfn, started["executionArn"]) == []

@@ -23,7 +23,7 @@ says what moto does instead:
 * an update counts every parameter the create did not pass as changed, and updates each resource
   that refers to one, even a conditional one it never created (the optional PostgreSQL target's
   ``AWS::IAM::Policy``: an AttributeError in moto's IAM, HTTP 500), so the first deploy passes
-  the target's parameters, empty, as an operator may.
+  the optional parameters (the target's, the VPC endpoints'), empty, as an operator may.
 """
 
 from __future__ import annotations
@@ -136,12 +136,15 @@ def rows(output: str, action: str) -> set[tuple[str, str]]:
     return found
 
 
-#: Conditions false with the parameters these tests deploy (the optional PostgreSQL target).
-UNSET = {"HasPostgresTarget", "HasTargetSecretKmsKey"}
-#: The optional target's parameters, passed empty (module docstring: moto's update).
+#: Conditions false with the parameters these tests deploy (the optional PostgreSQL target, the
+#: optional VPC endpoints).
+UNSET = {"HasPostgresTarget", "HasTargetSecretKmsKey", "HasAwsEndpoints"}
+#: The optional parameters, passed empty (module docstring: moto's update).
 NO_TARGET = dict.fromkeys(
-    ("TargetDatabaseUrl", "TargetSecretArn", "TargetSecurityGroupId", "TargetSecretKmsKeyArn"), ""
-)
+    ("TargetDatabaseUrl", "TargetSecretArn", "TargetSecurityGroupId", "TargetSecretKmsKeyArn",
+     "AwsEndpointsSecurityGroupId", "S3PrefixListId"),
+    "",
+)  # fmt: skip
 
 
 def template_resources(text: str | None = None) -> dict[str, Any]:

@@ -46,8 +46,8 @@ EXAMPLE_TARGET_KEY = {
 _DROP = object()
 #: The conditions of optional parts, in the order they refer to each other, resolved by
 #: :func:`shape`; the stack's other conditions (and the tests about them) stay as they are.
-OPTIONAL = ("HasPostgresTarget", "HasTargetSecretKmsKey")
-OPTIONAL_RULES = ("PostgresTargetParametersTogether",)
+OPTIONAL = ("HasPostgresTarget", "HasTargetSecretKmsKey", "HasAwsEndpoints")
+OPTIONAL_RULES = ("PostgresTargetParametersTogether", "AwsEndpointsTogether")
 
 
 def shape(values: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -92,9 +92,9 @@ TARGET_DOCUMENTS = [
 
 def test_the_walk_sees_every_policy_of_the_stack() -> None:
     kinds = sorted(kind for kind, _, _ in DOCUMENTS)
-    # 3 roles (trust + inline policy each), the run-task managed policy, the topic policy, the
-    # key policy.
-    assert kinds == ["identity"] * 4 + ["key"] + ["resource"] + ["trust"] * 3
+    # 4 roles (trust + inline policy each), the start-store-sync managed policy, the topic
+    # policy, the key policy.
+    assert kinds == ["identity"] * 5 + ["key"] + ["resource"] + ["trust"] * 4
     # the target adds two policies of the execution role (its secret's read and key's decrypt)
     assert [(kind, where) for kind, where, _ in TARGET_DOCUMENTS] == [
         ("identity", "TargetCredentialsDecrypt"),
@@ -128,7 +128,7 @@ def test_resource_star_appears_only_for_the_ecr_login_token() -> None:
     assert star == ["ecr:GetAuthorizationToken"]
 
 
-def test_the_schedule_and_the_run_task_policy_pass_exactly_the_two_task_roles() -> None:
+def test_the_schedule_and_the_store_sync_pass_exactly_the_two_task_roles() -> None:
     passing = {
         where: s
         for kind, where, document in DOCUMENTS
@@ -136,7 +136,7 @@ def test_the_schedule_and_the_run_task_policy_pass_exactly_the_two_task_roles() 
         for s in document["Statement"]
         if "iam:PassRole" in s["Action"]
     }
-    assert sorted(passing) == ["RunTaskPolicy", "ScheduleRole/ScheduleRole"]
+    assert sorted(passing) == ["ScheduleRole/ScheduleRole", "StoreSyncRole/StoreSyncRole"]
     for statement in passing.values():
         assert statement["Resource"] == [
             {"Fn::GetAtt": ["ExecutionRole", "Arn"]},
@@ -147,27 +147,67 @@ def test_the_schedule_and_the_run_task_policy_pass_exactly_the_two_task_roles() 
         }
 
 
-def test_the_run_task_policy_starts_this_family_in_this_cluster_and_reads_its_tasks() -> None:
-    (document,) = [d for kind, where, d in DOCUMENTS if where == "RunTaskPolicy"]
+PREFIX = "arn:${AWS::Partition}:%s:${AWS::Region}:${AWS::AccountId}"
+
+
+def _actions(document: dict[str, Any]) -> set[str]:
+    return {str(a) for s in _as_list(document["Statement"]) for a in _as_list(s["Action"])}
+
+
+def test_the_backends_policy_starts_the_store_sync_and_nothing_else() -> None:
+    """The managed policy for the backend's role: no ecs:RunTask (whose overrides could replace
+    the command and read the injected passwords), no iam:PassRole, nothing of ECS at all."""
+    managed = {where: d for kind, where, d in DOCUMENTS if where in TEMPLATE["Resources"]
+               and TEMPLATE["Resources"][where]["Type"] == "AWS::IAM::ManagedPolicy"}  # fmt: skip
+    assert list(managed) == ["StartStoreSyncPolicy"]
+    (document,) = managed.values()
+    assert _actions(document) == {"states:StartExecution", "states:DescribeExecution"}
+    by_sid = {s["Sid"]: s for s in document["Statement"]}
+    assert by_sid["StartStoreSync"]["Resource"] == [{"Ref": "StoreSyncStateMachine"}]
+    assert by_sid["FollowStoreSyncs"]["Resource"] == [
+        {
+            "Fn::Sub": [
+                PREFIX % "states" + ":execution:${Name}:*",
+                {"Name": {"Fn::GetAtt": ["StoreSyncStateMachine", "Name"]}},
+            ]
+        }
+    ]
+
+
+def test_no_identity_policy_but_the_schedules_and_the_state_machines_may_run_the_task() -> None:
+    running = sorted(
+        where
+        for kind, where, document in DOCUMENTS
+        if kind == "identity" and _actions(document) & {"ecs:RunTask", "iam:PassRole"}
+    )
+    assert running == ["ScheduleRole/ScheduleRole", "StoreSyncRole/StoreSyncRole"]
+
+
+def test_the_state_machines_role_runs_this_family_in_this_cluster_and_follows_it() -> None:
+    (document,) = [d for kind, where, d in DOCUMENTS if where == "StoreSyncRole/StoreSyncRole"]
     by_sid = {s["Sid"]: s for s in document["Statement"]}
     assert {sid: s["Action"] for sid, s in by_sid.items()} == {
         "RunEtlTask": ["ecs:RunTask"],
-        "DescribeEtlTasks": ["ecs:DescribeTasks"],
+        "FollowEtlTasks": ["ecs:DescribeTasks", "ecs:StopTask"],
         "TagStartedTasks": ["ecs:TagResource"],  # RunTask propagates the family's tags
         "PassTaskRoles": ["iam:PassRole"],
+        "FollowTaskStateEvents": ["events:DescribeRule", "events:PutRule", "events:PutTargets"],
     }
-    prefix = "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}"
+    ecs = PREFIX % "ecs"
     assert by_sid["RunEtlTask"]["Resource"] == [
-        {"Fn::Sub": f"{prefix}:task-definition/${{AWS::StackName}}-etl:*"}
+        {"Fn::Sub": f"{ecs}:task-definition/${{AWS::StackName}}-etl:*"}
     ]
     assert by_sid["RunEtlTask"]["Condition"] == {
-        "ArnEquals": {"ecs:cluster": {"Fn::Sub": f"{prefix}:cluster/${{ClusterName}}"}}
+        "ArnEquals": {"ecs:cluster": {"Fn::Sub": f"{ecs}:cluster/${{ClusterName}}"}}
     }
-    tasks = [{"Fn::Sub": f"{prefix}:task/${{ClusterName}}/*"}]
-    assert by_sid["DescribeEtlTasks"]["Resource"] == by_sid["TagStartedTasks"]["Resource"] == tasks
+    tasks = [{"Fn::Sub": f"{ecs}:task/${{ClusterName}}/*"}]
+    assert by_sid["FollowEtlTasks"]["Resource"] == by_sid["TagStartedTasks"]["Resource"] == tasks
     assert by_sid["TagStartedTasks"]["Condition"] == {
         "StringEquals": {"ecs:CreateAction": "RunTask"}
     }
+    assert by_sid["FollowTaskStateEvents"]["Resource"] == [
+        {"Fn::Sub": PREFIX % "events" + ":rule/StepFunctionsGetEventsForECSTaskRule"}
+    ]
 
 
 def test_roles_are_assumable_only_by_their_service_for_this_account() -> None:
@@ -185,6 +225,11 @@ def test_roles_are_assumable_only_by_their_service_for_this_account() -> None:
         "ExecutionRole trust": "ecs-tasks.amazonaws.com",
         "TaskRole trust": "ecs-tasks.amazonaws.com",
         "ScheduleRole trust": "events.amazonaws.com",
+        "StoreSyncRole trust": "states.amazonaws.com",
+    }
+    (sync,) = [d for kind, where, d in DOCUMENTS if where == "StoreSyncRole trust"]
+    assert sync["Statement"][0]["Condition"]["ArnLike"] == {
+        "aws:SourceArn": {"Fn::Sub": PREFIX % "states" + ":stateMachine:*"}
     }
 
 

@@ -496,8 +496,10 @@ def test_outputs_are_exported_and_name_the_real_resources() -> None:
         "SecurityGroupId": {"Fn::GetAtt": ["TaskSecurityGroup", "GroupId"]},
         "AlertTopicArn": ref("AlertTopic"),
         "ScheduleRuleName": ref("ScheduleRule"),
-        "RunTaskPolicyArn": ref("RunTaskPolicy"),
+        "StoreSyncStateMachineArn": ref("StoreSyncStateMachine"),
+        "StartStoreSyncPolicyArn": ref("StartStoreSyncPolicy"),
     }.items() <= {name: o["Value"] for name, o in outputs.items()}.items()
+    assert "RunTaskPolicyArn" not in outputs  # the backend gets no ecs:RunTask any more
     for name, output in outputs.items():
         assert sub_text(output["Export"]["Name"]) == f"${{AWS::StackName}}-{name}"
     assert RESOURCES["LogGroup"]["Type"] == "AWS::Logs::LogGroup"

@@ -68,6 +68,8 @@ def test_every_resource_group_is_present() -> None:
             "AWS::EC2::SecurityGroupEgress",  # to the PostgreSQL target's group (optional)
             "AWS::EC2::SecurityGroupIngress",
             "AWS::EC2::SecurityGroupIngress",  # PostgreSQL target's group (optional)
+            "AWS::EC2::SecurityGroupIngress",  # VPC endpoints' group (optional)
+            "AWS::EC2::SecurityGroupEgress",  # to S3's prefix list, with the endpoints (optional)
             "AWS::ECR::Repository",
             "AWS::ECS::TaskDefinition",
             "AWS::Events::Rule",  # schedule
@@ -75,7 +77,8 @@ def test_every_resource_group_is_present() -> None:
             "AWS::IAM::Role",  # execution
             "AWS::IAM::Role",  # task
             "AWS::IAM::Role",  # events
-            "AWS::IAM::ManagedPolicy",  # run task (the backend's one-store syncs)
+            "AWS::IAM::Role",  # store-sync state machine
+            "AWS::IAM::ManagedPolicy",  # start the store sync (the backend's one-store syncs)
             "AWS::IAM::Policy",  # execution role reads the PostgreSQL target's secret (optional)
             "AWS::IAM::Policy",  # ... and decrypts it with its KMS key (optional)
             "AWS::KMS::Key",
@@ -84,5 +87,6 @@ def test_every_resource_group_is_present() -> None:
             "AWS::SNS::Topic",
             "AWS::SNS::TopicPolicy",
             "AWS::SecretsManager::Secret",
+            "AWS::StepFunctions::StateMachine",  # store sync
         ]
     )
