@@ -40,7 +40,7 @@ GOLDEN: dict[str, Any] = json.loads(
     json.dumps(cfn_flip.load_yaml(GOLDEN_WITHOUT_TARGET.read_text()))
 )
 CONTAINER = ("TaskDefinition", "Properties", "ContainerDefinitions", 0)
-#: The VPC endpoints option's own resource (tests/unit/test_cfn_network.py), not the target's.
+#: The VPC endpoints option's own resource (tests/unit/cfn/test_cfn_network.py), not the target's.
 ENDPOINTS_OPTION = {"AwsEndpointsIngressFromTask", "TaskEgressToS3"}
 
 #: What setting the target adds, written out (CloudFormation's JSON of each piece).

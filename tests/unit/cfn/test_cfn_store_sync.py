@@ -1,11 +1,11 @@
 """The store-sync state machine, read from the template: what its input can change of the task.
 
-The backend may start it (tests/unit/test_cfn_iam.py: and nothing else). Here: its definition, as
-CloudFormation will deploy it, runs only this stack's task in this cluster and network, and the
+The backend may start it (tests/unit/cfn/test_cfn_iam.py: and nothing else). Here: its definition,
+as CloudFormation will deploy it, runs only this stack's task in this cluster and network, and the
 only thing taken from the input is ``stores``/``accept_shrink`` as the values of
-``ETL_TIENDAS``/``ETL_ACCEPT_SHRINK``; its Choice rules, evaluated on inputs the way Step
-Functions evaluates them (first matching rule), refuse anything else before a task starts.
-tests/integration/test_cfn_stack.py executes the deployed definition with moto's interpreter.
+``ETL_TIENDAS``/``ETL_ACCEPT_SHRINK``; its Choice rules, evaluated on inputs the way Step Functions
+evaluates them (first matching rule), refuse anything else before a task starts.
+tests/integration/cfn/test_cfn_stack.py executes the deployed definition with moto's interpreter.
 """
 
 from __future__ import annotations
