@@ -44,6 +44,12 @@ def copy_ready(
     view leaves to the publish, as on DuckDB), into ``table``; return the rows sent."""
     stamp = sql_literal(created_at.isoformat(sep=" "))
     select = f"SELECT *, CAST({stamp} AS TIMESTAMP) AS created_at FROM inventario"
+    return copy_select(cur, ready, select, sql.Identifier(table))
+
+
+def copy_select(cur: psycopg.Cursor[Any], ready: Path, select: str, table: sql.Composable) -> int:
+    """Copy the rows of ``select`` (DuckDB SQL over the ready database) into ``table``'s columns
+    of the same names, by binary ``COPY`` on ``cur``; return the rows sent."""
     sent = 0
     try:
         source = duckdb.connect(str(ready), read_only=True)
@@ -56,7 +62,7 @@ def copy_ready(
         except Exception as exc:  # noqa: BLE001 - pgpq's errors carry no common base class
             raise DataError(f"cannot encode the ready rows for COPY: {_first_line(exc)}") from None
         statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
-            sql.Identifier(table),
+            table,
             sql.SQL(", ").join(sql.Identifier(field.name) for field in batches.schema),
         )
         with cur.copy(statement) as copy:
