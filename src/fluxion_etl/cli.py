@@ -109,7 +109,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--stores", type=int, default=5, help="number of demo stores (default 5)")
     demo.add_argument("--rows", type=int, default=3000, help="products per store (default 3000)")
     demo.add_argument(
-        "--db", type=Path, default=Path("fluxion-demo/fluxion.duckdb"), help="demo target file"
+        "--db",
+        type=Path,
+        default=Path("fluxion-demo/fluxion.duckdb"),
+        help="demo target file (with DATABASE_URL: only its directory, for the demo stores)",
     )
     demo.set_defaults(handler=cmd_demo)
     return parser
@@ -294,6 +297,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             entry.error_message or "",
         )
     _print(table)
+    if settings.database_url:  # the PostgreSQL target: DATABASE_URL is in the caller's env
+        env = f"ETL_STORES_FILE={shlex.quote(str(stores_file))}"
+        print(f"demo target: {open_target(settings).describe()}; demo stores file: {stores_file}")
+        print(f"next, try:  {env} fluxion-etl check")
+        print(f"       or:  {env} fluxion-etl run   (then: fluxion-etl status)")
+        return result.exit_code
     env = (
         f"ETL_STORES_FILE={shlex.quote(str(stores_file))} DATABASE_PATH={shlex.quote(str(args.db))}"
     )

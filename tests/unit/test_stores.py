@@ -40,13 +40,25 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_the_example_file_is_the_chains_layout() -> None:
     stores = parse_stores(tomllib.loads(example_text()))
-    assert len(stores) == 21
-    assert sum(store.active for store in stores) == 19
+    assert len(stores) == 22
+    # only three CEDIs are still on Stellar; the stores and cedi_caracas moved to KLK
+    assert {s.id: s.warehouse for s in stores if s.active} == {
+        "cedi_seco": "1413",
+        "cedi_frio": "1710",
+        "cedi_verde": "1801",
+    }
     assert {s.id for s in stores if s.type == "cedi"} == {
         "cedi_seco",
         "cedi_frio",
         "cedi_verde",
         "cedi_frutas",
+        "cedi_caracas",
+    }
+    assert sum(s.type == "tienda" and not s.active for s in stores) == 17
+    assert {s.almacen_codigo for s in stores if s.active} == {
+        "CEDI-SECO",
+        "CEDI-FRIO",
+        "CEDI-VERDE",
     }
     by_id = {store.id: store for store in stores}
     assert by_id["tienda_02"].warehouse == "0202" and by_id["tienda_03"].name == "MAÑONGO"
