@@ -141,7 +141,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     credentials = _credentials_for(stores, settings)
     require_drivers(stores, settings.odbc_driver)
     results = check_stores(stores, settings, credentials, load_query(settings.query_file))
-    target_ok, target_detail = _check_target(settings)
+    target_ok, target_detail = _check_target(settings, stores)
     table = _table(
         "store", "address", "tcp", "login", "warehouse", "query", "rows", "seconds", "detail"
     )
@@ -164,10 +164,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if target_ok and all(r.ok for r in results) else EXIT_FAILED
 
 
-def _check_target(settings: Settings) -> tuple[bool, str]:
+def _check_target(settings: Settings, stores: Sequence[Store] = ()) -> tuple[bool, str]:
     """Whether a run could publish: the target's own check (targets/), one line either way."""
     try:
-        return True, open_target(settings).check()
+        return True, open_target(settings, stores=stores).check()
     except FluxionError as exc:
         return False, str(exc)
 

@@ -108,6 +108,9 @@ def test_backend_reads_return_the_oracle_and_the_other_feed_is_untouched(
 
     result = run_cli(["run"], actual_env)
     assert result.returncode == 0, result.stderr + result.stdout[-3000:]
+    per_store = [line for line in json_lines(result.stdout) if "StoreSnapshotAgeSeconds" in line]
+    assert {doc["Store"] for doc in per_store} == {s.id for s in pg_stores}
+    assert all(0 <= doc["StoreSnapshotAgeSeconds"] < 120 for doc in per_store)  # freshness
 
     ledger = fluxion_ledger(chain, actual_env)
     catalogue: dict[str, set[tuple[str, str, str | None]]] = {}
@@ -327,6 +330,23 @@ def test_existing_tables_of_the_wrong_shape_are_exit_2_and_left_alone(
         "SELECT 1 FROM pg_namespace WHERE nspname = %s", [actual_env["ETL_LEDGER_SCHEMA"]]
     ).fetchone()
     assert ledger_schema is None  # the opening transaction was rolled back whole
+
+
+def test_check_reads_the_tables_as_a_run_would_and_changes_nothing(
+    actual_env: dict[str, str], chain: psycopg.Connection[Any], pg_stores: Sequence[PgStore]
+) -> None:
+    backend_tables(chain)
+    good = run_cli(["check"], actual_env)
+    assert good.returncode == 0, good.stdout[-3000:] + good.stderr
+    assert "target: ok" in good.stdout and "layout=inventario_actual" in good.stdout
+    chain.execute("ALTER TABLE productos ALTER COLUMN categoria TYPE INTEGER USING 0")
+    bad = run_cli(["check"], actual_env)
+    assert bad.returncode == 1
+    assert "target: FAIL" in bad.stdout and "productos.categoria is of type int4" in bad.stdout
+    ledger_schema = chain.execute(
+        "SELECT 1 FROM pg_namespace WHERE nspname = %s", [actual_env["ETL_LEDGER_SCHEMA"]]
+    ).fetchone()
+    assert ledger_schema is None  # the check's transaction is rolled back
 
 
 def test_a_warehouse_code_of_another_location_is_exit_2(

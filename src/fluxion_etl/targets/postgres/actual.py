@@ -252,8 +252,11 @@ class ActualLayout:
     def table(self, name: str) -> sql.Composable:
         return sql.Identifier(self.schema, name)
 
-    def ensure_schema(self, cur: psycopg.Cursor[Any]) -> None:
+    def check_tables(self, cur: psycopg.Cursor[Any]) -> None:
         ensure_schema(cur, self.ledger_schema)
+        ensure_schema(cur, self.schema)
+        self.prepare_tables(cur)
+        self.check_warehouses(cur, list(self.warehouses))
 
     # --- opening the run -----------------------------------------------------------------------
 

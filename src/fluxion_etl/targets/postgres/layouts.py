@@ -77,8 +77,10 @@ class Layout(Protocol):
 
     def describe(self) -> str: ...
 
-    def ensure_schema(self, cur: psycopg.Cursor[Any]) -> None:
-        """Create the schema of fluxion's own tables if it is missing."""
+    def check_tables(self, cur: psycopg.Cursor[Any]) -> None:
+        """For ``fluxion-etl check``, inside a transaction it rolls back: create the schema of
+        fluxion's own tables if it is missing, and check the tables a run would write as the run
+        would (ConfigError naming table and column)."""
         ...
 
     def open_run(
@@ -134,7 +136,7 @@ class RawLayout:
     def describe(self) -> str:
         return f"schema={self.schema}"
 
-    def ensure_schema(self, cur: psycopg.Cursor[Any]) -> None:
+    def check_tables(self, cur: psycopg.Cursor[Any]) -> None:
         ensure_schema(cur, self.schema)
 
     def open_run(
@@ -142,7 +144,7 @@ class RawLayout:
     ) -> int:
         from fluxion_etl.targets.postgres import schema as pgschema
 
-        self.ensure_schema(cur)
+        ensure_schema(cur, self.schema)
         pgschema.migrate(cur, self.schema)
         return pgschema.open_run(cur, run_id, store_ids, engine)
 

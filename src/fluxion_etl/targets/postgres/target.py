@@ -334,7 +334,7 @@ class PostgresTarget:
         proves the rights a run needs and leaves nothing behind."""
 
         def work(cur: psycopg.Cursor[Any]) -> str:
-            self.layout.ensure_schema(cur)
+            self.layout.check_tables(cur)
             cur.execute("CREATE TABLE fluxion_check (id INTEGER)")
             cur.execute("INSERT INTO fluxion_check VALUES (1)")
             cur.execute("DELETE FROM fluxion_check")
