@@ -17,8 +17,13 @@ Another feed (the stores' other POS) writes other locations into the same tables
   existing row is left as it is: someone may have renamed it); the products it carries are
   upserted (see below); its current ``inventario_actual`` rows go to ``inventario_historico``
   (``fecha_snapshot`` = the moment they were true, their ``fecha_actualizacion``); exactly those
-  rows are deleted and the new ones go in by binary ``COPY``; its ledger row is written. Rows of
-  any other (location, warehouse) are never read for writing, updated or deleted.
+  rows are deleted and the new ones inserted; its ledger row is written. Rows of any other
+  (location, warehouse) are never updated or deleted. The snapshot reaches the server once, by
+  binary ``COPY`` (:mod:`.copy`) into a temporary table of the transaction, from which the
+  products are upserted and ``inventario_actual`` filled (``INSERT ... SELECT``): one read of
+  the ready database and one ``COPY``, not one per table (measured: benchmarks/layout_publish.py;
+  what remains above ``inventario_raw`` is mostly the backend's foreign keys and indexes, checked
+  and maintained per row).
 * **Products are shared**: a product not in ``productos`` is inserted (``id = codigo``); an
   existing one only gets its NULL columns filled, unless ``ETL_OWNS_PRODUCTS=true`` makes fluxion
   the catalogue's owner (then its columns follow Stellar). Texts are fitted to the columns'
@@ -51,7 +56,6 @@ from psycopg import sql
 from fluxion_etl import columns
 from fluxion_etl.errors import ConfigError, DataError
 from fluxion_etl.ledger import LedgerEntry, utcnow
-from fluxion_etl.sql import literal as sql_literal
 from fluxion_etl.stores import default_almacen_codigo
 from fluxion_etl.targets.base import Vet
 from fluxion_etl.targets.postgres import copy as pgcopy
@@ -180,6 +184,13 @@ WRITES: dict[str, dict[str, str]] = {
         "fecha_snapshot": TIME,
     },
 }
+
+#: The store's snapshot as it arrives (by one binary COPY) into the publish's temporary table.
+SNAPSHOT = (
+    "SELECT codigo_producto AS producto_id, codigo_barras, descripcion_producto AS descripcion, "
+    "categoria, marca, cantidad_actual AS cantidad, fecha_extraccion AS fecha_actualizacion "
+    "FROM inventario"
+)
 
 #: What a product without category is filed under (``categoria`` is NOT NULL).
 NO_CATEGORY = "SIN CATEGORIA"
@@ -426,9 +437,21 @@ class ActualLayout:
         if vet is not None:  # first: a held-back snapshot changes nothing at all
             served = self.served_rows(cur, store_id).get(store_id, 0)
             written = vet(entry, served)
-        name, kind, extracted_at = _store_run(ready, store_id)
-        self._ensure_location(cur, store_id, name, kind, code)
-        cut = self._upsert_products(cur, ready)
+        source = pgcopy.open_ready(ready)
+        try:
+            name, kind, extracted_at = _store_run(source, ready, store_id)
+            self._ensure_location(cur, store_id, name, kind, code)
+            # the snapshot arrives once, by binary COPY, into a table of this transaction; the
+            # products and inventario_actual are filled from it on the server
+            cur.execute(
+                "CREATE TEMP TABLE fluxion_snapshot (producto_id text, codigo_barras text, "
+                "descripcion text, categoria text, marca text, cantidad numeric, "
+                "fecha_actualizacion timestamp) ON COMMIT DROP"
+            )
+            pgcopy.copy_select(cur, ready, SNAPSHOT, sql.Identifier("fluxion_snapshot"), source)
+        finally:
+            source.close()
+        cut = self._upsert_products(cur)
         where = [store_id, code]
         cur.execute(
             sql.SQL(
@@ -445,14 +468,13 @@ class ActualLayout:
             ),
             where,
         )
-        pgcopy.copy_select(
-            cur,
-            ready,
-            f"SELECT ubicacion_id, codigo_producto AS producto_id, "
-            f"CAST({sql_literal(code)} AS VARCHAR) AS almacen_codigo, "
-            f"cantidad_actual AS cantidad, fecha_extraccion AS fecha_actualizacion "
-            f"FROM inventario",
-            self.table("inventario_actual"),
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {} (ubicacion_id, producto_id, almacen_codigo, cantidad, "
+                "fecha_actualizacion) SELECT %s, producto_id, %s, cantidad, fecha_actualizacion "
+                "FROM fluxion_snapshot"
+            ).format(self.table("inventario_actual")),
+            where,
         )
         recorded = replace(written, finished=utcnow())
         pgschema.close_entry(
@@ -493,20 +515,10 @@ class ActualLayout:
                 f"{self.schema}.almacenes; set almacen_codigo in the stores file"
             )
 
-    def _upsert_products(self, cur: psycopg.Cursor[Any], ready: Path) -> int:
-        """Insert the store's products missing from ``productos``; fill the NULL columns of the
-        others (or, as the catalogue's owner, update them). Return the values cut to fit."""
-        cur.execute(
-            "CREATE TEMP TABLE fluxion_productos (codigo text, codigo_barras text, "
-            "descripcion text, categoria text, marca text) ON COMMIT DROP"
-        )
-        pgcopy.copy_select(
-            cur,
-            ready,
-            "SELECT codigo_producto AS codigo, codigo_barras, "
-            "descripcion_producto AS descripcion, categoria, marca FROM inventario",
-            sql.Identifier("fluxion_productos"),
-        )
+    def _upsert_products(self, cur: psycopg.Cursor[Any]) -> int:
+        """Insert the store's products (``fluxion_snapshot``) missing from ``productos``; fill
+        the NULL columns of the others (or, as the catalogue's owner, update them). Return the
+        values cut to fit."""
         if not self.lengths:  # a publish without the run's opening (a tool, a test)
             self.lengths = _lengths(self._catalogue(cur))
         lengths = self.lengths
@@ -521,7 +533,7 @@ class ActualLayout:
                 return "0"
             return f"(coalesce(length({expression}), 0) > {int(limit)})::int"
 
-        description = "coalesce(descripcion, codigo)"
+        description = "coalesce(descripcion, producto_id)"
         category = f"coalesce(categoria, '{NO_CATEGORY}')"
         barcode_limit = lengths.get("codigo_barras")
         barcode = (
@@ -530,11 +542,11 @@ class ActualLayout:
             else f"CASE WHEN length(codigo_barras) <= {int(barcode_limit)} THEN codigo_barras END"
         )
         fitted = (
-            f"SELECT codigo, {barcode} AS codigo_barras, "
+            f"SELECT producto_id AS codigo, {barcode} AS codigo_barras, "
             f"{fit(description, 'nombre')} AS nombre, "
             f"{fit(description, 'descripcion')} AS descripcion, "
             f"{fit(category, 'categoria')} AS categoria, "
-            f"{fit('marca', 'marca')} AS marca FROM fluxion_productos"
+            f"{fit('marca', 'marca')} AS marca FROM fluxion_snapshot"
         )
         counted = cur.execute(
             "SELECT coalesce(sum("
@@ -547,7 +559,7 @@ class ActualLayout:
                     too_long("marca", "marca"),
                 ]
             )
-            + "), 0) FROM fluxion_productos"
+            + "), 0) FROM fluxion_snapshot"
         ).fetchone()
         cut = int(counted[0]) if counted else 0
         names = ("codigo_barras", "nombre", "descripcion", "categoria", "marca")
@@ -622,15 +634,17 @@ def _lengths(found: Mapping[str, Mapping[str, _Column]]) -> dict[str, int | None
     }
 
 
-def _store_run(ready: Path, store_id: str) -> tuple[str, str, dt.datetime | None]:
+def _store_run(
+    source: duckdb.DuckDBPyConnection, ready: Path, store_id: str
+) -> tuple[str, str, dt.datetime | None]:
     """The location's name, type and extraction time, from its ready database."""
     try:
-        with duckdb.connect(str(ready), read_only=True) as source:
-            row = source.execute(
-                "SELECT ubicacion_nombre, tipo_ubicacion, fecha_extraccion FROM store_run"
-            ).fetchone()
+        rows = source.execute(  # every row fetched: the connection serves the COPY next
+            "SELECT ubicacion_nombre, tipo_ubicacion, fecha_extraccion FROM store_run"
+        ).fetchall()
     except duckdb.Error as exc:
         raise DataError(f"{store_id}: cannot read the ready database {ready.name}: {exc}") from None
-    if row is None:
+    if not rows:
         raise DataError(f"{store_id}: the ready database {ready.name} has no store_run row")
+    row = rows[0]
     return str(row[0] or store_id), str(row[1] or "tienda"), row[2]

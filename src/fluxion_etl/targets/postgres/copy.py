@@ -47,14 +47,20 @@ def copy_ready(
     return copy_select(cur, ready, select, sql.Identifier(table))
 
 
-def copy_select(cur: psycopg.Cursor[Any], ready: Path, select: str, table: sql.Composable) -> int:
-    """Copy the rows of ``select`` (DuckDB SQL over the ready database) into ``table``'s columns
-    of the same names, by binary ``COPY`` on ``cur``; return the rows sent."""
+def copy_select(
+    cur: psycopg.Cursor[Any],
+    ready: Path,
+    select: str,
+    table: sql.Composable,
+    source: duckdb.DuckDBPyConnection | None = None,
+) -> int:
+    """Copy the rows of ``select`` (DuckDB SQL over the ready database, or over ``source``, a
+    connection to it the caller keeps) into ``table``'s columns of the same names, by binary
+    ``COPY`` on ``cur``; return the rows sent."""
     sent = 0
-    try:
-        source = duckdb.connect(str(ready), read_only=True)
-    except duckdb.Error as exc:
-        raise _unreadable(ready, exc) from None
+    own = source is None
+    if source is None:
+        source = open_ready(ready)
     try:
         batches = source.sql(select).to_arrow_reader(BATCH_ROWS)
         try:
@@ -74,8 +80,17 @@ def copy_select(cur: psycopg.Cursor[Any], ready: Path, select: str, table: sql.C
     except duckdb.Error as exc:
         raise _unreadable(ready, exc) from None
     finally:
-        source.close()
+        if own:
+            source.close()
     return sent
+
+
+def open_ready(ready: Path) -> duckdb.DuckDBPyConnection:
+    """The ready database, read-only (DataError if it cannot be opened)."""
+    try:
+        return duckdb.connect(str(ready), read_only=True)
+    except duckdb.Error as exc:
+        raise _unreadable(ready, exc) from None
 
 
 def _unreadable(ready: Path, exc: BaseException) -> DataError:
