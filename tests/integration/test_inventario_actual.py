@@ -378,3 +378,34 @@ def test_the_demo_publishes_into_postgresql_in_the_layout_named(
         for seed, store in enumerate(examples, start=1)
     }
     assert "demo target: postgresql://" in result.stdout
+
+
+def test_as_the_catalogues_owner_fluxion_updates_existing_products(
+    actual_env: dict[str, str],
+    chain: psycopg.Connection[Any],
+    pg_server: PgServer,
+    make_pg_store: Any,
+) -> None:
+    store: PgStore = make_pg_store(
+        300, seed=81, id="cedi_verde", name="CEDI VERDE", warehouse="1801"
+    )
+    write_stores(actual_env, ([store], pg_server))
+    backend_tables(chain)
+    code, want = next(
+        (c, w) for c, w in store.data.expected.items() if w.descripcion_producto and w.categoria
+    )
+    OtherFeed(chain).publish(*OTHER, {code: Decimal("3")})  # inserted by the other feed first
+
+    assert run_cli(["run"], actual_env).returncode == 0
+    row = query(chain, "SELECT descripcion, categoria FROM productos WHERE id = %s", [code])
+    assert row == [{"descripcion": f"KLK {code}", "categoria": "KLK"}]  # filled NULLs only
+
+    owner = {**actual_env, "ETL_OWNS_PRODUCTS": "true"}
+    assert run_cli(["run"], owner).returncode == 0
+    row = query(chain, "SELECT descripcion, categoria FROM productos WHERE id = %s", [code])
+    assert row == [
+        {
+            "descripcion": fitted(want.descripcion_producto, code, 200),
+            "categoria": fitted(want.categoria, "", 50),
+        }
+    ]
