@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +22,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 from etl_cli import json_lines, run_cli, write_stores
-from running import BackgroundRun
+from running import BackgroundRun, event, table_locked
 
 from fluxion_etl.demo.runner import demo_examples
 from fluxion_etl.demo.stellar import generate_store
@@ -409,3 +410,51 @@ def test_as_the_catalogues_owner_fluxion_updates_existing_products(
             "categoria": fitted(want.categoria, "", 50),
         }
     ]
+
+
+def test_a_reader_never_sees_a_location_half_replaced(
+    actual_env: dict[str, str],
+    chain: psycopg.Connection[Any],
+    pg_server: PgServer,
+    make_pg_store: Any,
+) -> None:
+    """The publish is caught with its transaction open at its last statement (its ledger row in
+    the fluxion schema held by another session): history copied, rows deleted and inserted, not
+    committed. A reader sees the previous snapshot whole, and the next one whole after."""
+    store: PgStore = make_pg_store(400, seed=91, id="cedi_seco", name="CEDI SECO", warehouse="1413")
+    write_stores(actual_env, ([store], pg_server))
+    assert run_cli(["run"], actual_env).returncode == 0
+    read = "SELECT producto_id, cantidad, fecha_actualizacion FROM inventario_actual ORDER BY 1"
+    before = query(chain, read)
+    ledger = f"{actual_env['ETL_LEDGER_SCHEMA']}.etl_ejecuciones"
+    holder = psycopg.connect(actual_env["DATABASE_URL"], password=pg_server.password)
+    try:
+        with table_locked(pg_server, store.database):  # the fetch waits: time to hold the row
+            run = BackgroundRun(["run"], actual_env)
+            run.wait_for(event("extract started", store=store.id))
+            run_id = run.lines[0]["run_id"]
+            held = holder.execute(
+                f"SELECT 1 FROM {ledger} WHERE run_id = %s FOR UPDATE", [run_id]
+            ).fetchall()
+            assert held
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fluxion-etl' "
+        waiting += "AND wait_event_type = 'Lock' AND datname = current_database()"
+        ends = time.monotonic() + 60
+        while chain.execute(waiting).fetchone() != (1,):
+            assert time.monotonic() < ends, "the publish never reached its ledger row"
+            time.sleep(0.05)
+        assert query(chain, read) == before  # the old snapshot, whole
+        assert chain.execute("SELECT count(*) FROM inventario_historico").fetchone() == (0,)
+    finally:
+        holder.rollback()
+        holder.close()
+    code, _, stderr = run.finish(120)
+    assert code == 0, stderr + run.text[-2000:]
+    after = query(chain, read)
+    assert [(r["producto_id"], r["cantidad"]) for r in after] == [
+        (r["producto_id"], r["cantidad"]) for r in before
+    ]
+    assert {r["fecha_actualizacion"] for r in after}.isdisjoint(
+        {r["fecha_actualizacion"] for r in before}
+    )  # the new snapshot, whole
+    assert chain.execute("SELECT count(*) FROM inventario_historico").fetchone() == (len(before),)
