@@ -89,7 +89,8 @@ class Store:
 
 
 def example_text() -> str:
-    """The commented example stores file (the chain's 21 locations, placeholder addresses)."""
+    """The commented example stores file (the chain's 22 locations, three of them active on
+    Stellar; placeholder addresses)."""
     return (resources.files("fluxion_etl") / "data" / "stores.example.toml").read_text("utf-8")
 
 
