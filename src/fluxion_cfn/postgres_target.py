@@ -2,15 +2,17 @@
 
 Three parameters, empty by default: the target's URL (no password), the ARN of its credentials
 secret (an RDS-managed secret: JSON ``username``/``password``) and its security group; a fourth,
-optional even when they are set: the customer-managed KMS key that secret is encrypted with.
+optional even when they are set: the customer-managed KMS key that secret is encrypted with; a
+fifth, also optional: the target's table layout (``ETL_TARGET_LAYOUT``).
 
-Empty, the deployed stack is exactly the DuckDB one. Every piece of the target is a resource of
-its own under ``HasPostgresTarget`` (the execution role's read of the secret, the task group's
-5432 egress, the ingress on the target's group), so today's resources are not touched. The one
-exception is the container, a single resource whose lists a parameter can only change through
-``Fn::If``: its ``DATABASE_PATH`` entry becomes ``DATABASE_URL`` (both set is a configuration
-error in the ETL) and ``PGPASSWORD`` is added from the secret's ``password`` key. Resolved with
-the parameters empty, both give back today's entries (tests/unit/cfn/test_cfn_postgres_target.py).
+Empty, the deployed stack is exactly the DuckDB one. Every piece of the target is a resource of its
+own under ``HasPostgresTarget`` (the execution role's read of the secret, the task group's 5432
+egress, the ingress on the target's group), so today's resources are not touched. The one exception
+is the container, a single resource whose lists a parameter can only change through ``Fn::If``: its
+``DATABASE_PATH`` entry becomes ``DATABASE_URL`` (both set is a configuration error in the ETL),
+``ETL_TARGET_LAYOUT`` is added from ``TargetTableLayout`` and ``PGPASSWORD`` from the secret's
+``password`` key. Resolved with the parameters empty, all give back today's entries
+(tests/unit/cfn/test_cfn_postgres_target.py).
 
 The policy is not ordered before the task definition (a ``DependsOn`` cannot name a resource
 whose condition may be false): a run started in the seconds between a new revision and its
@@ -55,6 +57,8 @@ class PostgresTarget:
     secret_arn: Parameter
     security_group: Parameter
     secret_key: Parameter
+    #: ETL_TARGET_LAYOUT of the target (empty: the ETL's default, inventario_raw)
+    layout: Parameter
     #: condition name: the three parameters are set
     enabled: str
     #: condition name: the target is set and so is the key of its secret
@@ -104,6 +108,14 @@ def add_postgres_target(template: Template) -> PostgresTarget:
         " the execution role may decrypt with it through Secrets Manager. Empty: the secret"
         " uses aws/secretsmanager.",
     )
+    layout = add(
+        "TargetTableLayout",
+        AllowedValues=["", "inventario_raw", "inventario_actual"],
+        Description="ETL_TARGET_LAYOUT of the PostgreSQL target: inventario_actual publishes the"
+        " normalised tables the chain's backend reads (inventario_actual, inventario_historico,"
+        " productos, ubicaciones, almacenes; fluxion's ledger in schema fluxion). Empty:"
+        " inventario_raw.",
+    )
     # all three, so a linter knows none of them is empty where the condition holds
     target = (url, secret_arn, security_group)
     enabled = template.add_condition(
@@ -132,10 +144,17 @@ def add_postgres_target(template: Template) -> PostgresTarget:
                     "AssertDescription": "TargetSecretKmsKeyArn is the key of TargetSecretArn:"
                     " set it only with the target",
                 },
+                {
+                    "Assert": Or(Equals(Ref(layout), ""), Not(Equals(Ref(url), ""))),
+                    "AssertDescription": "TargetTableLayout is the layout of the PostgreSQL"
+                    " target: set it only with TargetDatabaseUrl",
+                },
             ]
         },
     )
-    return PostgresTarget(url, secret_arn, security_group, secret_key, enabled, has_secret_key)
+    return PostgresTarget(
+        url, secret_arn, security_group, secret_key, layout, enabled, has_secret_key
+    )
 
 
 def or_database_url(target: PostgresTarget, entry: Environment) -> Environment | AWSHelperFn:
@@ -145,6 +164,18 @@ def or_database_url(target: PostgresTarget, entry: Environment) -> Environment |
     if entry.properties.get("Name") != "DATABASE_PATH":
         return entry
     return If(target.enabled, Environment(Name="DATABASE_URL", Value=Ref(target.url)), entry)
+
+
+def environment(target: PostgresTarget) -> list[AWSHelperFn]:
+    """``ETL_TARGET_LAYOUT`` from ``TargetTableLayout`` when the target is set (an empty value
+    is the ETL's default); nothing when the target is empty."""
+    return [
+        If(
+            target.enabled,
+            Environment(Name="ETL_TARGET_LAYOUT", Value=Ref(target.layout)),
+            NoValue,
+        )
+    ]
 
 
 def secrets(target: PostgresTarget) -> list[AWSHelperFn]:

@@ -93,6 +93,7 @@ def _environment(
             NoValue,
         )
     )
+    variables.extend(postgres_target.environment(target))
     return variables
 
 

@@ -109,7 +109,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--stores", type=int, default=5, help="number of demo stores (default 5)")
     demo.add_argument("--rows", type=int, default=3000, help="products per store (default 3000)")
     demo.add_argument(
-        "--db", type=Path, default=Path("fluxion-demo/fluxion.duckdb"), help="demo target file"
+        "--db",
+        type=Path,
+        default=Path("fluxion-demo/fluxion.duckdb"),
+        help="demo target file (with DATABASE_URL: only its directory, for the demo stores)",
     )
     demo.set_defaults(handler=cmd_demo)
     return parser
@@ -142,7 +145,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     results = check_stores(
         stores, settings, credentials, load_query(settings.query_file), workers
     )
-    target_ok, target_detail = _check_target(settings)
+    target_ok, target_detail = _check_target(settings, stores)
     table = _table(
         "store", "address", "tcp", "login", "warehouse", "query", "rows", "seconds", "detail"
     )
@@ -165,10 +168,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if target_ok and all(r.ok for r in results) else EXIT_FAILED
 
 
-def _check_target(settings: Settings) -> tuple[bool, str]:
+def _check_target(settings: Settings, stores: Sequence[Store] = ()) -> tuple[bool, str]:
     """Whether a run could publish: the target's own check (targets/), one line either way."""
     try:
-        return True, open_target(settings).check()
+        return True, open_target(settings, stores=stores).check()
     except FluxionError as exc:
         return False, str(exc)
 
@@ -300,6 +303,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             entry.error_message or "",
         )
     _print(table)
+    if settings.database_url:  # the PostgreSQL target: DATABASE_URL is in the caller's env
+        env = f"ETL_STORES_FILE={shlex.quote(str(stores_file))}"
+        print(f"demo target: {open_target(settings).describe()}; demo stores file: {stores_file}")
+        print(f"next, try:  {env} fluxion-etl check")
+        print(f"       or:  {env} fluxion-etl run   (then: fluxion-etl status)")
+        return result.exit_code
     env = (
         f"ETL_STORES_FILE={shlex.quote(str(stores_file))} DATABASE_PATH={shlex.quote(str(args.db))}"
     )

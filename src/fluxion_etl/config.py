@@ -20,6 +20,12 @@ from fluxion_etl.contract import (
 )
 from fluxion_etl.errors import ConfigError
 from fluxion_etl.targets.duckdb.storage import DEFAULT_STORAGE_VERSION, check_storage_version
+from fluxion_etl.targets.postgres.layouts import (
+    DEFAULT_LAYOUT,
+    DEFAULT_LEDGER_SCHEMA,
+    LAYOUTS,
+    check_layout,
+)
 from fluxion_etl.targets.postgres.url import check_database_url, check_schema
 
 ENGINES = ("arrow", "pyodbc")
@@ -27,6 +33,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_DRIVER = "ODBC Driver 18 for SQL Server"
 #: Two periods of the default schedule, rate(6 hours); the stack passes its own value.
 DEFAULT_STALE_AFTER_SECONDS = 2 * 6 * 3600
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,14 @@ class Settings:
     #: a PostgreSQL target (targets/postgres.py) instead of the DuckDB file; no password in it
     database_url: str | None = None
     database_schema: str = "public"
+    #: the PostgreSQL target's table layout (targets/postgres/layouts.py): ``inventario_raw``
+    #: (fluxion's table) or ``inventario_actual`` (the chain's backend's normalised tables)
+    target_layout: str = DEFAULT_LAYOUT
+    #: in the ``inventario_actual`` layout, the schema of fluxion's own tables (ledger, migrations)
+    ledger_schema: str = DEFAULT_LEDGER_SCHEMA
+    #: in the ``inventario_actual`` layout, fluxion owns ``productos``: it updates existing rows
+    #: (otherwise it only fills their NULL columns)
+    owns_products: bool = False
     stores_file: Path | None = None
     selected_stores: tuple[str, ...] = ()
     engine: str = "arrow"
@@ -76,10 +91,19 @@ class Settings:
         get = _Reader(env)
         engine = get.choice("ETL_ENGINE", ENGINES, "arrow")
         database_url = _database_url(get)
+        database_schema = check_schema(get.text("DATABASE_SCHEMA", "public"))
+        layout = get.choice("ETL_TARGET_LAYOUT", LAYOUTS, DEFAULT_LAYOUT)
+        ledger_schema = check_schema(
+            get.text("ETL_LEDGER_SCHEMA", DEFAULT_LEDGER_SCHEMA), "ETL_LEDGER_SCHEMA"
+        )
+        check_layout(layout, database_url, database_schema, ledger_schema)
         return cls(
             database_path=Path(get.text("DATABASE_PATH", "./fluxion.duckdb")),
             database_url=database_url,
-            database_schema=check_schema(get.text("DATABASE_SCHEMA", "public")),
+            database_schema=database_schema,
+            target_layout=layout,
+            ledger_schema=ledger_schema,
+            owns_products=get.boolean("ETL_OWNS_PRODUCTS", False),
             stores_file=get.path("ETL_STORES_FILE"),
             selected_stores=get.id_list("ETL_TIENDAS"),
             engine=engine,
@@ -173,6 +197,15 @@ class _Reader:
         if value not in allowed:
             raise ConfigError(f"{name}={raw!r} is not one of: {', '.join(allowed)}")
         return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        value = raw.lower()
+        if value not in _BOOLEANS:
+            raise ConfigError(f"{name}={raw!r} is not true or false")
+        return _BOOLEANS[value]
 
     def integer(self, name: str, default: int, minimum: int) -> int:
         raw = self._raw(name)

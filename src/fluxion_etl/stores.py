@@ -30,8 +30,16 @@ _FIELDS = {
     "warehouse",
     "active",
     "driver",
+    "almacen_codigo",
     *THRESHOLD_KEYS,
 }
+#: ``almacenes.codigo`` is VARCHAR(50) in the chain's backend.
+ALMACEN_CODIGO_MAX = 50
+
+
+def default_almacen_codigo(store_id: str) -> str:
+    """The chain's convention for a location's warehouse code: ``cedi_seco`` -> ``CEDI-SECO``."""
+    return store_id.upper().replace("_", "-")
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,9 @@ class Store:
     warehouse: str
     active: bool = True
     driver: str | None = None
+    #: the warehouse code it publishes under in the ``inventario_actual`` layout
+    #: (``almacenes.codigo``); None: derived from the id (:func:`default_almacen_codigo`)
+    almacen: str | None = None
     #: the location's own stock thresholds (stock_minimo, stock_maximo, punto_reorden), if any
     stock: dict[str, Decimal] = field(default_factory=dict, compare=False)
 
@@ -56,6 +67,11 @@ class Store:
         ConfigError if the merged bands make no sense (checked before the run starts).
         """
         return default.merged(self.stock).checked(f"store {self.id}")
+
+    @property
+    def almacen_codigo(self) -> str:
+        """The location's warehouse code in the chain's tables (``almacen_codigo``)."""
+        return self.almacen or default_almacen_codigo(self.id)
 
     def odbc_driver(self, default: str) -> str:
         """The store's own driver override, else ``default`` (SQL_ODBC_DRIVER)."""
@@ -73,7 +89,8 @@ class Store:
 
 
 def example_text() -> str:
-    """The commented example stores file (the chain's 21 locations, placeholder addresses)."""
+    """The commented example stores file (the chain's 22 locations, three of them active on
+    Stellar; placeholder addresses)."""
     return (resources.files("fluxion_etl") / "data" / "stores.example.toml").read_text("utf-8")
 
 
@@ -106,6 +123,15 @@ def parse_stores(document: dict[str, Any], source: str = "stores file") -> list[
         if store.id in seen:
             raise ConfigError(f"{source}: store id {store.id!r} appears more than once")
         seen.add(store.id)
+    owners: dict[str, str] = {}
+    for store in stores:
+        other = owners.setdefault(store.almacen_codigo, store.id)
+        if other != store.id:
+            raise ConfigError(
+                f"{source}: stores {other!r} and {store.id!r} share the warehouse code "
+                f"almacen_codigo={store.almacen_codigo!r}: each location needs its own "
+                "(its rows would be published under the other's warehouse)"
+            )
     return stores
 
 
@@ -163,6 +189,16 @@ def _parse_entry(entry: object, index: int, source: str) -> Store:
     host = entry.get("host", "")
     if not isinstance(host, str):
         raise ConfigError(f"{where}: host must be a string")
+    almacen = entry.get("almacen_codigo")
+    if almacen is not None and (
+        not isinstance(almacen, str)
+        or not almacen.strip()
+        or len(almacen.strip()) > ALMACEN_CODIGO_MAX
+    ):
+        raise ConfigError(
+            f"{where}: almacen_codigo must be a non-empty string of at most "
+            f"{ALMACEN_CODIGO_MAX} characters when given"
+        )
     store = Store(
         id=store_id,
         name=_required_str(entry, "name", where),
@@ -173,6 +209,7 @@ def _parse_entry(entry: object, index: int, source: str) -> Store:
         warehouse=_required_str(entry, "warehouse", where),
         active=active,
         driver=driver.strip() if driver else None,
+        almacen=almacen.strip() if almacen else None,
         stock={
             key: parse_threshold(entry[key], f"{where}: {key}")
             for key in THRESHOLD_KEYS

@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import duckdb
 
+from fluxion_etl.demo.runner import demo_examples
 from fluxion_etl.demo.stellar import generate_store
-from fluxion_etl.stores import example_text, parse_stores
 
 
 def test_demo_publishes_every_demo_store(tmp_path: Path) -> None:
@@ -36,7 +35,7 @@ def test_demo_publishes_every_demo_store(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    examples = [s for s in parse_stores(tomllib.loads(example_text())) if s.active][:3]
+    examples = demo_examples()[:3]
     with duckdb.connect(str(db), read_only=True) as con:
         counts = dict(
             con.execute("SELECT ubicacion_id, count(*) FROM inventario_raw GROUP BY ALL").fetchall()

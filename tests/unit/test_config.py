@@ -129,3 +129,47 @@ def test_bad_backend_contract_settings_are_configuration_errors(
 
 def test_an_empty_etl_workers_means_automatic_as_the_stack_passes_it() -> None:
     assert Settings.from_env({"ETL_WORKERS": "", "ETL_MEMORY_MIB": " "}).workers is None
+
+
+URL = "postgresql://etl@db.internal:5432/inventario"
+
+
+def test_the_table_layout_defaults_to_inventario_raw() -> None:
+    settings = Settings.from_env({})
+    assert settings.target_layout == "inventario_raw" and settings.ledger_schema == "fluxion"
+    assert not settings.owns_products
+
+
+def test_the_inventario_actual_layout_and_its_settings_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": URL,
+            "ETL_TARGET_LAYOUT": "INVENTARIO_ACTUAL",
+            "ETL_LEDGER_SCHEMA": "fluxion_etl",
+            "ETL_OWNS_PRODUCTS": "true",
+        }
+    )
+    assert settings.target_layout == "inventario_actual"
+    assert settings.ledger_schema == "fluxion_etl" and settings.owns_products
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ETL_TARGET_LAYOUT": "inventario"}, "ETL_TARGET_LAYOUT='inventario' is not one of"),
+        ({"ETL_TARGET_LAYOUT": "inventario_actual"}, "set DATABASE_URL"),
+        (
+            {
+                "DATABASE_URL": URL,
+                "ETL_TARGET_LAYOUT": "inventario_actual",
+                "ETL_LEDGER_SCHEMA": "public",
+            },
+            "ETL_LEDGER_SCHEMA=public is DATABASE_SCHEMA too",
+        ),
+        ({"ETL_LEDGER_SCHEMA": "Fluxion-ETL"}, "ETL_LEDGER_SCHEMA='Fluxion-ETL' must be"),
+        ({"ETL_OWNS_PRODUCTS": "si"}, "ETL_OWNS_PRODUCTS='si' is not true or false"),
+    ],
+)
+def test_bad_layout_settings_are_configuration_errors(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.from_env(env)

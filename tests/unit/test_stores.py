@@ -40,13 +40,25 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_the_example_file_is_the_chains_layout() -> None:
     stores = parse_stores(tomllib.loads(example_text()))
-    assert len(stores) == 21
-    assert sum(store.active for store in stores) == 19
+    assert len(stores) == 22
+    # only three CEDIs are still on Stellar; the stores and cedi_caracas moved to KLK
+    assert {s.id: s.warehouse for s in stores if s.active} == {
+        "cedi_seco": "1413",
+        "cedi_frio": "1710",
+        "cedi_verde": "1801",
+    }
     assert {s.id for s in stores if s.type == "cedi"} == {
         "cedi_seco",
         "cedi_frio",
         "cedi_verde",
         "cedi_frutas",
+        "cedi_caracas",
+    }
+    assert sum(s.type == "tienda" and not s.active for s in stores) == 17
+    assert {s.almacen_codigo for s in stores if s.active} == {
+        "CEDI-SECO",
+        "CEDI-FRIO",
+        "CEDI-VERDE",
     }
     by_id = {store.id: store for store in stores}
     assert by_id["tienda_02"].warehouse == "0202" and by_id["tienda_03"].name == "MAÑONGO"
@@ -87,6 +99,13 @@ def test_selection_defaults_to_active_and_rejects_unknown_ids(tmp_path: Path) ->
         (VALID.replace("port = 1433\n", "port = 1433\nstock_minimo = -5\n"), "stock_minimo="),
         (VALID.replace("port = 1433\n", "port = 1433\npunto_reorden = 'x'\n"), "not a number"),
         (VALID.replace("port = 1433\n", "port = 1433\nstock_maximo = true\n"), "a number"),
+        (VALID.replace("port = 1433\n", "port = 1433\nalmacen_codigo = ''\n"), "almacen_codigo"),
+        (VALID.replace("port = 1433\n", f"port = 1433\nalmacen_codigo = '{'X' * 51}'\n"), "50"),
+        (
+            VALID.replace("port = 1433\n", "port = 1433\nalmacen_codigo = 'TIENDA-02'\n"),
+            "stores 'tienda_02' and 'cedi_seco' share the warehouse code "
+            "almacen_codigo='TIENDA-02'",
+        ),
     ],
 )
 def test_broken_files_are_configuration_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -109,3 +128,12 @@ def test_a_stores_own_thresholds_override_the_settings_one_by_one(tmp_path: Path
         cedi.thresholds(settings)
     wider = StockThresholds(Decimal(10), Decimal(100), Decimal(60))
     assert cedi.thresholds(wider) == StockThresholds(Decimal(50), Decimal("900.5"), Decimal(60))
+
+
+def test_the_warehouse_code_defaults_to_the_chains_convention(tmp_path: Path) -> None:
+    stores = load_stores(write(tmp_path, VALID))
+    assert [s.almacen_codigo for s in stores] == ["TIENDA-02", "CEDI-SECO"]
+    given = load_stores(
+        write(tmp_path, VALID.replace("port = 1433\n", "port = 1433\nalmacen_codigo = ' 1413 '\n"))
+    )
+    assert given[1].almacen_codigo == "1413"

@@ -30,11 +30,17 @@ DEMO_DRIVER = "SQLite3"
 BuildProgress = Callable[[int, int, Store], None]
 
 
+def demo_examples() -> list[Store]:
+    """The locations the demo builds, in order: every one of the example stores file (most are
+    inactive there since they left Stellar; the demo runs them all)."""
+    return [replace(store, active=True) for store in parse_stores(tomllib.loads(example_text()))]
+
+
 def build_demo_stores(
     directory: Path, count: int, products: int, progress: BuildProgress | None = None
 ) -> list[Store]:
     """Create ``count`` SQLite store databases of ``products`` products each in ``directory``."""
-    examples = [store for store in parse_stores(tomllib.loads(example_text())) if store.active]
+    examples = demo_examples()
     if not 1 <= count <= len(examples):
         raise ConfigError(f"--stores must be between 1 and {len(examples)}")
     if products < 1:
@@ -80,16 +86,15 @@ def write_stores_file(stores: Sequence[Store], path: Path) -> None:
 
 
 def demo_settings(base: Settings, database: Path) -> Settings:
-    """The run settings of the demo: the caller's, pointed at the demo's DuckDB file (always
-    DuckDB: the demo is the embedded default, whatever DATABASE_URL says).
+    """The run settings of the demo: the caller's, pointed at the demo's DuckDB file, or at the
+    PostgreSQL target when ``DATABASE_URL`` is set (in the layout ``ETL_TARGET_LAYOUT`` names).
 
     The demo rebuilds its stores from scratch each time, so a smaller ``--rows`` than last time
     is deliberate: the snapshot guard accepts every shrink here (``ETL_ACCEPT_SHRINK=all``).
     """
     return replace(
         base,
-        database_path=database,
-        database_url=None,
+        database_path=base.database_path if base.database_url else database,
         stores_file=None,
         selected_stores=(),
         accept_shrink=("all",),

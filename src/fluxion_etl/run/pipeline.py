@@ -175,7 +175,7 @@ def run_pipeline(
     run_id = run_id or new_run_id()
     control = control or RunControl()
     query = load_query(settings.query_file)
-    target = open_target(settings, control.stop_event, log.bind(run_id=run_id))
+    target = open_target(settings, control.stop_event, log.bind(run_id=run_id), stores)
     with target.guard(run_id, [store.id for store in stores]):
         return _Run(settings, stores, credentials, run_id, control, query, target).execute()
 

@@ -86,6 +86,8 @@ INGRESS = {
 }
 URL_ENTRY = {"Name": "DATABASE_URL", "Value": {"Ref": "TargetDatabaseUrl"}}
 PATH_ENTRY = {"Name": "DATABASE_PATH", "Value": "/data/fluxion.duckdb"}
+LAYOUT_ENTRY = {"Name": "ETL_TARGET_LAYOUT", "Value": {"Ref": "TargetTableLayout"}}
+LAYOUT = {"TargetTableLayout": "inventario_actual"}
 PASSWORD_ENTRY = {
     "Name": "PGPASSWORD",
     "ValueFrom": {"Fn::Sub": ["${Arn}:password::", {"Arn": {"Ref": "TargetSecretArn"}}]},
@@ -159,9 +161,10 @@ def test_unset_the_stack_is_the_golden_one_without_a_target() -> None:
     )
 
 
-def test_the_target_changes_todays_resources_only_in_the_containers_two_entries() -> None:
+def test_the_target_changes_todays_resources_only_in_the_containers_entries() -> None:
     """Raw template against the golden: every resource of today's is untouched except the
-    container, where the DuckDB entry sits in an Fn::If and PGPASSWORD is added in one."""
+    container, where the DuckDB entry sits in an Fn::If and ETL_TARGET_LAYOUT and PGPASSWORD
+    are added in one each."""
     added = {
         name: r
         for name, r in RAW["Resources"].items()
@@ -174,13 +177,17 @@ def test_the_target_changes_todays_resources_only_in_the_containers_two_entries(
         "TargetIngressFromTask": "HasPostgresTarget",
     }
     today = {name: RAW["Resources"][name] for name in GOLDEN["Resources"]}
-    environment = (*CONTAINER, "Environment", 0)
+    environment = (*CONTAINER, "Environment")
     secrets = (*CONTAINER, "Secrets")
     # the endpoints option switches the HTTPS rule's destination
     egress = ("TaskSecurityGroup", "Properties", "SecurityGroupEgress", 3)
     assert list(_differences(today, GOLDEN["Resources"])) == [environment, secrets, egress]
-    assert _at(today, environment) == {"Fn::If": ["HasPostgresTarget", URL_ENTRY, PATH_ENTRY]}
-    assert _at(GOLDEN["Resources"], environment) == PATH_ENTRY
+    assert _at(today, environment) == [
+        {"Fn::If": ["HasPostgresTarget", URL_ENTRY, PATH_ENTRY]},
+        *_at(GOLDEN["Resources"], environment)[1:],
+        {"Fn::If": ["HasPostgresTarget", LAYOUT_ENTRY, {"Ref": "AWS::NoValue"}]},
+    ]
+    assert _at(GOLDEN["Resources"], environment)[0] == PATH_ENTRY
     assert _at(today, secrets) == [
         *_at(GOLDEN["Resources"], secrets),
         {"Fn::If": ["HasPostgresTarget", PASSWORD_ENTRY, {"Ref": "AWS::NoValue"}]},
@@ -192,7 +199,7 @@ def test_the_rest_of_the_text_differs_only_by_the_targets_declarations() -> None
     """Parameters, their console group, conditions and the rule: what CloudFormation cannot
     leave out of a template even when they switch nothing on."""
     targets = {name for name in RAW["Parameters"] if name.startswith("Target")}
-    assert targets == {*SET, *KEY}
+    assert targets == {*SET, *KEY, *LAYOUT}
     assert {k: v for k, v in RAW["Parameters"].items() if k not in targets} == GOLDEN["Parameters"]
     assert all(RAW["Parameters"][name]["Default"] == "" for name in targets)
     assert {k: v for k, v in RAW["Conditions"].items() if k not in OPTIONAL} == GOLDEN["Conditions"]
@@ -225,7 +232,7 @@ def _golden_plus_the_target() -> dict[str, Any]:
     container = _at(resources, CONTAINER)
     container["Environment"] = [
         URL_ENTRY if entry == PATH_ENTRY else entry for entry in container["Environment"]
-    ]
+    ] + [LAYOUT_ENTRY]
     container["Secrets"].append(PASSWORD_ENTRY)
     return expected
 
@@ -245,6 +252,7 @@ def test_set_the_task_reads_the_url_and_the_password_from_that_secret_only() -> 
     env = {v["Name"]: v["Value"] for v in container["Environment"] if "Name" in v}
     assert env["DATABASE_URL"] == {"Ref": "TargetDatabaseUrl"}
     assert "DATABASE_PATH" not in env  # both set would be a configuration error (exit 2)
+    assert env["ETL_TARGET_LAYOUT"] == {"Ref": "TargetTableLayout"}  # empty: inventario_raw
     secrets = {s["Name"]: s["ValueFrom"] for s in container["Secrets"]}
     assert secrets["PGPASSWORD"] == PASSWORD_ENTRY["ValueFrom"]
     # the execution role reads that secret; the task role (the ETL itself) never does
@@ -270,7 +278,9 @@ def test_set_5432_goes_only_to_the_targets_group_which_admits_only_the_task() ->
 
 
 @pytest.mark.parametrize(
-    "values", [{}, SET, {**SET, **KEY}], ids=["empty", "all three", "all three and the key"]
+    "values",
+    [{}, SET, {**SET, **KEY}, {**SET, **LAYOUT}],
+    ids=["empty", "all three", "all three and the key", "all three and the layout"],
 )
 def test_a_whole_target_or_none_passes_the_rule(values: dict[str, str]) -> None:
     assert _rule_failures(values) == []
@@ -286,8 +296,9 @@ def test_a_whole_target_or_none_passes_the_rule(values: dict[str, str]) -> None:
         ({k: v for k, v in SET.items() if k != "TargetSecurityGroupId"}, ["TargetSecurityGroupId"]),
         ({"TargetSecretArn": SET["TargetSecretArn"]}, ["TargetSecretArn"]),
         (KEY, ["TargetSecretKmsKeyArn"]),
+        (LAYOUT, ["TargetTableLayout"]),
     ],
-    ids=["url alone", "without the group", "secret alone", "key alone"],
+    ids=["url alone", "without the group", "secret alone", "key alone", "layout alone"],
 )
 def test_a_partial_target_is_refused_by_the_rule_before_any_change(
     values: dict[str, str], refused: list[str]

@@ -18,7 +18,7 @@ from fluxion_harness.soak_target import DUCKDB_FAULTS, POSTGRES_FAULTS
         (["--runs", "0"], "--runs must be at least 1"),
         (["--runs", "-3"], "--runs must be at least 1"),
         (["--runs", "many"], "invalid int value"),
-        (["--stores", "22"], "--stores must be 1..21"),
+        (["--stores", "23"], "--stores must be 1..22"),  # the example's 22 locations
         (["--target", "oracle"], "invalid choice: 'oracle'"),
         (["--faults", "target_down"], "'target_down' does not apply to --target duckdb"),
         (["--target", "postgres", "--faults", "reader_holds"], "does not apply to --target"),

@@ -56,3 +56,20 @@ def test_pgpassword_wins_and_the_url_user_is_kept() -> None:
     login = resolve_login(URL, {"PGPASSWORD": "pw1"})
     assert login.password == "pw1" and login.params["user"] == "etl"
     assert login.redact("FATAL: password pw1 rejected") == "FATAL: password *** rejected"
+
+
+def test_the_layout_is_given_to_the_postgres_target_once() -> None:
+    from fluxion_etl.stores import Store
+    from fluxion_etl.targets.postgres.actual import ActualLayout
+    from fluxion_etl.targets.postgres.layouts import RawLayout
+
+    raw = open_target(Settings.from_env({"DATABASE_URL": URL}))
+    assert isinstance(raw, PostgresTarget) and isinstance(raw.layout, RawLayout)
+    settings = Settings.from_env({"DATABASE_URL": URL, "ETL_TARGET_LAYOUT": "inventario_actual"})
+    store = Store("cedi_seco", "CEDI SECO", "cedi", "h", 1433, "VAD10", "1413", almacen="SECO")
+    target = open_target(settings, stores=[store])
+    assert isinstance(target, PostgresTarget) and isinstance(target.layout, ActualLayout)
+    assert target.layout.search_path == "fluxion" and target.schema == "public"
+    assert target.layout.code("cedi_seco") == "SECO"
+    assert target.layout.code("cedi_frio") == "CEDI-FRIO"
+    assert "layout=inventario_actual ledger=fluxion" in target.describe()

@@ -44,11 +44,23 @@ def copy_ready(
     view leaves to the publish, as on DuckDB), into ``table``; return the rows sent."""
     stamp = sql_literal(created_at.isoformat(sep=" "))
     select = f"SELECT *, CAST({stamp} AS TIMESTAMP) AS created_at FROM inventario"
+    return copy_select(cur, ready, select, sql.Identifier(table))
+
+
+def copy_select(
+    cur: psycopg.Cursor[Any],
+    ready: Path,
+    select: str,
+    table: sql.Composable,
+    source: duckdb.DuckDBPyConnection | None = None,
+) -> int:
+    """Copy the rows of ``select`` (DuckDB SQL over the ready database, or over ``source``, a
+    connection to it the caller keeps) into ``table``'s columns of the same names, by binary
+    ``COPY`` on ``cur``; return the rows sent."""
     sent = 0
-    try:
-        source = duckdb.connect(str(ready), read_only=True)
-    except duckdb.Error as exc:
-        raise _unreadable(ready, exc) from None
+    own = source is None
+    if source is None:
+        source = open_ready(ready)
     try:
         batches = source.sql(select).to_arrow_reader(BATCH_ROWS)
         try:
@@ -56,7 +68,7 @@ def copy_ready(
         except Exception as exc:  # noqa: BLE001 - pgpq's errors carry no common base class
             raise DataError(f"cannot encode the ready rows for COPY: {_first_line(exc)}") from None
         statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
-            sql.Identifier(table),
+            table,
             sql.SQL(", ").join(sql.Identifier(field.name) for field in batches.schema),
         )
         with cur.copy(statement) as copy:
@@ -68,8 +80,17 @@ def copy_ready(
     except duckdb.Error as exc:
         raise _unreadable(ready, exc) from None
     finally:
-        source.close()
+        if own:
+            source.close()
     return sent
+
+
+def open_ready(ready: Path) -> duckdb.DuckDBPyConnection:
+    """The ready database, read-only (DataError if it cannot be opened)."""
+    try:
+        return duckdb.connect(str(ready), read_only=True)
+    except duckdb.Error as exc:
+        raise _unreadable(ready, exc) from None
 
 
 def _unreadable(ready: Path, exc: BaseException) -> DataError:

@@ -16,7 +16,7 @@ shards starting together do not race.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -66,9 +66,14 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
-def migrate(cur: psycopg.Cursor[Any], schema: str) -> int:
-    """Bring the schema to :data:`SCHEMA_VERSION` (inside the caller's transaction); return the
-    version found before."""
+def migrate(
+    cur: psycopg.Cursor[Any],
+    schema: str,
+    migrations: Sequence[tuple[int, str]] = MIGRATIONS,
+) -> int:
+    """Bring the schema to the last of ``migrations`` (default :data:`SCHEMA_VERSION`; the
+    ``inventario_actual`` layout passes its ledger's own) inside the caller's transaction; return
+    the version found before."""
     take_migration_lock(cur, schema)
     cur.execute(
         columns.create_table(
@@ -81,7 +86,7 @@ def migrate(cur: psycopg.Cursor[Any], schema: str) -> int:
         cur.execute(sql.encode())  # several statements: no parameters, simple protocol
         cur.execute("INSERT INTO fluxion_schema_version VALUES (%s, %s)", [version, _utc(_now())])
 
-    return apply_migrations(applied, MIGRATIONS, apply)
+    return apply_migrations(applied, migrations, apply)
 
 
 def open_run(cur: psycopg.Cursor[Any], run_id: str, store_ids: Sequence[str], engine: str) -> int:
@@ -109,13 +114,17 @@ def open_run(cur: psycopg.Cursor[Any], run_id: str, store_ids: Sequence[str], en
     return max(stale, 0)
 
 
-def close_entry(cur: psycopg.Cursor[Any], entry: LedgerEntry) -> None:
-    """Write the store's outcome over its ``en_proceso`` row (inserting it if missing)."""
+def close_entry(
+    cur: psycopg.Cursor[Any], entry: LedgerEntry, extra: Mapping[str, object] | None = None
+) -> None:
+    """Write the store's outcome over its ``en_proceso`` row (inserting it if missing), with the
+    layout's ``extra`` columns (the ``inventario_actual`` layout's warehouse and cut texts)."""
     row = {
         **ledger_row(entry),
         "fecha_inicio": _utc(entry.started),
         "fecha_fin": _utc(entry.finished),
         "registros_valores_anulados": 0 if entry.state == "exitoso" else None,
+        **(extra or {}),
     }
     updates = ", ".join(
         f"{name} = EXCLUDED.{name}" for name in row if name not in ("run_id", "ubicacion_id")

@@ -27,7 +27,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,10 +48,10 @@ from fluxion_etl.errors import (
 )
 from fluxion_etl.freshness import Freshness, snapshot_age
 from fluxion_etl.ledger import LedgerEntry, utcnow
+from fluxion_etl.stores import Store
 from fluxion_etl.targets.base import CLOSING_LOCK_WAIT_SECONDS, Publication, Vet, publish_each
-from fluxion_etl.targets.postgres import copy as pgcopy
-from fluxion_etl.targets.postgres import schema as pgschema
 from fluxion_etl.targets.postgres import vacuum as pgvacuum
+from fluxion_etl.targets.postgres.layouts import Layout, RawLayout, layout_for
 from fluxion_etl.targets.postgres.locks import StoreLocks, serialize_store_publish
 from fluxion_etl.targets.postgres.url import PostgresLogin, resolve_login
 
@@ -70,8 +69,11 @@ class PostgresTarget:
         stop: threading.Event | None = None,
         logger: structlog.stdlib.BoundLogger | None = None,
         timezone: str = DEFAULT_TIMEZONE,
+        layout: Layout | None = None,
     ) -> None:
         self.login = login
+        #: the tables a publish writes (layouts.py): ``inventario_raw`` unless told otherwise
+        self.layout: Layout = layout or RawLayout(schema)
         #: the chain's zone, for ``created_at`` (naive local time, as on DuckDB)
         self.timezone = timezone
         self.schema = schema
@@ -89,7 +91,10 @@ class PostgresTarget:
         settings: Settings,
         stop: threading.Event | None = None,
         logger: structlog.stdlib.BoundLogger | None = None,
+        stores: Sequence[Store] = (),
     ) -> PostgresTarget:
+        """The target the settings name, with the table layout of ``ETL_TARGET_LAYOUT`` (the
+        ``stores`` give the ``inventario_actual`` layout its warehouse codes)."""
         assert settings.database_url is not None
         return cls(
             resolve_login(settings.database_url),
@@ -99,10 +104,11 @@ class PostgresTarget:
             stop,
             logger,
             settings.timezone,
+            layout_for(settings, stores),
         )
 
     def describe(self) -> str:
-        return f"{self.login.describe()} schema={self.schema}"
+        return f"{self.login.describe()} {self.layout.describe()}"
 
     def storage_version(self) -> str:
         """No file format to agree on: any PostgreSQL client reads the tables."""
@@ -129,7 +135,7 @@ class PostgresTarget:
                 connect_timeout=self.connect_timeout_seconds,
                 application_name="fluxion-etl",
                 client_encoding="UTF8",  # Arrow's strings are UTF-8, whatever the database's
-                options=f"-c search_path={self.schema} -c TimeZone=UTC",
+                options=f"-c search_path={self.layout.search_path} -c TimeZone=UTC",
                 keepalives=1,
                 keepalives_idle=30,
                 keepalives_interval=10,
@@ -226,23 +232,12 @@ class PostgresTarget:
 
     def open_run(self, run_id: str, store_ids: Sequence[str], engine: str) -> int:
         def work(cur: psycopg.Cursor[Any]) -> int:
-            self._ensure_schema(cur)
-            pgschema.migrate(cur, self.schema)
-            return pgschema.open_run(cur, run_id, store_ids, engine)
+            return self.layout.open_run(cur, run_id, store_ids, engine)
 
         return self.run(work, step="opening the run")
 
-    def _ensure_schema(self, cur: psycopg.Cursor[Any]) -> None:
-        exists = cur.execute(
-            "SELECT 1 FROM pg_namespace WHERE nspname = %s", [self.schema]
-        ).fetchone()
-        if not exists:
-            cur.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
-            )
-
     def served_rows(self) -> dict[str, int]:
-        return self.run(pgschema.served_rows, step="counting served rows")
+        return self.run(self.layout.served_rows, step="counting served rows")
 
     def publish(
         self, store_id: str, ready: Path, entry: LedgerEntry, vet: Vet | None = None
@@ -256,15 +251,7 @@ class PostgresTarget:
             serialize_store_publish(cur, self.schema, store_id)
             if self.locks is not None:
                 self.locks.confirm(cur, store_id)
-            written = entry
-            if vet is not None:
-                served = pgschema.served_rows(cur, store_id).get(store_id, 0)
-                written = vet(entry, served)
-            cur.execute("DELETE FROM inventario_raw WHERE ubicacion_id = %s", [store_id])
-            pgcopy.copy_ready(cur, ready, created_at)
-            recorded = replace(written, finished=utcnow())
-            pgschema.close_entry(cur, recorded)
-            return recorded
+            return self.layout.publish(cur, store_id, ready, entry, vet, created_at)
 
         return self.run(work, step="publishing the store", store=store_id)
 
@@ -285,7 +272,7 @@ class PostgresTarget:
             return
         try:
             with self._cancel_on_stop(con, interruptible=True):
-                done = pgvacuum.vacuum(con)
+                done = pgvacuum.vacuum(con, self.layout.vacuum_table)
         except psycopg.Error as exc:
             self.log.warning(
                 "dead rows not reclaimed; autovacuum will", phase="vacuum", error=self._reason(exc)
@@ -308,18 +295,12 @@ class PostgresTarget:
     def record(self, entries: Sequence[LedgerEntry]) -> None:
         def work(cur: psycopg.Cursor[Any]) -> None:
             for entry in entries:
-                pgschema.close_entry(cur, entry)
+                self.layout.close_entry(cur, entry)
 
         self.run(work, interruptible=False, step="recording failed stores")
 
     def store_status(self) -> list[dict[str, object]] | None:
-        def work(cur: psycopg.Cursor[Any]) -> list[dict[str, object]] | None:
-            present = cur.execute("SELECT to_regclass('etl_ejecuciones')").fetchone()
-            if not present or present[0] is None:
-                return None
-            return pgschema.store_status(cur)
-
-        return self.run(work, interruptible=False, step="reading the status")
+        return self.run(self.layout.store_status, interruptible=False, step="reading the status")
 
     def freshness(self, store_ids: Sequence[str], stale_after_seconds: float) -> Freshness | None:
         """Snapshot ages from ``etl_ultima_carga``, read after the run."""
@@ -353,7 +334,7 @@ class PostgresTarget:
         proves the rights a run needs and leaves nothing behind."""
 
         def work(cur: psycopg.Cursor[Any]) -> str:
-            self._ensure_schema(cur)
+            self.layout.check_tables(cur)
             cur.execute("CREATE TABLE fluxion_check (id INTEGER)")
             cur.execute("INSERT INTO fluxion_check VALUES (1)")
             cur.execute("DELETE FROM fluxion_check")

@@ -63,12 +63,10 @@ def check_database_url(url: str) -> dict[str, str]:
     return params
 
 
-def check_schema(name: str) -> str:
+def check_schema(name: str, setting: str = "DATABASE_SCHEMA") -> str:
     """A schema name fluxion may put in ``search_path`` unquoted (lower case, ``[a-z0-9_]``)."""
     if not SCHEMA_PATTERN.fullmatch(name):
-        raise ConfigError(
-            f"DATABASE_SCHEMA={name!r} must be a lower-case identifier ([a-z_][a-z0-9_]*)"
-        )
+        raise ConfigError(f"{setting}={name!r} must be a lower-case identifier ([a-z_][a-z0-9_]*)")
     return name
 
 

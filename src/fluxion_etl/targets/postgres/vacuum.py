@@ -31,8 +31,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
-STATEMENT = "VACUUM (ANALYZE, SKIP_LOCKED, TRUNCATE false) inventario_raw"
+STATEMENT = "VACUUM (ANALYZE, SKIP_LOCKED, TRUNCATE false) {}"
+RAW_TABLE = sql.Identifier("inventario_raw")
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,12 @@ class Vacuumed:
     """Dead rows the statistics counted before (None when the server has no count yet)."""
 
 
-def vacuum(con: psycopg.Connection[Any]) -> Vacuumed:
-    """Vacuum ``inventario_raw`` on ``con`` (autocommit: VACUUM cannot run in a transaction)."""
+def vacuum(con: psycopg.Connection[Any], table: sql.Composable = RAW_TABLE) -> Vacuumed:
+    """Vacuum ``table`` (``inventario_raw``, or the layout's) on ``con`` (autocommit: VACUUM
+    cannot run in a transaction)."""
+    name = table.as_string(con)
     row = con.execute(
-        "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'inventario_raw'::regclass"
+        "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = to_regclass(%s)", [name]
     ).fetchone()
     dead = int(row[0]) if row and row[0] is not None else None
     skipped: list[str] = []
@@ -59,7 +63,7 @@ def vacuum(con: psycopg.Connection[Any]) -> Vacuumed:
     con.add_notice_handler(notice)
     started = time.monotonic()
     try:
-        con.execute(STATEMENT)
+        con.execute(sql.SQL(STATEMENT).format(table))
     finally:
         con.remove_notice_handler(notice)
     return Vacuumed(not skipped, time.monotonic() - started, dead)
