@@ -35,7 +35,7 @@ from fluxion_etl.run.pipeline import RunControl, RunResult, new_run_id, run_pipe
 from fluxion_etl.run_metrics import metric_lines
 from fluxion_etl.sentry import SentryMonitor
 from fluxion_etl.source.check import check_stores
-from fluxion_etl.source.connection import driver_family
+from fluxion_etl.source.connection import check_connection_values, driver_family
 from fluxion_etl.source.drivers import require_drivers
 from fluxion_etl.source.query import load_query
 from fluxion_etl.source.warehouses import store_warehouses
@@ -126,7 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     accepted_stores(settings.accept_shrink, stores, source)  # a typo must not pass silently
     credentials = _credentials_for(stores, settings)
     load_query(settings.query_file)  # a broken query file is a configuration error: fail now
-    require_drivers(stores, settings.odbc_driver)
+    require_drivers(stores, settings.odbc_driver, settings.allow_driver_paths)
     plan_fetches(settings, len(stores))  # so is a memory budget too small for one fetch
     result = _execute(settings, stores, credentials)
     return result.exit_code if result else EXIT_FAILED
@@ -136,7 +136,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     stores = _selected_stores(settings)
     credentials = _credentials_for(stores, settings)
-    require_drivers(stores, settings.odbc_driver)
+    require_drivers(stores, settings.odbc_driver, settings.allow_driver_paths)
     results = check_stores(stores, settings, credentials, load_query(settings.query_file))
     target_ok, target_detail = _check_target(settings)
     table = _table(
@@ -201,7 +201,7 @@ def _list_warehouses(args: argparse.Namespace) -> int:
     settings = _settings(args)
     stores = _selected_stores(settings)
     credentials = _credentials_for(stores, settings)
-    require_drivers(stores, settings.odbc_driver)
+    require_drivers(stores, settings.odbc_driver, settings.allow_driver_paths)
     listings = store_warehouses(stores, settings, credentials)
     table = _table("store", "warehouse", "description", "stock rows", "configured")
     for listing in listings:
@@ -275,7 +275,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     stores_file = args.db.parent / "stores.toml"
     stores_file.unlink(missing_ok=True)  # written again only once every store is complete
     stores = _build_demo_stores(args)
-    require_drivers(stores, settings.odbc_driver)
+    require_drivers(stores, settings.odbc_driver, settings.allow_driver_paths)
     write_stores_file(stores, stores_file)
     result = _execute(settings, stores, None)
     if result is None:
@@ -372,6 +372,7 @@ def _credentials_for(stores: Sequence[Store], settings: Settings) -> Credentials
         raise ConfigError(
             "no SQL credentials: set SQL_USER and SQL_PASS, or SQL_CREDENTIALS_SECRET_ID"
         )
+    check_connection_values(stores, settings, credentials)  # before any driver is loaded
     return credentials
 
 

@@ -55,6 +55,8 @@ class Settings:
     stale_after_seconds: float = DEFAULT_STALE_AFTER_SECONDS
     connect_timeout_seconds: int = 15
     odbc_driver: str = DEFAULT_DRIVER
+    #: ETL_ALLOW_DRIVER_PATHS: a ``driver`` may be a library path (loaded into the process)
+    allow_driver_paths: bool = False
     query_file: Path | None = None
     staging_dir: Path | None = None
     log_level: str = "INFO"
@@ -95,6 +97,7 @@ class Settings:
             ),
             connect_timeout_seconds=get.integer("ETL_CONNECT_TIMEOUT_SECONDS", 15, minimum=1),
             odbc_driver=get.text("SQL_ODBC_DRIVER", DEFAULT_DRIVER),
+            allow_driver_paths=get.flag("ETL_ALLOW_DRIVER_PATHS"),
             query_file=get.path("ETL_QUERY_FILE"),
             staging_dir=get.path("ETL_STAGING_DIR"),
             log_level=get.choice("LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
@@ -173,6 +176,16 @@ class _Reader:
         if value not in allowed:
             raise ConfigError(f"{name}={raw!r} is not one of: {', '.join(allowed)}")
         return value
+
+    def flag(self, name: str) -> bool:
+        """``1``/``true``/``yes`` or ``0``/``false``/``no``; unset is false."""
+        raw = self._raw(name)
+        if raw is None:
+            return False
+        value = raw.lower()
+        if value not in ("1", "true", "yes", "0", "false", "no"):
+            raise ConfigError(f"{name}={raw!r} is not one of: 1, 0 (true, false)")
+        return value in ("1", "true", "yes")
 
     def integer(self, name: str, default: int, minimum: int) -> int:
         raw = self._raw(name)
