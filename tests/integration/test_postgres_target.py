@@ -22,7 +22,7 @@ from running import BackgroundRun, event, table_locked
 from target_db import TargetReader
 
 from fluxion_etl.config import Settings
-from fluxion_etl.targets.postgres import schema as pgschema
+from fluxion_etl.targets.postgres.locks import serialize_store_publish
 from fluxion_etl.targets.postgres.target import PostgresTarget
 from fluxion_etl.targets.postgres.url import resolve_login
 from fluxion_harness.postgres_source import PgServer, PgStore
@@ -262,7 +262,7 @@ def test_two_publishes_of_one_store_take_turns_so_their_rows_never_mix(
             run = BackgroundRun(["run"], pg_target_env)
             run.wait_for(event("extract started", store=store.id))
             with other.cursor() as cur:
-                pgschema.serialize_store_publish(cur, pg_target_env["DATABASE_SCHEMA"], store.id)
+                serialize_store_publish(cur, pg_target_env["DATABASE_SCHEMA"], store.id)
         wait_until(
             lambda: bool(
                 target.query(

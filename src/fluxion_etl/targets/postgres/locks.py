@@ -1,12 +1,20 @@
 """The PostgreSQL target's advisory locks: the run guard per store, and the turns publishes of
 one store take.
 
-Every key starts with :func:`lock_namespace` (per schema, so two fluxion deployments in one
-database do not exclude each other); the second key is the store's, or 0 for migrations.
+Every lock is one 64-bit key (:func:`lock_key`): the first 8 bytes of the SHA-256 of what it
+guards (its kind, the schema, the store), computed here rather than with the server's
+``hashtext``. ``hashtext`` is 32 bits and not made to resist collisions (``s14208`` and
+``s189525`` collide, so one store's run refused the other's with exit 4); two distinct
+(kind, schema, store) triples meeting on 64 bits of SHA-256 is beyond any chain's store list.
+Per schema, so two fluxion deployments in one database do not exclude each other.
+
+A release before this one keyed its locks with ``hashtext``: do not run both against one
+schema at once (upgrade between runs).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from contextlib import suppress
 from typing import Any, Protocol
@@ -34,6 +42,21 @@ def lock_namespace(schema: str) -> str:
     return f"fluxion_etl:{schema}"
 
 
+def lock_key(kind: str, schema: str, store_id: str = "") -> int:
+    """The signed 64-bit advisory-lock key of ``kind`` (``guard``, ``publish``, ``migrate``) for
+    ``store_id`` in ``schema``: the first 8 bytes of a SHA-256 over the three, NUL-separated
+    (none of them can hold a NUL, so distinct triples never hash the same input)."""
+    material = "\0".join((lock_namespace(schema), kind, store_id)).encode()
+    return int.from_bytes(hashlib.sha256(material).digest()[:8], "big", signed=True)
+
+
+def key_halves(key: int) -> tuple[int, int]:
+    """How ``pg_locks`` shows a 64-bit advisory key: ``classid`` (high 32 bits) and ``objid``
+    (low 32 bits), with ``objsubid = 1``."""
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    return unsigned >> 32, unsigned & 0xFFFFFFFF
+
+
 def serialize_store_publish(cur: psycopg.Cursor[Any], schema: str, store_id: str) -> None:
     """Inside a store's publish transaction: wait for any other open publish of the same store.
 
@@ -43,16 +66,13 @@ def serialize_store_publish(cur: psycopg.Cursor[Any], schema: str, store_id: str
     a mix. This transaction-level lock (its own key space, so it never meets the guard's) makes
     them take turns, each swap whole; the wait is bounded by ``lock_timeout`` like any other.
     """
-    cur.execute(
-        "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))",
-        [f"{lock_namespace(schema)}:publish", store_id],
-    )
+    cur.execute("SELECT pg_advisory_xact_lock(%s::bigint)", [lock_key("publish", schema, store_id)])
 
 
 def take_migration_lock(cur: psycopg.Cursor[Any], schema: str) -> None:
     """Inside the run's opening transaction: migrations of one schema take turns, so two shards
     starting together do not race."""
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s), 0)", [lock_namespace(schema)])
+    cur.execute("SELECT pg_advisory_xact_lock(%s::bigint)", [lock_key("migrate", schema)])
 
 
 class StoreLocks:
@@ -75,8 +95,8 @@ class StoreLocks:
         try:
             for store_id in self.store_ids:
                 row = con.execute(
-                    "SELECT pg_try_advisory_lock(hashtext(%s), hashtext(%s))",
-                    [lock_namespace(self.target.schema), store_id],
+                    "SELECT pg_try_advisory_lock(%s::bigint)",
+                    [lock_key("guard", self.target.schema, store_id)],
                 ).fetchone()
                 if not (row and row[0]):
                     raise RunLockedError(
@@ -101,12 +121,12 @@ class StoreLocks:
         cannot mix two runs' rows: publishes of one store also take turns on a transaction-level
         lock (:func:`serialize_store_publish`).
         """
+        high, low = key_halves(lock_key("guard", self.target.schema, store_id))
         held = cur.execute(
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
-            " AND pid = %s AND objsubid = 2"
-            " AND classid = (hashtext(%s)::bigint & 4294967295)::oid"
-            " AND objid = (hashtext(%s)::bigint & 4294967295)::oid)",
-            [self._pid, lock_namespace(self.target.schema), store_id],
+            " AND pid = %s AND objsubid = 1 AND classid = %s::bigint::oid"
+            " AND objid = %s::bigint::oid)",
+            [self._pid, high, low],
         ).fetchone()
         if not (held and held[0]):
             raise ConnectionFailed(

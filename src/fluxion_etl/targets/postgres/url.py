@@ -31,7 +31,15 @@ SCHEMA_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 def check_database_url(url: str) -> dict[str, str]:
     """The URL's connection parameters (no password), or ConfigError saying what is wrong."""
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        parts = urlsplit(url)
+        has_password = parts.password is not None
+    except ValueError:  # e.g. an unbalanced '[' ("Invalid IPv6 URL"): one line, no traceback
+        raise ConfigError(
+            "DATABASE_URL is not a valid postgresql:// URL (a '[' or ']' outside an IPv6 "
+            "host in brackets?)"
+        ) from None
+    scheme = parts.scheme.lower()
     if scheme not in ("postgresql", "postgres"):
         raise ConfigError(
             f"DATABASE_URL must be a postgresql:// URL (got a {scheme or 'scheme-less'} URL); "
@@ -41,7 +49,7 @@ def check_database_url(url: str) -> dict[str, str]:
         params = {key: str(value) for key, value in conninfo_to_dict(url).items()}
     except Exception:  # noqa: BLE001 - psycopg's message may echo the URL: say it in our words
         raise ConfigError("DATABASE_URL is not a valid postgresql:// URL") from None
-    if params.get("password") or urlsplit(url).password is not None:
+    if params.get("password") or has_password:
         raise ConfigError(
             "DATABASE_URL must not carry a password: set PGPASSWORD or "
             "TARGET_CREDENTIALS_SECRET_ID instead"
