@@ -158,13 +158,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     _print(table)
     print(f"target: {'ok' if target_ok else 'FAIL'}: {target_detail}")
     _print_storage(open_target(settings))
+    if target_ok is None:  # a target a run would refuse to publish into (e.g. foreign owners)
+        return EXIT_CONFIG
     return EXIT_OK if target_ok and all(r.ok for r in results) else EXIT_FAILED
 
 
-def _check_target(settings: Settings) -> tuple[bool, str]:
-    """Whether a run could publish: the target's own check (targets/), one line either way."""
+def _check_target(settings: Settings) -> tuple[bool | None, str]:
+    """Whether a run could publish: the target's own check (targets/), one line either way;
+    None when the run would stop with a configuration error."""
     try:
         return True, open_target(settings).check()
+    except ConfigError as exc:
+        return None, str(exc)
     except FluxionError as exc:
         return False, str(exc)
 

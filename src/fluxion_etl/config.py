@@ -39,6 +39,8 @@ class Settings:
     #: a PostgreSQL target (targets/postgres.py) instead of the DuckDB file; no password in it
     database_url: str | None = None
     database_schema: str = "public"
+    #: DATABASE_TRUSTED_OWNERS: roles besides fluxion's own whose objects it may publish into
+    database_trusted_owners: tuple[str, ...] = ()
     stores_file: Path | None = None
     selected_stores: tuple[str, ...] = ()
     engine: str = "arrow"
@@ -82,6 +84,7 @@ class Settings:
             database_path=Path(get.text("DATABASE_PATH", "./fluxion.duckdb")),
             database_url=database_url,
             database_schema=check_schema(get.text("DATABASE_SCHEMA", "public")),
+            database_trusted_owners=get.name_list("DATABASE_TRUSTED_OWNERS"),
             stores_file=get.path("ETL_STORES_FILE"),
             selected_stores=get.id_list("ETL_TIENDAS"),
             engine=engine,
@@ -221,6 +224,16 @@ class _Reader:
         if not 0.0 <= value <= 1.0:  # also rejects NaN
             raise ConfigError(f"{name}={raw} must be between 0 and 1 (a share, e.g. {default:g})")
         return value
+
+    def name_list(self, name: str) -> tuple[str, ...]:
+        """A comma list of names (roles); unset or blank is empty."""
+        raw = self._raw(name)
+        if raw is None:
+            return ()
+        items = [item.strip() for item in raw.split(",")]
+        if any(not item for item in items):
+            raise ConfigError(f"{name}={raw!r} has an empty item (stray comma?)")
+        return tuple(dict.fromkeys(items))
 
     def id_list(self, name: str) -> tuple[str, ...]:
         """Unset means "all active"; set but blank (a script's empty variable) is an error, since

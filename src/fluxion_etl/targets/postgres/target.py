@@ -54,6 +54,7 @@ from fluxion_etl.targets.postgres import copy as pgcopy
 from fluxion_etl.targets.postgres import schema as pgschema
 from fluxion_etl.targets.postgres import vacuum as pgvacuum
 from fluxion_etl.targets.postgres.locks import StoreLocks, serialize_store_publish
+from fluxion_etl.targets.postgres.owners import check_ownership
 from fluxion_etl.targets.postgres.url import PostgresLogin, resolve_login
 
 T = TypeVar("T")
@@ -70,8 +71,11 @@ class PostgresTarget:
         stop: threading.Event | None = None,
         logger: structlog.stdlib.BoundLogger | None = None,
         timezone: str = DEFAULT_TIMEZONE,
+        trusted_owners: Sequence[str] = (),
     ) -> None:
         self.login = login
+        #: roles besides fluxion's own whose objects it may publish into (:mod:`.owners`)
+        self.trusted_owners = tuple(trusted_owners)
         #: the chain's zone, for ``created_at`` (naive local time, as on DuckDB)
         self.timezone = timezone
         self.schema = schema
@@ -99,6 +103,7 @@ class PostgresTarget:
             stop,
             logger,
             settings.timezone,
+            settings.database_trusted_owners,
         )
 
     def describe(self) -> str:
@@ -227,6 +232,7 @@ class PostgresTarget:
     def open_run(self, run_id: str, store_ids: Sequence[str], engine: str) -> int:
         def work(cur: psycopg.Cursor[Any]) -> int:
             self._ensure_schema(cur)
+            check_ownership(cur, self.schema, trusted=self.trusted_owners)
             pgschema.migrate(cur, self.schema)
             return pgschema.open_run(cur, run_id, store_ids, engine)
 
@@ -291,6 +297,13 @@ class PostgresTarget:
                 "dead rows not reclaimed; autovacuum will", phase="vacuum", error=self._reason(exc)
             )
         else:
+            if done.refused is not None:
+                self.log.warning(
+                    "dead rows not reclaimed: the server refused the vacuum",
+                    phase="vacuum",
+                    error=self._reason(RuntimeError(done.refused)),
+                )
+                return
             self.log.info(
                 "dead rows reclaimed" if done.vacuumed else "vacuum skipped: table busy",
                 phase="vacuum",
@@ -354,12 +367,16 @@ class PostgresTarget:
 
         def work(cur: psycopg.Cursor[Any]) -> str:
             self._ensure_schema(cur)
+            owners = check_ownership(cur, self.schema, trusted=self.trusted_owners)
             cur.execute("CREATE TABLE fluxion_check (id INTEGER)")
             cur.execute("INSERT INTO fluxion_check VALUES (1)")
             cur.execute("DELETE FROM fluxion_check")
             version = cur.execute("SHOW server_version").fetchone()
             server = version[0] if version else "?"
-            raise _RollBack(f"{self.describe()}: create/insert/delete ok (PostgreSQL {server})")
+            raise _RollBack(
+                f"{self.describe()}: create/insert/delete ok (PostgreSQL {server}); "
+                f"{owners.summary()}"
+            )
 
         try:
             self.run(work, interruptible=False, step="checking the target")
