@@ -145,7 +145,7 @@ def _database_url(get: _Reader) -> str | None:
             "both DATABASE_URL (PostgreSQL) and DATABASE_PATH (DuckDB) are set: keep the one "
             "target you mean"
         )
-    check_database_url(url)
+    check_database_url(url, get.env)
     return url
 
 
@@ -154,6 +154,10 @@ class _Reader:
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        return self._env
 
     def _raw(self, name: str) -> str | None:
         value = self._env.get(name)

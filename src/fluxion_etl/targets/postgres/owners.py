@@ -46,8 +46,10 @@ class Ownership:
 
     def summary(self) -> str:
         owners = sorted(set(self.objects.values()))
-        found = f"{len(self.objects)} object(s) owned by {', '.join(owners)}" if owners else (
-            "no table yet"
+        found = (
+            f"{len(self.objects)} object(s) owned by {', '.join(owners)}"
+            if owners
+            else ("no table yet")
         )
         return f"schema {self.schema} owned by {self.schema_owner}; {found}"
 
