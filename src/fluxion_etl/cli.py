@@ -24,7 +24,12 @@ from rich.table import Table
 
 from fluxion_etl import __version__
 from fluxion_etl.config import Settings, parse_id_list
-from fluxion_etl.credentials import Credentials, load_credentials, redact
+from fluxion_etl.credentials import (
+    Credentials,
+    load_credentials,
+    redact,
+    withhold_secret_environment,
+)
 from fluxion_etl.demo.runner import build_demo_stores, demo_settings, write_stores_file
 from fluxion_etl.errors import ConfigError, FluxionError, RunLockedError
 from fluxion_etl.freshness import add_freshness, format_age
@@ -49,6 +54,7 @@ log = structlog.get_logger("fluxion_etl.cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    withhold_secret_environment()  # no child process inherits SQL_PASS / PGPASSWORD
     args = _parser().parse_args(argv)  # usage errors: argparse exits 2
     try:
         return int(args.handler(args))

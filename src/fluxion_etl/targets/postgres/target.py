@@ -146,8 +146,8 @@ class PostgresTarget:
             ) from None
 
     def _reason(self, exc: BaseException) -> str:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return self.login.redact(text)
+        text = self.login.redact(str(exc)).strip()  # redacted before lines or spaces are cut
+        return text.splitlines()[0] if text else type(exc).__name__
 
     @contextmanager
     def _cancel_on_stop(self, con: psycopg.Connection[Any], interruptible: bool) -> Iterator[None]:

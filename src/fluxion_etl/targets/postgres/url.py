@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from psycopg.conninfo import conninfo_to_dict
 
-from fluxion_etl.credentials import read_secret_json
+from fluxion_etl.credentials import read_secret_json, redact_secret, secret_environment
 from fluxion_etl.errors import ConfigError
 from fluxion_etl.targets.postgres.tls import check_sslmode, settle_tls
 
@@ -93,14 +93,14 @@ class PostgresLogin:
 
     def redact(self, text: str) -> str:
         """``text`` without the password (a driver message could quote it)."""
-        return text.replace(self.password, "***") if self.password else text
+        return redact_secret(text, self.password, self.params.get("user"))
 
 
 def resolve_login(url: str, env: Mapping[str, str] | None = None) -> PostgresLogin:
     """The login for ``url``: password from ``PGPASSWORD``, else the secret
     ``TARGET_CREDENTIALS_SECRET_ID`` (``username``/``password``, and ``host``/``port``/``dbname``
     filling what the URL leaves out). Without either, libpq's own sources (``~/.pgpass``) apply."""
-    env = os.environ if env is None else env
+    env = secret_environment() if env is None else env
     params = check_database_url(url, env)
     password = env.get("PGPASSWORD") or None
     secret_id = env.get("TARGET_CREDENTIALS_SECRET_ID", "").strip()
