@@ -47,6 +47,7 @@ from fluxion_etl.source.warehouses import store_warehouses
 from fluxion_etl.stores import Store, example_text, load_stores, select_stores
 from fluxion_etl.targets import open_target
 from fluxion_etl.targets.base import Target
+from fluxion_etl.targets.duckdb.path import apply_file_mode
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_LOCKED = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130  # the shell's convention for a command ended by SIGINT
@@ -342,6 +343,7 @@ def _build_demo_stores(args: argparse.Namespace) -> list[Store]:
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env()
+    apply_file_mode(settings.file_mode)  # before any target, lock or staging file is created
     if getattr(args, "stores", None) is not None:  # given, even empty: an empty one is an error
         settings = replace(settings, selected_stores=parse_id_list(args.stores, "--stores"))
     if getattr(args, "db", None):

@@ -19,6 +19,7 @@ from fluxion_etl.contract import (
     parse_threshold,
 )
 from fluxion_etl.errors import ConfigError
+from fluxion_etl.targets.duckdb.path import DEFAULT_FILE_MODE
 from fluxion_etl.targets.duckdb.storage import DEFAULT_STORAGE_VERSION, check_storage_version
 from fluxion_etl.targets.postgres.url import check_database_url, check_schema
 
@@ -36,6 +37,8 @@ class Settings:
     database_path: Path = Path("./fluxion.duckdb")
     #: the setting that named ``database_path`` (``--db`` on the command line), for its errors
     database_source: str = "DATABASE_PATH"
+    #: DATABASE_FILE_MODE: the mode of the files a run creates (targets/duckdb/path.py)
+    file_mode: int = DEFAULT_FILE_MODE
     #: a PostgreSQL target (targets/postgres.py) instead of the DuckDB file; no password in it
     database_url: str | None = None
     database_schema: str = "public"
@@ -82,6 +85,7 @@ class Settings:
         database_url = _database_url(get)
         return cls(
             database_path=Path(get.text("DATABASE_PATH", "./fluxion.duckdb")),
+            file_mode=_file_mode(get),
             database_url=database_url,
             database_schema=check_schema(get.text("DATABASE_SCHEMA", "public")),
             database_trusted_owners=get.name_list("DATABASE_TRUSTED_OWNERS"),
@@ -118,6 +122,23 @@ class Settings:
                 if env.get(key)
             },
         )
+
+
+def _file_mode(get: _Reader) -> int:
+    """DATABASE_FILE_MODE, octal (``0640``): the owner must read and write; no one else may."""
+    raw = get.optional("DATABASE_FILE_MODE")
+    if raw is None:
+        return DEFAULT_FILE_MODE
+    try:
+        mode = int(raw, 8)
+    except ValueError:
+        raise ConfigError(f"DATABASE_FILE_MODE={raw!r} is not an octal mode (e.g. 0640)") from None
+    if not 0 <= mode <= 0o666 or mode & 0o600 != 0o600 or mode & 0o002:
+        raise ConfigError(
+            f"DATABASE_FILE_MODE={raw} must let the owner read and write (0600 at least), "
+            "and never let others write (at most 0664)"
+        )
+    return mode
 
 
 def _thresholds(get: _Reader) -> StockThresholds:
