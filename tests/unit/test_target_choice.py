@@ -56,6 +56,7 @@ def test_sslmode_disable_is_the_visible_opt_out() -> None:
 
 
 def test_pgpassword_wins_and_the_url_user_is_kept() -> None:
-    login = resolve_login(URL, {"PGPASSWORD": "pw1"})
-    assert login.password == "pw1" and login.params["user"] == "etl"
-    assert login.redact("FATAL: password pw1 rejected") == "FATAL: password *** rejected"
+    login = resolve_login(URL, {"PGPASSWORD": "pw1-Long-enough"})
+    assert login.password == "pw1-Long-enough" and login.params["user"] == "etl"
+    said = "FATAL: password pw1-Long-enough rejected"
+    assert login.redact(said) == "FATAL: password *** rejected"  # short ones: test_redaction.py
