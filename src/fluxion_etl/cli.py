@@ -24,7 +24,12 @@ from rich.table import Table
 
 from fluxion_etl import __version__
 from fluxion_etl.config import Settings, parse_id_list
-from fluxion_etl.credentials import Credentials, load_credentials, redact
+from fluxion_etl.credentials import (
+    Credentials,
+    load_credentials,
+    redact,
+    withhold_secret_environment,
+)
 from fluxion_etl.demo.runner import build_demo_stores, demo_settings, write_stores_file
 from fluxion_etl.errors import ConfigError, FluxionError, RunLockedError
 from fluxion_etl.freshness import add_freshness, format_age
@@ -35,13 +40,14 @@ from fluxion_etl.run.pipeline import RunControl, RunResult, new_run_id, run_pipe
 from fluxion_etl.run_metrics import metric_lines
 from fluxion_etl.sentry import SentryMonitor
 from fluxion_etl.source.check import check_stores
-from fluxion_etl.source.connection import driver_family
+from fluxion_etl.source.connection import check_connection_values, driver_family
 from fluxion_etl.source.drivers import require_drivers
 from fluxion_etl.source.query import load_query
 from fluxion_etl.source.warehouses import store_warehouses
 from fluxion_etl.stores import Store, example_text, load_stores, select_stores
 from fluxion_etl.targets import open_target
 from fluxion_etl.targets.base import Target
+from fluxion_etl.targets.duckdb.path import apply_file_mode
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_LOCKED = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130  # the shell's convention for a command ended by SIGINT
@@ -49,6 +55,7 @@ log = structlog.get_logger("fluxion_etl.cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    withhold_secret_environment()  # no child process inherits SQL_PASS / PGPASSWORD
     args = _parser().parse_args(argv)  # usage errors: argparse exits 2
     try:
         return int(args.handler(args))
@@ -129,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     accepted_stores(settings.accept_shrink, stores, source)  # a typo must not pass silently
     credentials = _credentials_for(stores, settings)
     load_query(settings.query_file)  # a broken query file is a configuration error: fail now
-    require_drivers(stores, settings.odbc_driver)
+    require_drivers(stores, settings.odbc_driver, settings.allow_driver_paths)
     plan_fetches(settings, len(stores))  # so is a memory budget too small for one fetch
     result = _execute(settings, stores, credentials)
     return result.exit_code if result else EXIT_FAILED
@@ -139,7 +146,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     stores = _selected_stores(settings)
     credentials = _credentials_for(stores, settings)
-    require_drivers(stores, settings.odbc_driver)
+    require_drivers(stores, settings.odbc_driver, settings.allow_driver_paths)
     # as many stores at once as a run would fetch (same budget), never one thread per store
     workers = plan_fetches(settings, len(stores)).workers
     results = check_stores(
@@ -165,13 +172,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     _print(table)
     print(f"target: {'ok' if target_ok else 'FAIL'}: {target_detail}")
     _print_storage(open_target(settings))
+    if target_ok is None:  # a target a run would refuse to publish into (e.g. foreign owners)
+        return EXIT_CONFIG
     return EXIT_OK if target_ok and all(r.ok for r in results) else EXIT_FAILED
 
 
-def _check_target(settings: Settings, stores: Sequence[Store] = ()) -> tuple[bool, str]:
-    """Whether a run could publish: the target's own check (targets/), one line either way."""
+def _check_target(settings: Settings, stores: Sequence[Store] = ()) -> tuple[bool | None, str]:
+    """Whether a run could publish: the target's own check (targets/), one line either way;
+    None when the run would stop with a configuration error."""
     try:
         return True, open_target(settings, stores=stores).check()
+    except ConfigError as exc:
+        return None, str(exc)
     except FluxionError as exc:
         return False, str(exc)
 
@@ -208,7 +220,7 @@ def _list_warehouses(args: argparse.Namespace) -> int:
     settings = _settings(args)
     stores = _selected_stores(settings)
     credentials = _credentials_for(stores, settings)
-    require_drivers(stores, settings.odbc_driver)
+    require_drivers(stores, settings.odbc_driver, settings.allow_driver_paths)
     listings = store_warehouses(
         stores, settings, credentials, plan_fetches(settings, len(stores)).workers
     )
@@ -284,7 +296,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     stores_file = args.db.parent / "stores.toml"
     stores_file.unlink(missing_ok=True)  # written again only once every store is complete
     stores = _build_demo_stores(args)
-    require_drivers(stores, settings.odbc_driver)
+    require_drivers(stores, settings.odbc_driver, settings.allow_driver_paths)
     write_stores_file(stores, stores_file)
     result = _execute(settings, stores, None)
     if result is None:
@@ -346,6 +358,7 @@ def _build_demo_stores(args: argparse.Namespace) -> list[Store]:
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env()
+    apply_file_mode(settings.file_mode)  # before any target, lock or staging file is created
     if getattr(args, "stores", None) is not None:  # given, even empty: an empty one is an error
         settings = replace(settings, selected_stores=parse_id_list(args.stores, "--stores"))
     if getattr(args, "db", None):
@@ -387,6 +400,7 @@ def _credentials_for(stores: Sequence[Store], settings: Settings) -> Credentials
         raise ConfigError(
             "no SQL credentials: set SQL_USER and SQL_PASS, or SQL_CREDENTIALS_SECRET_ID"
         )
+    check_connection_values(stores, settings, credentials)  # before any driver is loaded
     return credentials
 
 

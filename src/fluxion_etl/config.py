@@ -19,8 +19,9 @@ from fluxion_etl.contract import (
     parse_threshold,
 )
 from fluxion_etl.errors import ConfigError
+from fluxion_etl.targets.duckdb.path import DEFAULT_FILE_MODE
 from fluxion_etl.targets.duckdb.storage import DEFAULT_STORAGE_VERSION, check_storage_version
-from fluxion_etl.targets.postgres.layouts import (
+from fluxion_etl.targets.postgres.layout_names import (
     DEFAULT_LAYOUT,
     DEFAULT_LEDGER_SCHEMA,
     LAYOUTS,
@@ -43,6 +44,8 @@ class Settings:
     database_path: Path = Path("./fluxion.duckdb")
     #: the setting that named ``database_path`` (``--db`` on the command line), for its errors
     database_source: str = "DATABASE_PATH"
+    #: DATABASE_FILE_MODE: the mode of the files a run creates (targets/duckdb/path.py)
+    file_mode: int = DEFAULT_FILE_MODE
     #: a PostgreSQL target (targets/postgres.py) instead of the DuckDB file; no password in it
     database_url: str | None = None
     database_schema: str = "public"
@@ -54,6 +57,8 @@ class Settings:
     #: in the ``inventario_actual`` layout, fluxion owns ``productos``: it updates existing rows
     #: (otherwise it only fills their NULL columns)
     owns_products: bool = False
+    #: DATABASE_TRUSTED_OWNERS: roles besides fluxion's own whose objects it may publish into
+    database_trusted_owners: tuple[str, ...] = ()
     stores_file: Path | None = None
     selected_stores: tuple[str, ...] = ()
     engine: str = "arrow"
@@ -70,6 +75,8 @@ class Settings:
     stale_after_seconds: float = DEFAULT_STALE_AFTER_SECONDS
     connect_timeout_seconds: int = 15
     odbc_driver: str = DEFAULT_DRIVER
+    #: ETL_ALLOW_DRIVER_PATHS: a ``driver`` may be a library path (loaded into the process)
+    allow_driver_paths: bool = False
     query_file: Path | None = None
     staging_dir: Path | None = None
     log_level: str = "INFO"
@@ -99,11 +106,13 @@ class Settings:
         check_layout(layout, database_url, database_schema, ledger_schema)
         return cls(
             database_path=Path(get.text("DATABASE_PATH", "./fluxion.duckdb")),
+            file_mode=_file_mode(get),
             database_url=database_url,
             database_schema=database_schema,
             target_layout=layout,
             ledger_schema=ledger_schema,
             owns_products=get.boolean("ETL_OWNS_PRODUCTS", False),
+            database_trusted_owners=get.name_list("DATABASE_TRUSTED_OWNERS"),
             stores_file=get.path("ETL_STORES_FILE"),
             selected_stores=get.id_list("ETL_TIENDAS"),
             engine=engine,
@@ -119,6 +128,7 @@ class Settings:
             ),
             connect_timeout_seconds=get.integer("ETL_CONNECT_TIMEOUT_SECONDS", 15, minimum=1),
             odbc_driver=get.text("SQL_ODBC_DRIVER", DEFAULT_DRIVER),
+            allow_driver_paths=get.boolean("ETL_ALLOW_DRIVER_PATHS", False),
             query_file=get.path("ETL_QUERY_FILE"),
             staging_dir=get.path("ETL_STAGING_DIR"),
             log_level=get.choice("LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
@@ -136,6 +146,23 @@ class Settings:
                 if env.get(key)
             },
         )
+
+
+def _file_mode(get: _Reader) -> int:
+    """DATABASE_FILE_MODE, octal (``0640``): the owner must read and write; no one else may."""
+    raw = get.optional("DATABASE_FILE_MODE")
+    if raw is None:
+        return DEFAULT_FILE_MODE
+    try:
+        mode = int(raw, 8)
+    except ValueError:
+        raise ConfigError(f"DATABASE_FILE_MODE={raw!r} is not an octal mode (e.g. 0640)") from None
+    if not 0 <= mode <= 0o666 or mode & 0o600 != 0o600 or mode & 0o002:
+        raise ConfigError(
+            f"DATABASE_FILE_MODE={raw} must let the owner read and write (0600 at least), "
+            "and never let others write (at most 0664)"
+        )
+    return mode
 
 
 def _thresholds(get: _Reader) -> StockThresholds:
@@ -163,7 +190,7 @@ def _database_url(get: _Reader) -> str | None:
             "both DATABASE_URL (PostgreSQL) and DATABASE_PATH (DuckDB) are set: keep the one "
             "target you mean"
         )
-    check_database_url(url)
+    check_database_url(url, get.env)
     return url
 
 
@@ -172,6 +199,10 @@ class _Reader:
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        return self._env
 
     def _raw(self, name: str) -> str | None:
         value = self._env.get(name)
@@ -241,6 +272,16 @@ class _Reader:
         if not 0.0 <= value <= 1.0:  # also rejects NaN
             raise ConfigError(f"{name}={raw} must be between 0 and 1 (a share, e.g. {default:g})")
         return value
+
+    def name_list(self, name: str) -> tuple[str, ...]:
+        """A comma list of names (roles); unset or blank is empty."""
+        raw = self._raw(name)
+        if raw is None:
+            return ()
+        items = [item.strip() for item in raw.split(",")]
+        if any(not item for item in items):
+            raise ConfigError(f"{name}={raw!r} has an empty item (stray comma?)")
+        return tuple(dict.fromkeys(items))
 
     def id_list(self, name: str) -> tuple[str, ...]:
         """Unset means "all active"; set but blank (a script's empty variable) is an error, since

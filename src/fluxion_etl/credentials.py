@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -26,12 +27,35 @@ class Credentials:
         return f"Credentials(user={self.user!r}, password='***')"
 
 
+#: environment variables that hold a secret. The CLI takes them out of its own environment as
+#: it starts (:func:`withhold_secret_environment`), before any child process exists: the fork
+#: server, the resource tracker and every fetch process inherit an environment without them.
+#: The fetch gets its login as an argument, through the fork server's socket, not the environment.
+SECRET_VARIABLES = ("SQL_PASS", "PGPASSWORD")
+_withheld: dict[str, str] = {}
+
+
+def withhold_secret_environment() -> None:
+    """Move :data:`SECRET_VARIABLES` out of ``os.environ`` into this process's memory (read back
+    through :func:`secret_environment`). Call it while the process has a single thread: the C
+    library's environment is not safe to change while other threads read it."""
+    for name in SECRET_VARIABLES:
+        value = os.environ.pop(name, None)
+        if value is not None:
+            _withheld[name] = value
+
+
+def secret_environment() -> Mapping[str, str]:
+    """The environment as the operator gave it: ``os.environ`` over what was withheld."""
+    return {**_withheld, **os.environ}
+
+
 def load_credentials(env: Mapping[str, str] | None = None) -> Credentials | None:
     """Credentials from ``SQL_USER``/``SQL_PASS``, else the secret ``SQL_CREDENTIALS_SECRET_ID``.
 
     Returns None when neither is configured; the caller decides whether its drivers need them.
     """
-    env = os.environ if env is None else env
+    env = secret_environment() if env is None else env
     user, password = env.get("SQL_USER", ""), env.get("SQL_PASS", "")
     if user or password:
         if not (user and password):
@@ -92,10 +116,39 @@ def read_secret_json(
 
 
 def redact(text: str, credentials: Credentials | None) -> str:
-    """``text`` with the password (and its ODBC-escaped form) replaced by ``***``."""
-    if credentials is None or not credentials.password:
+    """``text`` with the SQL password replaced by ``***`` (see :func:`redact_secret`). Call it
+    on the driver's text as it came, before any whitespace is collapsed: a password with two
+    spaces in a row would no longer match afterwards."""
+    if credentials is None:
         return text
-    secret = credentials.password
-    for form in {secret, secret.replace("}", "}}")}:
-        text = text.replace(form, "***")
+    return redact_secret(text, credentials.password, credentials.user)
+
+
+#: a secret shorter than this is replaced only where a connection string or a driver shows it
+#: as the password, never as free text (see :func:`redact_secret`)
+MIN_FREE_TEXT_SECRET = 8
+_SHOWN_AS_SECRET = r"(?i)(\b(?:pwd|password)\s*[=:]\s*[{'\"]?)"  # noqa: S105 - a pattern, not a password
+
+
+def redact_secret(text: str, secret: str | None, user: str | None = None) -> str:
+    """``text`` with ``secret`` (and its ODBC-escaped form, ``}`` doubled) replaced by ``***``.
+
+    Where a driver shows the password as such (``PWD=...``, ``PWD={...}``, ``password=...``,
+    ``password: ...``) it is always replaced, whatever it is. Elsewhere in the text it is
+    replaced only when it is at least :data:`MIN_FREE_TEXT_SECRET` characters long and is not
+    the user name. Why: replacing every occurrence of a short or common password turns ordinary
+    words and numbers into ``***`` (``port *** failed`` when it is ``5432``, ``is the VPN
+    u***`` when it is ``p``), which garbles the message *and* tells whoever reads the log what
+    the password is; and a password equal to the user name is shown by the user name anyway,
+    so masking it would only reveal that they are equal. Drivers print a password as free text
+    only when they echo a connection string, which the first rule covers.
+    """
+    if not secret:
+        return text
+    forms = sorted({secret, secret.replace("}", "}}")}, key=len, reverse=True)
+    for form in forms:
+        text = re.sub(_SHOWN_AS_SECRET + re.escape(form), lambda m: m.group(1) + "***", text)
+    if len(secret) >= MIN_FREE_TEXT_SECRET and secret != user:
+        for form in forms:
+            text = text.replace(form, "***")
     return text

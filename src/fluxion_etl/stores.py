@@ -20,6 +20,8 @@ from fluxion_etl.errors import ConfigError
 
 STORE_ID = re.compile(r"^[a-z0-9_]+$")
 STORE_TYPES = ("tienda", "cedi")
+#: a Stellar warehouse code (c_codigo of MA_DEPOSITO): letters, digits, inner ``_ . -``
+WAREHOUSE_CODE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,30}[A-Za-z0-9])?$")
 _FIELDS = {
     "id",
     "name",
@@ -216,6 +218,11 @@ def _parse_entry(entry: object, index: int, source: str) -> Store:
             if key in entry
         },
     )
+    if not WAREHOUSE_CODE.match(store.warehouse):
+        raise ConfigError(
+            f"{where}: field 'warehouse' must be a warehouse code (letters, digits, inner _ . -),"
+            f" not {store.warehouse!r}"
+        )
     if store.active and not store.host and not _is_file_source(store):
         raise ConfigError(
             f"{where}: active store without a host (set active = false until it has one)"

@@ -13,7 +13,10 @@ the same way, through :func:`run_isolated`.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import select
 import signal
 import threading
 from collections.abc import Callable
@@ -105,7 +108,7 @@ def run_isolated(
     receiver, sender = _context.Pipe(duplex=False)
     child = _context.Process(
         target=_call_in_child,
-        args=(function, args, where, credentials, sender),
+        args=(function, args, where, credentials, sender, os.getpid()),
         name=name,
         daemon=True,
     )
@@ -160,11 +163,13 @@ def _call_in_child(
     where: str,
     credentials: Credentials | None,
     sender: Connection,
+    run_pid: int,
 ) -> None:
     """The child: run the work, then send back its result or the StoreError."""
     # The parent decides when to stop (and kills us): a Ctrl-C in the terminal reaches the
     # whole process group, and must not turn into a half-written traceback here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with(run_pid)
     outcome: object
     try:
         outcome = function(*args)
@@ -174,3 +179,36 @@ def _call_in_child(
         outcome = DataError(f"{where}: {type(exc).__name__}: {redact(str(exc), credentials)}")
     sender.send(outcome)
     sender.close()
+
+
+#: prctl(2) option: the signal the kernel sends this process when its parent ends
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with(run_pid: int) -> None:
+    """End this child (SIGKILL) as soon as the run's process ends, however it ends.
+
+    A SIGKILL of the run gives it no chance to kill its fetches, which would keep fetching and
+    writing staged files. The child's parent is the fork server, so two guards: the kernel's
+    parent-death signal (``PR_SET_PDEATHSIG``: the fork server exits when the run's end closes
+    its pipe), and a thread that waits on a pidfd of the run's process itself and kills this
+    process the moment it ends. If the run is gone already, the child ends at once.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the pidfd watch (or nothing) remains
+        pass
+    try:
+        pidfd = os.pidfd_open(run_pid)
+    except ProcessLookupError:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return
+    except (OSError, AttributeError):  # a kernel before 5.3: the parent-death signal remains
+        return
+
+    def watch() -> None:
+        select.select([pidfd], [], [])  # readable once the run's process has ended
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="fluxion-run-watch", daemon=True).start()

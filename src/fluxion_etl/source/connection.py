@@ -8,11 +8,15 @@ braces with ``}`` doubled, so a password such as ``a;b}c`` reaches the server in
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
 from fluxion_etl.config import Settings
 from fluxion_etl.credentials import Credentials
+from fluxion_etl.errors import ConfigError
 from fluxion_etl.stores import Store
 
 
@@ -76,6 +80,8 @@ def build_connection_string(
 ) -> ConnectionString:
     """The connection string for ``store``, with credentials when the family needs them."""
     family = driver_family(driver)
+    # the safety net: the run checked every store before any connection (check_connection_values)
+    check_store_values(store, driver, allow_driver_paths=True)
     parts: list[tuple[str, str]] = [("Driver", driver)]
     if family is DriverFamily.MSSQL:
         parts += [
@@ -94,6 +100,9 @@ def build_connection_string(
             ("Database", store.database),
             ("TDS_Version", "7.4"),
             ("ClientCharset", "UTF-8"),
+            # FreeTDS's default ("request") sends the login in clear to a server that says it
+            # cannot encrypt; Microsoft's driver refuses such a server, and so must FreeTDS.
+            ("Encryption", "require"),
         ]
     elif family is DriverFamily.POSTGRES:
         parts += [
@@ -108,6 +117,7 @@ def build_connection_string(
     else:
         parts += [("Database", store.database), ("Timeout", "5000")]
     if family.needs_credentials and credentials is not None:
+        check_login_values(credentials, {family})
         parts += [("UID", credentials.user), ("PWD", credentials.password)]
     text = ";".join(f"{key}={odbc_value(value)}" for key, value in parts) + ";"
     return ConnectionString(text, family)
@@ -124,3 +134,97 @@ def connection_for(
         credentials,
         settings.connect_timeout_seconds,
     )
+
+
+# --- what may reach a connection string -----------------------------------------------------
+#
+# Escaping alone is not enough: FreeTDS ends a braced value at the first ``};`` (so
+# ``VAD10};Port=59998;x={`` sends the login to another port) and the SQLite driver ignores braces
+# altogether (``x.sqlite;LoadExt=/path/evil.so`` loads a library). So every value a stores file
+# or a setting puts into a connection string is checked for what it is, for every family, and
+# the credentials for what the family's driver can carry.
+
+#: characters that end or open a connection-string value, in some driver's parser
+CONNECTION_STRING_SPECIALS = frozenset(";{}=")
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+#: a SQL Server / PostgreSQL database name: letters, digits, ``_ @ # $``, inner ``. - `` and spaces
+_DATABASE_NAME = re.compile(r"^[A-Za-z0-9_@#$](?:[A-Za-z0-9_@#$ .-]{0,126}[A-Za-z0-9_@#$])?$")
+
+
+def is_host(value: str) -> bool:
+    """Whether ``value`` is a host name (RFC 1123 labels; ``_`` tolerated, as Windows names
+    have it) or an IPv4/IPv6 address: nothing that could carry a keyword, a port or a path."""
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        pass
+    labels = value[:-1].split(".") if value.endswith(".") else value.split(".")
+    return 0 < len(value) <= 253 and all(_HOST_LABEL.match(label) for label in labels)
+
+
+def check_store_values(store: Store, driver: str, *, allow_driver_paths: bool = False) -> None:
+    """ConfigError naming the store and the field unless every value of ``store`` that reaches
+    its connection string (with ``driver``) is what it claims to be: the driver a registered
+    name (a library path only with ``allow_driver_paths``: ETL_ALLOW_DRIVER_PATHS), the host a
+    host, the database a database name (for SQLite a file path); none with ``; { } =``."""
+    where = f"store {store.id}"
+    if _has_specials(driver):
+        raise ConfigError(f"{where}: field 'driver' must not contain ; {{ }} = ({driver!r})")
+    if ("/" in driver or "\\" in driver) and not allow_driver_paths:
+        raise ConfigError(
+            f"{where}: field 'driver' is a library path ({driver!r}): name a driver registered "
+            "in odbcinst.ini, or set ETL_ALLOW_DRIVER_PATHS=1 to load a library by its path"
+        )
+    try:
+        family = driver_family(driver)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: field 'driver': {exc}") from None
+    if family is DriverFamily.SQLITE:
+        if _has_specials(store.database):
+            raise ConfigError(
+                f"{where}: field 'database' (the SQLite file path) must not contain ; {{ }} = "
+                "(the SQLite driver would read the rest as more settings)"
+            )
+        return
+    if not is_host(store.host):
+        raise ConfigError(
+            f"{where}: field 'host' must be a host name or an IP address, nothing else "
+            f"({store.host!r}; the port goes in 'port')"
+        )
+    if not _DATABASE_NAME.match(store.database):
+        raise ConfigError(
+            f"{where}: field 'database' must be a database name (letters, digits, _ @ # $, "
+            f"inner . - and spaces), not a path or settings ({store.database!r})"
+        )
+
+
+def check_login_values(credentials: Credentials, families: Iterable[DriverFamily]) -> None:
+    """ConfigError (with the reason, never the value) when a family's driver cannot carry the
+    login as it is: FreeTDS does not undo ODBC's doubled ``}`` (a password with ``}`` reaches
+    the server doubled and can never log in) and ends a braced value at the first ``};``."""
+    if DriverFamily.FREETDS in set(families):
+        for name, value in (("SQL_USER", credentials.user), ("SQL_PASS", credentials.password)):
+            if "}" in value:
+                raise ConfigError(
+                    f"the {name} value contains '}}', which the FreeTDS driver cannot pass "
+                    "(it ends the value there and sends the rest as settings): change the "
+                    "login, or use Microsoft's ODBC Driver 18 for the FreeTDS stores"
+                )
+
+
+def check_connection_values(
+    stores: Iterable[Store], settings: Settings, credentials: Credentials | None
+) -> None:
+    """Every store's connection values and the login, before any store is tried (exit 2)."""
+    families = set()
+    for store in stores:
+        driver = store.odbc_driver(settings.odbc_driver)
+        check_store_values(store, driver, allow_driver_paths=settings.allow_driver_paths)
+        families.add(driver_family(driver))
+    if credentials is not None:
+        check_login_values(credentials, families)
+
+
+def _has_specials(value: str) -> bool:
+    return any(c in CONNECTION_STRING_SPECIALS for c in value)

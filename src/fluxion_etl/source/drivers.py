@@ -26,12 +26,22 @@ def installed_drivers() -> list[str]:
     return list(pyodbc.drivers())
 
 
-def require_drivers(stores: Iterable[Store], default_driver: str) -> None:
+def require_drivers(
+    stores: Iterable[Store], default_driver: str, allow_paths: bool = False
+) -> None:
     """ConfigError unless every driver ``stores`` use (their own, else ``default_driver``) is
-    installed and its library loads; the message names the stores and the installed drivers."""
+    installed and its library loads; the message names the stores and the installed drivers.
+    A driver given as a library path is refused, before anything loads it, unless
+    ``allow_paths`` (ETL_ALLOW_DRIVER_PATHS): loading it runs its code in this process."""
     users: dict[str, list[str]] = {}
     for store in stores:
         users.setdefault(store.odbc_driver(default_driver), []).append(store.id)
+    paths = [driver for driver in users if "/" in driver or "\\" in driver]
+    if paths and not allow_paths:
+        raise ConfigError(
+            f"ODBC driver {paths[0]!r} (used by {_few(users[paths[0]])}) is a library path: "
+            "name a driver registered in odbcinst.ini, or set ETL_ALLOW_DRIVER_PATHS=1"
+        )
     installed = installed_drivers()
     known = {name.lower() for name in installed}
     problems = []

@@ -187,15 +187,17 @@ def native_errors(text: str) -> set[int]:
     return {int(a or b) for a, b in _NATIVE.findall(text)}
 
 
-def error_text(exc: BaseException) -> str:
-    """The driver's message, without the engine's own wrapping."""
+def error_text(exc: BaseException, credentials: Credentials | None = None) -> str:
+    """The driver's message, without the engine's own wrapping, whitespace runs collapsed --
+    after the password is redacted from the text as it came (a password with two spaces in a
+    row would not match once they are collapsed)."""
     message = getattr(exc, "message", None)
     if callable(message):  # arrow_odbc.Error.message() is a method
         text = str(message())
     else:
         args: tuple[object, ...] = getattr(exc, "args", ())
         text = str(args[1]) if len(args) > 1 else str(exc)
-    return " ".join(text.split())
+    return " ".join(redact(text, credentials).split())
 
 
 def what_happened(
@@ -226,7 +228,7 @@ def classify(
     if isinstance(exc, StoreError):
         return exc
     state = sqlstate_of(exc)
-    detail = redact(error_text(exc), credentials)
+    detail = error_text(exc, credentials)
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return QueryTimeout(f"{where}: timed out ({detail}) - is the VPN up?", sqlstate=state)
     if isinstance(exc, OSError) and state is None:

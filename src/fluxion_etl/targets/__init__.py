@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from fluxion_etl.stores import Store
 from fluxion_etl.targets.base import Target
 
 if TYPE_CHECKING:  # for the annotation only: config imports the targets' setting rules
     from fluxion_etl.config import Settings
-    from fluxion_etl.stores import Store
 
 
 def open_target(

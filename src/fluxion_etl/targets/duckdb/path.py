@@ -9,6 +9,7 @@ line naming the path and the OS's reason (:func:`unwritable`) instead of a trace
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from fluxion_etl.errors import ConfigError, TargetUnwritable
@@ -33,3 +34,16 @@ def unwritable(path: Path, exc: BaseException) -> TargetUnwritable:
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__
     return TargetUnwritable(f"cannot open the target {path} for writing: {reason}")
+
+
+#: the mode of the files a run creates (the DuckDB file, its WAL, the run lock), unless
+#: DATABASE_FILE_MODE says otherwise: the owner writes, the group (the backend) reads, no one else
+DEFAULT_FILE_MODE = 0o640
+
+
+def apply_file_mode(mode: int) -> None:
+    """Make every file this process creates from now on get at most ``mode`` (DuckDB creates
+    its file and WAL with 0666 less the umask, so the umask is the one knob that covers them);
+    directories get the matching search bits (0640 -> 0750), so staging stays usable."""
+    searchable = mode | ((mode & 0o444) >> 2)
+    os.umask(0o777 & ~searchable)

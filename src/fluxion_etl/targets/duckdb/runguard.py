@@ -4,6 +4,11 @@ An advisory ``flock`` on ``<database>.run.lock`` (works on local disks and on EF
 NFSv4 locks). The kernel releases it when the process dies, however it dies, so a killed run
 never leaves a stale guard behind. A second run finds it taken and exits 4 without touching
 anything.
+
+The lock is keyed by the file itself, not by the name it was given: ``DATABASE_PATH`` is
+resolved (symlinks followed) first, so a symlink and its target share one lock -- two runs that
+named the same file differently once published it at once, and the second closed the live
+first run's ledger rows as ``interrumpido``. (Two hard links to one file are not recognised.)
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ from fluxion_etl.targets.duckdb.path import unwritable
 
 class RunGuard:
     def __init__(self, database_path: Path, run_id: str) -> None:
-        self.path = database_path.with_name(database_path.name + ".run.lock")
+        real = database_path.resolve()  # the file, whatever symlink named it
+        self.path = real.with_name(real.name + ".run.lock")
         self.run_id = run_id
         self._fd: int | None = None
 
     def __enter__(self) -> RunGuard:
         try:  # the directory is never created here: see target_path
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides
         except OSError as exc:
             raise unwritable(self.path, exc) from None
         try:

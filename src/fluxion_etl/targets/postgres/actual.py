@@ -60,7 +60,9 @@ from fluxion_etl.stores import default_almacen_codigo
 from fluxion_etl.targets.base import Vet
 from fluxion_etl.targets.postgres import copy as pgcopy
 from fluxion_etl.targets.postgres import schema as pgschema
-from fluxion_etl.targets.postgres.layouts import ACTUAL, ensure_schema
+from fluxion_etl.targets.postgres.layout_names import ACTUAL
+from fluxion_etl.targets.postgres.layouts import ensure_schema
+from fluxion_etl.targets.postgres.owners import LEDGER_OBJECTS, check_ownership
 
 #: The backend's own DDL for the five tables (its ``init_etl_tables``, with ``productos`` as its
 #: newest schema declares it), in the order their foreign keys need. ``{s}`` is the schema.
@@ -262,6 +264,13 @@ class ActualLayout:
 
     def table(self, name: str) -> sql.Composable:
         return sql.Identifier(self.schema, name)
+
+    def check_ownership(self, cur: psycopg.Cursor[Any], trusted: Sequence[str]) -> str:
+        """fluxion's ledger schema is its own; the chain's tables usually belong to the backend's
+        role, which the operator names in DATABASE_TRUSTED_OWNERS."""
+        ledger = check_ownership(cur, self.ledger_schema, LEDGER_OBJECTS, trusted)
+        chain = check_ownership(cur, self.schema, TABLES, trusted)
+        return f"{ledger.summary()}; {chain.summary()}"
 
     def check_tables(self, cur: psycopg.Cursor[Any]) -> None:
         ensure_schema(cur, self.ledger_schema)

@@ -19,46 +19,20 @@ never sees which layout it is.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
 
-from fluxion_etl.errors import ConfigError
 from fluxion_etl.ledger import LedgerEntry, utcnow
 from fluxion_etl.targets.base import Vet
-
-if TYPE_CHECKING:
-    from fluxion_etl.config import Settings
-    from fluxion_etl.stores import Store
-
-RAW = "inventario_raw"
-ACTUAL = "inventario_actual"
-LAYOUTS = (RAW, ACTUAL)
-DEFAULT_LAYOUT = RAW
-DEFAULT_LEDGER_SCHEMA = "fluxion"
-
-
-def check_layout(
-    layout: str, database_url: str | None, database_schema: str, ledger_schema: str
-) -> None:
-    """The layout's settings agree with each other (ConfigError, exit 2, otherwise)."""
-    if layout != ACTUAL:
-        return
-    if database_url is None:
-        raise ConfigError(
-            "ETL_TARGET_LAYOUT=inventario_actual writes the chain backend's PostgreSQL tables: "
-            "set DATABASE_URL (the DuckDB file only has the inventario_raw layout)"
-        )
-    if ledger_schema == database_schema:
-        raise ConfigError(
-            f"ETL_LEDGER_SCHEMA={ledger_schema} is DATABASE_SCHEMA too: fluxion's ledger must live "
-            "in a schema of its own in the inventario_actual layout (the chain has an "
-            "etl_ejecuciones of its own)"
-        )
+from fluxion_etl.targets.postgres import copy as pgcopy
+from fluxion_etl.targets.postgres import schema as pgschema
+from fluxion_etl.targets.postgres.layout_names import RAW
+from fluxion_etl.targets.postgres.owners import RAW_LAYOUT_OBJECTS, check_ownership
 
 
 class Layout(Protocol):
@@ -81,6 +55,12 @@ class Layout(Protocol):
         """For ``fluxion-etl check``, inside a transaction it rolls back: create the schema of
         fluxion's own tables if it is missing, and check the tables a run would write as the run
         would (ConfigError naming table and column)."""
+        ...
+
+    def check_ownership(self, cur: psycopg.Cursor[Any], trusted: Sequence[str]) -> str:
+        """ConfigError naming the first schema, table, view, trigger or rule of this layout that a
+        role other than fluxion's own (or ``trusted``) controls (:mod:`.owners`); else what was
+        found, for ``check``."""
         ...
 
     def open_run(
@@ -139,18 +119,17 @@ class RawLayout:
     def check_tables(self, cur: psycopg.Cursor[Any]) -> None:
         ensure_schema(cur, self.schema)
 
+    def check_ownership(self, cur: psycopg.Cursor[Any], trusted: Sequence[str]) -> str:
+        return check_ownership(cur, self.schema, RAW_LAYOUT_OBJECTS, trusted).summary()
+
     def open_run(
         self, cur: psycopg.Cursor[Any], run_id: str, store_ids: Sequence[str], engine: str
     ) -> int:
-        from fluxion_etl.targets.postgres import schema as pgschema
-
         ensure_schema(cur, self.schema)
         pgschema.migrate(cur, self.schema)
         return pgschema.open_run(cur, run_id, store_ids, engine)
 
     def served_rows(self, cur: psycopg.Cursor[Any], store_id: str | None = None) -> dict[str, int]:
-        from fluxion_etl.targets.postgres import schema as pgschema
-
         return pgschema.served_rows(cur, store_id)
 
     def publish(
@@ -162,9 +141,6 @@ class RawLayout:
         vet: Vet | None,
         published_at: dt.datetime,
     ) -> LedgerEntry:
-        from fluxion_etl.targets.postgres import copy as pgcopy
-        from fluxion_etl.targets.postgres import schema as pgschema
-
         written = entry
         if vet is not None:
             served = pgschema.served_rows(cur, store_id).get(store_id, 0)
@@ -176,13 +152,9 @@ class RawLayout:
         return recorded
 
     def close_entry(self, cur: psycopg.Cursor[Any], entry: LedgerEntry) -> None:
-        from fluxion_etl.targets.postgres import schema as pgschema
-
         pgschema.close_entry(cur, entry)
 
     def store_status(self, cur: psycopg.Cursor[Any]) -> list[dict[str, object]] | None:
-        from fluxion_etl.targets.postgres import schema as pgschema
-
         present = cur.execute("SELECT to_regclass('etl_ejecuciones')").fetchone()
         if not present or present[0] is None:
             return None
@@ -198,19 +170,3 @@ def ensure_schema(cur: psycopg.Cursor[Any], schema: str) -> None:
     exists = cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone()
     if not exists:
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-
-
-def layout_for(settings: Settings, stores: Sequence[Store] = ()) -> Layout:
-    """The layout the settings name; ``stores`` give the warehouse codes of the
-    ``inventario_actual`` layout (a store not among them gets the code derived from its id)."""
-    if settings.target_layout == ACTUAL:
-        from fluxion_etl.targets.postgres.actual import ActualLayout
-
-        codes: Mapping[str, str] = {store.id: store.almacen_codigo for store in stores}
-        return ActualLayout(
-            schema=settings.database_schema,
-            ledger_schema=settings.ledger_schema,
-            warehouses=dict(codes),
-            owns_products=settings.owns_products,
-        )
-    return RawLayout(settings.database_schema)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,12 +51,28 @@ from fluxion_etl.ledger import LedgerEntry, utcnow
 from fluxion_etl.stores import Store
 from fluxion_etl.targets.base import CLOSING_LOCK_WAIT_SECONDS, Publication, Vet, publish_each
 from fluxion_etl.targets.postgres import vacuum as pgvacuum
-from fluxion_etl.targets.postgres.layouts import Layout, RawLayout, layout_for
+from fluxion_etl.targets.postgres.actual import ActualLayout
+from fluxion_etl.targets.postgres.layout_names import ACTUAL
+from fluxion_etl.targets.postgres.layouts import Layout, RawLayout
 from fluxion_etl.targets.postgres.locks import StoreLocks, serialize_store_publish
 from fluxion_etl.targets.postgres.url import PostgresLogin, resolve_login
 
 T = TypeVar("T")
 log = structlog.get_logger("fluxion_etl.targets.postgres.target")
+
+
+def layout_for(settings: Settings, stores: Sequence[Store] = ()) -> Layout:
+    """The layout the settings name; ``stores`` give the warehouse codes of the
+    ``inventario_actual`` layout (a store not among them gets the code derived from its id)."""
+    if settings.target_layout == ACTUAL:
+        codes: Mapping[str, str] = {store.id: store.almacen_codigo for store in stores}
+        return ActualLayout(
+            schema=settings.database_schema,
+            ledger_schema=settings.ledger_schema,
+            warehouses=dict(codes),
+            owns_products=settings.owns_products,
+        )
+    return RawLayout(settings.database_schema)
 
 
 class PostgresTarget:
@@ -70,10 +86,13 @@ class PostgresTarget:
         logger: structlog.stdlib.BoundLogger | None = None,
         timezone: str = DEFAULT_TIMEZONE,
         layout: Layout | None = None,
+        trusted_owners: Sequence[str] = (),
     ) -> None:
         self.login = login
         #: the tables a publish writes (layouts.py): ``inventario_raw`` unless told otherwise
         self.layout: Layout = layout or RawLayout(schema)
+        #: roles besides fluxion's own whose objects it may publish into (:mod:`.owners`)
+        self.trusted_owners = tuple(trusted_owners)
         #: the chain's zone, for ``created_at`` (naive local time, as on DuckDB)
         self.timezone = timezone
         self.schema = schema
@@ -105,6 +124,7 @@ class PostgresTarget:
             logger,
             settings.timezone,
             layout_for(settings, stores),
+            settings.database_trusted_owners,
         )
 
     def describe(self) -> str:
@@ -147,8 +167,8 @@ class PostgresTarget:
             ) from None
 
     def _reason(self, exc: BaseException) -> str:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return self.login.redact(text)
+        text = self.login.redact(str(exc)).strip()  # redacted before lines or spaces are cut
+        return text.splitlines()[0] if text else type(exc).__name__
 
     @contextmanager
     def _cancel_on_stop(self, con: psycopg.Connection[Any], interruptible: bool) -> Iterator[None]:
@@ -232,6 +252,8 @@ class PostgresTarget:
 
     def open_run(self, run_id: str, store_ids: Sequence[str], engine: str) -> int:
         def work(cur: psycopg.Cursor[Any]) -> int:
+            # whose objects these are, before anything is created or written (owners.py)
+            self.layout.check_ownership(cur, self.trusted_owners)
             return self.layout.open_run(cur, run_id, store_ids, engine)
 
         return self.run(work, step="opening the run")
@@ -278,6 +300,13 @@ class PostgresTarget:
                 "dead rows not reclaimed; autovacuum will", phase="vacuum", error=self._reason(exc)
             )
         else:
+            if done.refused is not None:
+                self.log.warning(
+                    "dead rows not reclaimed: the server refused the vacuum",
+                    phase="vacuum",
+                    error=self._reason(RuntimeError(done.refused)),
+                )
+                return
             self.log.info(
                 "dead rows reclaimed" if done.vacuumed else "vacuum skipped: table busy",
                 phase="vacuum",
@@ -334,13 +363,17 @@ class PostgresTarget:
         proves the rights a run needs and leaves nothing behind."""
 
         def work(cur: psycopg.Cursor[Any]) -> str:
+            owners = self.layout.check_ownership(cur, self.trusted_owners)
             self.layout.check_tables(cur)
             cur.execute("CREATE TABLE fluxion_check (id INTEGER)")
             cur.execute("INSERT INTO fluxion_check VALUES (1)")
             cur.execute("DELETE FROM fluxion_check")
             version = cur.execute("SHOW server_version").fetchone()
             server = version[0] if version else "?"
-            raise _RollBack(f"{self.describe()}: create/insert/delete ok (PostgreSQL {server})")
+            raise _RollBack(
+                f"{self.describe()}: create/insert/delete ok (PostgreSQL {server}); "
+                f"{owners}"
+            )
 
         try:
             self.run(work, interruptible=False, step="checking the target")

@@ -4,8 +4,9 @@ The URL is checked with the rest of the settings, before any connection (a bad o
 configuration error, exit 2): it must be ``postgresql://`` (or ``postgres://``), must not carry a
 password (a URL ends up in shell history, task definitions and logs; the password comes from
 ``PGPASSWORD``, which ECS injects from a secret, or from ``TARGET_CREDENTIALS_SECRET_ID``), and
-TLS is required unless it says ``sslmode=disable`` (the local tests): ``allow`` and ``prefer``
-fall back to plain text silently, so they are refused rather than trusted.
+the server is verified by TLS (``verify-full`` by default; :mod:`.tls` says when ``require`` or
+``disable`` may be used): ``allow`` and ``prefer`` fall back to plain text silently, so they
+are refused rather than trusted.
 
 The password is read only when the target is opened, kept out of ``repr`` and never logged;
 :meth:`PostgresLogin.describe` is what logs and messages show.
@@ -21,16 +22,18 @@ from urllib.parse import urlsplit
 
 from psycopg.conninfo import conninfo_to_dict
 
-from fluxion_etl.credentials import read_secret_json
+from fluxion_etl.credentials import read_secret_json, redact_secret, secret_environment
 from fluxion_etl.errors import ConfigError
+from fluxion_etl.targets.postgres.tls import check_sslmode, settle_tls
 
 #: Modes that guarantee an encrypted session; ``disable`` is the explicit, visible opt-out.
 SSLMODES = ("disable", "require", "verify-ca", "verify-full")
 SCHEMA_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
-def check_database_url(url: str) -> dict[str, str]:
-    """The URL's connection parameters (no password), or ConfigError saying what is wrong."""
+def check_database_url(url: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The URL's connection parameters (no password), or ConfigError saying what is wrong
+    (``env``: where ``DATABASE_INSECURE_TLS`` is read, default ``os.environ``)."""
     try:
         parts = urlsplit(url)
         has_password = parts.password is not None
@@ -54,12 +57,7 @@ def check_database_url(url: str) -> dict[str, str]:
             "DATABASE_URL must not carry a password: set PGPASSWORD or "
             "TARGET_CREDENTIALS_SECRET_ID instead"
         )
-    sslmode = params.setdefault("sslmode", "require")
-    if sslmode not in SSLMODES:
-        raise ConfigError(
-            f"DATABASE_URL sslmode={sslmode} may fall back to an unencrypted session: use one of "
-            f"{', '.join(SSLMODES)} (disable only for a local server)"
-        )
+    check_sslmode(params, os.environ if env is None else env)
     return params
 
 
@@ -93,15 +91,15 @@ class PostgresLogin:
 
     def redact(self, text: str) -> str:
         """``text`` without the password (a driver message could quote it)."""
-        return text.replace(self.password, "***") if self.password else text
+        return redact_secret(text, self.password, self.params.get("user"))
 
 
 def resolve_login(url: str, env: Mapping[str, str] | None = None) -> PostgresLogin:
     """The login for ``url``: password from ``PGPASSWORD``, else the secret
     ``TARGET_CREDENTIALS_SECRET_ID`` (``username``/``password``, and ``host``/``port``/``dbname``
     filling what the URL leaves out). Without either, libpq's own sources (``~/.pgpass``) apply."""
-    env = os.environ if env is None else env
-    params = check_database_url(url)
+    env = secret_environment() if env is None else env
+    params = check_database_url(url, env)
     password = env.get("PGPASSWORD") or None
     secret_id = env.get("TARGET_CREDENTIALS_SECRET_ID", "").strip()
     if password is None and secret_id:
@@ -115,6 +113,7 @@ def resolve_login(url: str, env: Mapping[str, str] | None = None) -> PostgresLog
         ):
             if document.get(key) not in (None, "") and not params.get(ours):
                 params[ours] = str(document[key])
+    settle_tls(params, env)  # the host is known now: the URL's or the secret's
     return PostgresLogin(params, password)
 
 

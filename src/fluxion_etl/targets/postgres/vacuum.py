@@ -44,6 +44,9 @@ class Vacuumed:
     seconds: float
     dead_before: int | None
     """Dead rows the statistics counted before (None when the server has no count yet)."""
+    refused: str | None = None
+    """The server's warning when it would not vacuum the table (fluxion's role does not own it:
+    ``VACUUM`` then only warns and succeeds, so the notice is the only sign)."""
 
 
 def vacuum(con: psycopg.Connection[Any], table: sql.Composable = RAW_TABLE) -> Vacuumed:
@@ -55,10 +58,16 @@ def vacuum(con: psycopg.Connection[Any], table: sql.Composable = RAW_TABLE) -> V
     ).fetchone()
     dead = int(row[0]) if row and row[0] is not None else None
     skipped: list[str] = []
+    refused: list[str] = []
 
     def notice(diagnostic: psycopg.errors.Diagnostic) -> None:
-        if (diagnostic.message_primary or "").startswith("skipping vacuum"):
-            skipped.append(diagnostic.message_primary or "")
+        message = diagnostic.message_primary or ""
+        if "lock not available" in message:  # SKIP_LOCKED: another vacuum has the table
+            skipped.append(message)
+        elif diagnostic.severity_nonlocalized == "WARNING" or message.startswith("skipping"):
+            # "permission denied to vacuum ..." (16+), "skipping ... only table or database
+            # owner can vacuum it" (15 and before): not vacuumed, whatever the wording
+            refused.append(message)
 
     con.add_notice_handler(notice)
     started = time.monotonic()
@@ -66,4 +75,5 @@ def vacuum(con: psycopg.Connection[Any], table: sql.Composable = RAW_TABLE) -> V
         con.execute(sql.SQL(STATEMENT).format(table))
     finally:
         con.remove_notice_handler(notice)
-    return Vacuumed(not skipped, time.monotonic() - started, dead)
+    seconds = time.monotonic() - started
+    return Vacuumed(not skipped and not refused, seconds, dead, refused[0] if refused else None)
