@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
@@ -25,13 +26,22 @@ from rich.table import Table
 from fluxion_etl import __version__
 from fluxion_etl.config import Settings, parse_id_list
 from fluxion_etl.credentials import Credentials, load_credentials, redact
-from fluxion_etl.demo.runner import build_demo_stores, demo_settings, write_stores_file
+from fluxion_etl.demo.runner import (
+    STORES_DIRECTORY,
+    STORES_FILE,
+    build_demo_stores,
+    check_demo_arguments,
+    claim_directory,
+    demo_settings,
+    write_stores_file,
+)
 from fluxion_etl.errors import ConfigError, FluxionError, RunLockedError
 from fluxion_etl.freshness import add_freshness, format_age
 from fluxion_etl.logs import configure_logging
 from fluxion_etl.run.budget import plan_fetches
 from fluxion_etl.run.guard import accepted_stores
 from fluxion_etl.run.pipeline import RunControl, RunResult, new_run_id, run_pipeline
+from fluxion_etl.run.stage import check_staging_dir
 from fluxion_etl.run_metrics import metric_lines
 from fluxion_etl.sentry import SentryMonitor
 from fluxion_etl.source.check import check_stores
@@ -121,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     open_target(settings).preflight()
+    check_staging_dir(settings.staging_dir)
     stores = _selected_stores(settings)
     source = "--accept-shrink" if args.accept_shrink else "ETL_ACCEPT_SHRINK"
     accepted_stores(settings.accept_shrink, stores, source)  # a typo must not pass silently
@@ -270,9 +281,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-
+    check_demo_arguments(args.stores, args.rows)  # before any file is touched
     settings = demo_settings(Settings.from_env(), args.db)
-    stores_file = args.db.parent / "stores.toml"
+    check_staging_dir(settings.staging_dir)
+    claim_directory(args.db)  # refuses a directory holding files the demo did not write
+    stores_file = args.db.parent / STORES_FILE
     stores_file.unlink(missing_ok=True)  # written again only once every store is complete
     stores = _build_demo_stores(args)
     require_drivers(stores, settings.odbc_driver)
@@ -294,20 +307,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
             entry.error_message or "",
         )
     _print(table)
-    env = (
-        f"ETL_STORES_FILE={shlex.quote(str(stores_file))} DATABASE_PATH={shlex.quote(str(args.db))}"
-    )
+    db = shlex.quote(str(args.db.absolute()))
+    env = f"ETL_STORES_FILE={shlex.quote(str(stores_file.absolute()))} DATABASE_PATH={db}"
+    program = _this_program()
     print(f"demo database: {args.db}; demo stores file: {stores_file}")
-    print(f"next, try:  {env} fluxion-etl check")
-    print(f"       or:  {env} fluxion-etl run   (then: fluxion-etl status --db {args.db})")
+    print(f"next, try:  {env} {program} check")
+    print(f"       or:  {env} {program} run   (then: {program} status --db {db})")
     return result.exit_code
+
+
+def _this_program() -> str:
+    """How to run this command again from any directory: ``fluxion-etl`` when that is what PATH
+    finds, else the script's absolute path (``./scripts/demo.sh`` runs ``.venv/bin/fluxion-etl``,
+    which is not on PATH), else ``python -m fluxion_etl`` with this interpreter."""
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is not None and script.name == "fluxion-etl" and script.is_file():
+        found = shutil.which("fluxion-etl")
+        if found and Path(found).resolve() == script.resolve():
+            return "fluxion-etl"
+        return shlex.quote(str(script.absolute()))
+    return f"{shlex.quote(sys.executable)} -m fluxion_etl"
 
 
 def _build_demo_stores(args: argparse.Namespace) -> list[Store]:
     """Build the demo's SQLite stores, showing progress: a bar in a terminal, else one line per
     store on stderr (stdout carries the run's JSON lines)."""
 
-    directory = args.db.parent / "stores"
+    directory = args.db.parent / STORES_DIRECTORY
     if not sys.stdout.isatty():
 
         def report(done: int, total: int, store: Store) -> None:

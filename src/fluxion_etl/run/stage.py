@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import structlog
 
-from fluxion_etl.errors import QueryFailed
+from fluxion_etl.errors import ConfigError, QueryFailed
 from fluxion_etl.run.clean import RowCleanup
 from fluxion_etl.source.query import STAGED_COLUMNS
 from fluxion_etl.sql import TABLE_ROW_GROUP_ROWS
@@ -69,6 +69,25 @@ class StagedFile:
     batches: int
     cleaned: bool = True
     """False: the rows are as fetched (a store of one chunk); the transform cleans them."""
+
+
+def check_staging_dir(root: Path | None) -> None:
+    """ConfigError (exit 2, before the run starts) unless ``root`` (``ETL_STAGING_DIR``) is a
+    directory this process can create files in; a missing one is created, as the run would."""
+    if root is None:  # the system's temporary directory
+        return
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"ETL_STAGING_DIR={root} is not a directory")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):  # a real file: a read-only mount refuses it
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"ETL_STAGING_DIR={root}: cannot create files there ({reason}); it must be a "
+            "writable directory on local disk"
+        ) from None
 
 
 class StagingArea:
