@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import signal
@@ -55,6 +56,7 @@ from fluxion_etl.targets.base import Target
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_LOCKED = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130  # the shell's convention for a command ended by SIGINT
+EXIT_BROKEN_PIPE = 141  # ... and by SIGPIPE, what `head` closing the pipe does to other tools
 log = structlog.get_logger("fluxion_etl.cli")
 
 
@@ -71,6 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside a run (a run stops itself cleanly): one line
         print("fluxion-etl: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader left (`fluxion-etl status | head -4`): nothing to add
+        # Python flushes stdout once more at exit; point it at /dev/null so that flush cannot
+        # fail again with a second traceback (the recipe of Python's signal docs).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -401,6 +408,40 @@ def _credentials_for(stores: Sequence[Store], settings: Settings) -> Credentials
     return credentials
 
 
+class _Signals:
+    """SIGTERM / SIGINT for the time of a run.
+
+    During the run's work a signal stops it cleanly (:class:`RunControl`). Once the outcome is
+    recorded (the ledger written, the exit code decided) a signal only cuts the tail short: the
+    metrics not printed yet and the Sentry calls are skipped, the ``done`` line is still printed,
+    last, and the exit code stays the work's. On ECS a SIGTERM then (a deploy, a scale-in) must
+    not turn a good run into a failed task. The first signal in the tail gives the handlers back,
+    so a second one acts as it would without fluxion (an impatient Ctrl-C still ends it).
+    """
+
+    def __init__(self, control: RunControl) -> None:
+        self.control = control
+        self.in_tail = False
+        #: the signal that cut the tail short, if one did
+        self.cut: str | None = None
+        self.previous = {
+            sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if not self.in_tail:
+            self.control.stop(name)
+            return
+        self.cut = self.cut or name
+        self.restore()
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
+
+
 def _execute(
     settings: Settings, stores: Sequence[Store], credentials: Credentials | None
 ) -> RunResult | None:
@@ -408,10 +449,7 @@ def _execute(
     interactive = sys.stdout.isatty()
     display = configure_logging(settings.log_level, interactive=interactive)
     control = RunControl()
-    previous = {
-        sig: signal.signal(sig, lambda signum, _frame: control.stop(signal.Signals(signum).name))
-        for sig in (signal.SIGTERM, signal.SIGINT)
-    }
+    signals = _Signals(control)
     monitor = SentryMonitor.from_env(credentials)
     run_id = new_run_id()
     if monitor:
@@ -421,6 +459,7 @@ def _execute(
         with display if display is not None else nullcontext():
             result = run_pipeline(settings, stores, credentials, run_id=run_id, control=control)
     except (RunLockedError, ConfigError):  # e.g. a target table it cannot adopt: exit 2
+        signals.restore()
         raise
     except FluxionError as exc:
         log.error("ETL failed", run_id=run_id, phase="run", error=redact(str(exc), credentials))
@@ -429,18 +468,39 @@ def _execute(
         log.exception("ETL failed", phase="run", error=error)
         if monitor:
             monitor.run_crashed(exc)
+    except BaseException:
+        signals.restore()
+        raise
+    signals.in_tail = True  # the outcome is recorded: from here a signal only cuts the tail
+    try:
+        if not interactive:
+            _print_metrics(result, stores, settings, run_id, signals)
+        _log_outcome(result, signals.cut)
+        if monitor and not signals.cut:
+            monitor.stores_failed(result.failed if result else [])
+        if monitor and not signals.cut:
+            monitor.run_finished(bool(result and result.ran), result.seconds if result else None)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if not interactive:
-        ids, entries = [store.id for store in stores], result.entries if result else []
-        for line in metric_lines(_metrics(result), ids, entries, settings, run_id):
-            print(line, flush=True)
-    _log_outcome(result)
-    if monitor:
-        monitor.stores_failed(result.failed if result else [])
-        monitor.run_finished(bool(result and result.ran), result.seconds if result else None)
+        signals.restore()
     return result
+
+
+def _print_metrics(
+    result: RunResult | None,
+    stores: Sequence[Store],
+    settings: Settings,
+    run_id: str,
+    signals: _Signals,
+) -> None:
+    """The run's EMF lines, unless a signal cuts the tail short. A run that never reached a
+    store (``result`` None) reports RunFailed alone (no ``StoresStale``: see metric_lines)."""
+    ids, entries = [store.id for store in stores], result.entries if result else []
+    reached = result is not None
+    lines = metric_lines(_metrics(result), ids, entries, settings, run_id, reached_stores=reached)
+    for line in lines:
+        if signals.cut:
+            return
+        print(line, flush=True)
 
 
 def _metrics(result: RunResult | None) -> dict[str, float]:
@@ -457,7 +517,9 @@ def _metrics(result: RunResult | None) -> dict[str, float]:
     }
 
 
-def _log_outcome(result: RunResult | None) -> None:
+def _log_outcome(result: RunResult | None, cut_by: str | None = None) -> None:
+    """The run's last line (``"phase": "done"``); ``cut_by``: a signal that arrived after the
+    work and cut the metrics short (the exit code is still the work's)."""
     if result is None:
         return
     fields: dict[str, Any] = {
@@ -471,6 +533,8 @@ def _log_outcome(result: RunResult | None) -> None:
         "lock_held_seconds": round(result.lock_held_seconds, 3),
         "exit_code": result.exit_code,
     }
+    if cut_by:
+        fields["signal_after_the_work"] = cut_by
     if result.exit_code == EXIT_OK:
         log.info("ETL completed successfully", **fields)
     elif result.exit_code == EXIT_PARTIAL:
@@ -486,8 +550,15 @@ def _table(*columns: str) -> Table:
     return table
 
 
+class _Console(Console):
+    """rich's console, leaving a closed pipe to :func:`main` (one exit code for it, 141)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
 def _print(table: Table) -> None:
-    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+    _Console(width=200 if not sys.stdout.isatty() else None).print(table)
 
 
 def _print_storage(target: Target) -> None:

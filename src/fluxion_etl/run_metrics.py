@@ -21,9 +21,18 @@ def metric_lines(
     entries: Sequence[LedgerEntry],
     settings: Settings,
     run_id: str,
+    *,
+    reached_stores: bool = True,
 ) -> list[str]:
-    """The run's document (``run_values`` plus ``StoresStale``) and each store's, in order."""
+    """The run's document (``run_values`` plus ``StoresStale``) and each store's, in order.
+
+    A run that never reached a store (``reached_stores`` False: it failed before or outside
+    them) reports its document alone: no snapshot ages are read (the target may be what
+    failed), so no ``StoresStale`` and no store documents for stores it never got to.
+    """
     environment = settings.context.get("environment", "default")
+    if not reached_stores:
+        return [emf_line(run_values, environment, run_id)]
     freshness = open_target(settings).freshness(store_ids, settings.stale_after_seconds)
     return [
         emf_line({**run_values, **stale_values(freshness)}, environment, run_id),
