@@ -155,8 +155,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     stores = _selected_stores(settings)
     credentials = _credentials_for(stores, settings)
     require_drivers(stores, settings.odbc_driver)
-    results = check_stores(stores, settings, credentials, load_query(settings.query_file))
+    query = load_query(settings.query_file)
+    # The target first, as run opens it: what run would refuse (not DuckDB, a foreign table) is
+    # exit 2 in one line before any store is asked; what it could not write is FAIL below.
     target_ok, target_detail = _check_target(settings)
+    results = check_stores(stores, settings, credentials, query)
     table = _table(
         "store", "address", "tcp", "login", "warehouse", "query", "rows", "seconds", "detail"
     )
@@ -183,6 +186,8 @@ def _check_target(settings: Settings) -> tuple[bool, str]:
     """Whether a run could publish: the target's own check (targets/), one line either way."""
     try:
         return True, open_target(settings).check()
+    except ConfigError:  # what run refuses as a configuration error: exit 2 as run would
+        raise
     except FluxionError as exc:
         return False, str(exc)
 
@@ -245,6 +250,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     target = open_target(settings)
     try:
         found = target.store_status()
+    except ConfigError:  # not a DuckDB file: exit 2, as run would refuse it
+        raise
     except FluxionError as exc:
         print(f"fluxion-etl: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -30,6 +30,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
+from fluxion_etl import duckdb_offline
 from fluxion_etl.errors import Interrupted, PublishLockTimeout
 from fluxion_etl.targets.base import CLOSING_LOCK_WAIT_SECONDS
 from fluxion_etl.targets.duckdb.path import unwritable
@@ -159,7 +160,7 @@ class TargetFile:
         )
         try:
             config = connect_config(self.storage_version)
-            con = retrying(duckdb.connect, str(self.path), config=config)
+            con = retrying(duckdb_offline.connect, str(self.path), config=config)
         except duckdb.IOException as exc:
             if not is_lock_conflict(exc):  # read-only mount, wrong owner: one line, no traceback
                 raise unwritable(self.path, exc) from None

@@ -16,17 +16,24 @@ from pathlib import Path
 import duckdb
 import structlog
 
+from fluxion_etl import duckdb_offline
 from fluxion_etl.config import Settings
 from fluxion_etl.errors import TargetUnwritable
 from fluxion_etl.freshness import Freshness
 from fluxion_etl.ledger import LedgerEntry
 from fluxion_etl.targets.base import Publication, Vet
 from fluxion_etl.targets.duckdb.freshness import read_freshness
-from fluxion_etl.targets.duckdb.path import check_target_path
+from fluxion_etl.targets.duckdb.path import check_target_path, refuse_non_duckdb
 from fluxion_etl.targets.duckdb.publisher import Publisher
 from fluxion_etl.targets.duckdb.runguard import RunGuard
+from fluxion_etl.targets.duckdb.schema import refuse_foreign_tables
 from fluxion_etl.targets.duckdb.status import store_status
 from fluxion_etl.targets.duckdb.storage import file_storage_version
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class DuckDBTarget:
@@ -100,13 +107,16 @@ class DuckDBTarget:
     def store_status(self) -> list[dict[str, object]] | None:
         if not self.path.exists():
             return None
+        refuse_non_duckdb(self.path, self.source)
         try:
-            con = duckdb.connect(str(self.path), read_only=True)
+            con = duckdb_offline.connect(str(self.path), read_only=True)
         except duckdb.IOException as exc:
-            raise TargetUnwritable(f"cannot open {self.path} read-only: {exc}") from None
+            reason = first_line(exc)
+            raise TargetUnwritable(f"cannot open {self.path} read-only: {reason}") from None
         try:
+            refuse_foreign_tables(con)  # what run would refuse, status does not misread
             return store_status(con)
-        except duckdb.CatalogException:
+        except duckdb.CatalogException:  # no ledger yet: no run recorded anything
             return []
         finally:
             con.close()
@@ -115,10 +125,23 @@ class DuckDBTarget:
         return read_freshness(self.path, store_ids, stale_after_seconds)
 
     def check(self) -> str:
-        """The directory exists and this process may create files in it (opening the file
-        itself would create it, or wait for the backend's lock)."""
+        """What ``run`` would refuse before writing: the directory (it must exist and take new
+        files), a file that is not DuckDB's (ConfigError), and, in an existing file opened
+        read-only, a table fluxion would write but cannot (ConfigError: a foreign
+        ``etl_ejecuciones``, an ``inventario_raw`` it cannot adopt). Never creates the file."""
         self.preflight()
         directory = self.path.parent
         if not os.access(directory, os.W_OK | os.X_OK):
             raise TargetUnwritable(f"cannot write in {directory} (the target's directory)")
-        return f"{self.path}: directory writable"
+        if not self.path.exists():
+            return f"{self.path}: directory writable (the first run creates the file)"
+        try:
+            con = duckdb_offline.connect(str(self.path), read_only=True)
+        except duckdb.Error as exc:
+            reason = first_line(exc)
+            raise TargetUnwritable(f"cannot open {self.path} read-only: {reason}") from None
+        try:
+            refuse_foreign_tables(con)
+        finally:
+            con.close()
+        return f"{self.path}: directory writable, tables fluxion can write"

@@ -30,6 +30,7 @@ import psycopg
 from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg import sql
 
+from fluxion_etl import duckdb_offline
 from fluxion_etl.errors import DataError
 from fluxion_etl.sql import literal as sql_literal
 
@@ -46,7 +47,7 @@ def copy_ready(
     select = f"SELECT *, CAST({stamp} AS TIMESTAMP) AS created_at FROM inventario"
     sent = 0
     try:
-        source = duckdb.connect(str(ready), read_only=True)
+        source = duckdb_offline.connect(str(ready), read_only=True)
     except duckdb.Error as exc:
         raise _unreadable(ready, exc) from None
     try:
