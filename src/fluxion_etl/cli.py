@@ -249,7 +249,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     target = open_target(settings)
     try:
-        found = target.store_status()
+        found = target.store_status(
+            lambda waiting: print(f"fluxion-etl: {waiting}", file=sys.stderr)
+        )
     except ConfigError:  # not a DuckDB file: exit 2, as run would refuse it
         raise
     except FluxionError as exc:

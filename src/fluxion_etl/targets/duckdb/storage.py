@@ -63,8 +63,10 @@ def file_storage_version(path: Path) -> str:
     """The storage version of the file at ``path``, for ``status`` and ``check``; never raises."""
     if not path.exists():
         return "no file yet"
+    from fluxion_etl.targets.duckdb.connect import open_read_only  # connect imports this module
+
     try:
-        con = duckdb_offline.connect(str(path), read_only=True)
+        con = open_read_only(path)
     except duckdb.Error as exc:
         return f"unknown ({type(exc).__name__}: {str(exc).splitlines()[0]})"
     try:

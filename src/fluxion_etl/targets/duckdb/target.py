@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 import duckdb
 import structlog
 
-from fluxion_etl import duckdb_offline
 from fluxion_etl.config import Settings
 from fluxion_etl.errors import TargetUnwritable
 from fluxion_etl.freshness import Freshness
 from fluxion_etl.ledger import LedgerEntry
 from fluxion_etl.targets.base import Publication, Vet
+from fluxion_etl.targets.duckdb.connect import READ_WAIT_SECONDS, is_lock_conflict, open_read_only
 from fluxion_etl.targets.duckdb.freshness import read_freshness
 from fluxion_etl.targets.duckdb.path import check_target_path, refuse_non_duckdb
 from fluxion_etl.targets.duckdb.publisher import Publisher
@@ -104,14 +104,18 @@ class DuckDBTarget:
     def record(self, entries: Sequence[LedgerEntry]) -> None:
         self.writer.record(entries)
 
-    def store_status(self) -> list[dict[str, object]] | None:
+    def store_status(
+        self, on_wait: Callable[[str], None] | None = None
+    ) -> list[dict[str, object]] | None:
         if not self.path.exists():
             return None
         refuse_non_duckdb(self.path, self.source)
-        try:
-            con = duckdb_offline.connect(str(self.path), read_only=True)
+        try:  # a publish holds the file for about half a second: wait it out, bounded
+            con = open_read_only(self.path, on_wait=on_wait)
         except duckdb.IOException as exc:
             reason = first_line(exc)
+            if is_lock_conflict(exc):
+                reason = f"still written by another process after {READ_WAIT_SECONDS:g} s"
             raise TargetUnwritable(f"cannot open {self.path} read-only: {reason}") from None
         try:
             refuse_foreign_tables(con)  # what run would refuse, status does not misread
@@ -136,7 +140,7 @@ class DuckDBTarget:
         if not self.path.exists():
             return f"{self.path}: directory writable (the first run creates the file)"
         try:
-            con = duckdb_offline.connect(str(self.path), read_only=True)
+            con = open_read_only(self.path)
         except duckdb.Error as exc:
             reason = first_line(exc)
             raise TargetUnwritable(f"cannot open {self.path} read-only: {reason}") from None

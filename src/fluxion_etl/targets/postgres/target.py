@@ -312,7 +312,11 @@ class PostgresTarget:
 
         self.run(work, interruptible=False, step="recording failed stores")
 
-    def store_status(self) -> list[dict[str, object]] | None:
+    def store_status(
+        self, on_wait: Callable[[str], None] | None = None
+    ) -> list[dict[str, object]] | None:
+        """Readers never wait for a publish on PostgreSQL (MVCC): ``on_wait`` is not called."""
+
         def work(cur: psycopg.Cursor[Any]) -> list[dict[str, object]] | None:
             present = cur.execute("SELECT to_regclass('etl_ejecuciones')").fetchone()
             if not present or present[0] is None:
