@@ -222,6 +222,15 @@ class _Run:
             database=self.target.describe(),
             **self.settings.context,
         )
+        inactive = [store.id for store in self.stores if not store.active]
+        if inactive:  # named by --stores / ETL_TIENDAS: run, but not without a word
+            self.log.warning(
+                "running inactive stores because the run names them",
+                phase="plan",
+                stores=inactive,
+                reason="--stores / ETL_TIENDAS named them; every other run skips them "
+                "(active = false in the stores file)",
+            )
         stale = self.target.open_run(
             self.run_id, [store.id for store in self.stores], self.settings.engine
         )
