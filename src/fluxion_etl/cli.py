@@ -13,6 +13,7 @@ import shlex
 import shutil
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import replace
@@ -431,8 +432,9 @@ class _Signals:
     def __init__(self, control: RunControl) -> None:
         self.control = control
         self.in_tail = False
-        #: the signal that cut the tail short, if one did
+        #: the signal that cut the tail short, if one did; ``tail_stop`` cuts a wait in it
         self.cut: str | None = None
+        self.tail_stop = threading.Event()
         self.previous = {
             sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)
         }
@@ -443,6 +445,7 @@ class _Signals:
             self.control.stop(name)
             return
         self.cut = self.cut or name
+        self.tail_stop.set()
         self.restore()
 
     def restore(self) -> None:
@@ -505,7 +508,10 @@ def _print_metrics(
     store (``result`` None) reports RunFailed alone (no ``StoresStale``: see metric_lines)."""
     ids, entries = [store.id for store in stores], result.entries if result else []
     reached = result is not None
-    lines = metric_lines(_metrics(result), ids, entries, settings, run_id, reached_stores=reached)
+    lines = metric_lines(
+        _metrics(result), ids, entries, settings, run_id,
+        reached_stores=reached, stop=signals.tail_stop,
+    )  # fmt: skip
     for line in lines:
         if signals.cut:
             return

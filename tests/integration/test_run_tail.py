@@ -10,6 +10,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,30 @@ def hooked(*args, **kwargs):
     os.kill(os.getpid(), sig)
     return outcome
 setattr(cli, where, hooked)
+if __name__ == "__main__":
+    sys.exit(cli.main(["run"]))
+"""
+
+
+#: As HOOKED_RUN, and before the metrics read the snapshot ages, another process takes the
+#: target file (as the backend writing would), then the signal comes: the read must not wait.
+HELD_TAIL = """
+import os, signal, subprocess, sys
+import fluxion_etl.cli as cli
+original = cli.metric_lines
+holder = ("import duckdb, sys\\ncon = duckdb.connect(sys.argv[1])\\nprint('held', flush=True)\\n"
+          "sys.stdin.read()\\n")
+def hooked(*args, **kwargs):
+    held = subprocess.Popen([sys.executable, "-c", holder, os.environ["DATABASE_PATH"]],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert held.stdout.readline().strip() == "held"
+    os.kill(os.getpid(), signal.SIGTERM)
+    try:
+        return original(*args, **kwargs)
+    finally:
+        held.stdin.close()
+        held.wait()
+cli.metric_lines = hooked
 if __name__ == "__main__":
     sys.exit(cli.main(["run"]))
 """
@@ -77,6 +102,26 @@ def test_a_signal_after_the_work_cuts_the_tail_but_not_the_exit_code(
         assert done["signal_after_the_work"] == sig
         assert not [line for line in lines if "_aws" in line]
     assert {row["estado"] for row in ledger_rows(db).values()} == {"exitoso"}
+
+
+def test_a_signal_in_the_tail_cuts_its_wait_for_the_target_short(
+    stores_file: Path, tmp_path: Path
+) -> None:
+    """The snapshot ages are read after the run, waiting up to 30 s for a file another process
+    holds; a SIGTERM then ends that wait at once, and no warning precedes the done line."""
+    db = tmp_path / "fluxion.duckdb"
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", HELD_TAIL],
+        env=environment(stores_file, db), capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, (result.returncode, result.stdout[-3000:], result.stderr)
+    lines = lines_of(result.stdout)
+    assert lines[-1]["phase"] == "done" and lines[-1]["signal_after_the_work"] == "SIGTERM"
+    assert not [line for line in lines if line.get("level") == "warning"]
+    assert seconds < 25  # the read would have waited 30 s for the file
 
 
 def test_a_run_that_never_reached_a_store_says_so_once(stores_file: Path) -> None:

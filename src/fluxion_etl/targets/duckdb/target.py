@@ -126,7 +126,7 @@ class DuckDBTarget:
             con.close()
 
     def freshness(self, store_ids: Sequence[str], stale_after_seconds: float) -> Freshness | None:
-        return read_freshness(self.path, store_ids, stale_after_seconds)
+        return read_freshness(self.path, store_ids, stale_after_seconds, self.writer.stop)
 
     def check(self) -> str:
         """What ``run`` would refuse before writing: the directory (it must exist and take new
