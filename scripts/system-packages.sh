@@ -4,7 +4,8 @@
 # the mssql-python-odbc wheel, in the tests) links to or loads: Kerberos/GSSAPI and OpenSSL. With
 # --postgres, also the PostgreSQL server that stands in for the stores' SQL Servers in the tests;
 # with --image, what builds the image here (podman, debootstrap: scripts/image-here.sh).
-# Idempotent; needs root (or sudo).
+# Idempotent, and installs only what is missing: nothing already installed is upgraded
+# (--no-upgrade). Needs root (or sudo).
 set -euo pipefail
 pkgs=(unixodbc odbc-postgresql libsqliteodbc python3-venv libgssapi-krb5-2 libssl3)
 for option in "$@"; do
@@ -21,5 +22,5 @@ done
 if ((${#missing[@]})); then
     SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-upgrade "${missing[@]}"
 fi

@@ -8,11 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/system-packages.sh --postgres --image
 
-# PostgreSQL, the stand-in for the stores' SQL Servers, and a throw-away login for the tests.
+# PostgreSQL, the stand-in for the stores' SQL Servers, and a throw-away login for the tests:
+# one per run (a second run never resets a running one's password), dropped when this script
+# ends, however it ends.
 # shellcheck source=scripts/postgres-login.sh
-source scripts/postgres-login.sh fluxion_test CREATEDB CREATEROLE
+source scripts/postgres-login.sh "fluxion_test_$$" CREATEDB CREATEROLE
+trap 'scripts/postgres-logout.sh "$FLUXION_TEST_PG_USER" "$FLUXION_TEST_PG_PORT"' EXIT
 
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q "tox>=4"
-exec .venv/bin/tox "$@"
+.venv/bin/tox "$@"  # not exec: the trap above drops the login after it

@@ -7,6 +7,7 @@ turns their errors into an exit code and one line on stderr: 1 when AWS or the s
 """
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,10 @@ from fluxion_cfn.stack import FORMATS, render
 
 def _aws_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack-name", required=True, help="the CloudFormation stack")
-    parser.add_argument("--region", help="AWS region (default: boto3's, e.g. AWS_REGION)")
+    parser.add_argument(
+        "--region",
+        help="AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION, else the profile's)",
+    )
     parser.add_argument(
         "--endpoint-url", help="CloudFormation/ECS endpoint (a local stand-in such as moto)"
     )
@@ -87,10 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _region(args: argparse.Namespace) -> str | None:
+    """The region as the AWS CLI picks it: ``--region``, else ``AWS_REGION``, else None, which
+    leaves boto3 to ``AWS_DEFAULT_REGION`` and the profile. boto3 itself reads no
+    ``AWS_REGION`` (botocore 1.35), which the README tells the operator to export."""
+    return args.region or os.environ.get("AWS_REGION", "").strip() or None
+
+
 def _client(service: str, args: argparse.Namespace) -> Any:
     import boto3
 
-    session = boto3.session.Session(region_name=args.region)
+    session = boto3.session.Session(region_name=_region(args))
     return session.client(service, endpoint_url=args.endpoint_url)
 
 
@@ -116,7 +127,7 @@ def _run_task(args: argparse.Namespace) -> None:
     accept = requested_accept(args.accept_shrink, stores, args.stores_file)
     run_task(
         _client("cloudformation", args), _client("ecs", args), args.stack_name, sys.stdout,
-        args.region, stores, accept,
+        _region(args), stores, accept,
     )  # fmt: skip
 
 

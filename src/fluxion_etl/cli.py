@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
+import shutil
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import replace
@@ -30,13 +33,22 @@ from fluxion_etl.credentials import (
     redact,
     withhold_secret_environment,
 )
-from fluxion_etl.demo.runner import build_demo_stores, demo_settings, write_stores_file
+from fluxion_etl.demo.runner import (
+    STORES_DIRECTORY,
+    STORES_FILE,
+    build_demo_stores,
+    check_demo_arguments,
+    claim_directory,
+    demo_settings,
+    write_stores_file,
+)
 from fluxion_etl.errors import ConfigError, FluxionError, RunLockedError
 from fluxion_etl.freshness import add_freshness, format_age
 from fluxion_etl.logs import configure_logging
 from fluxion_etl.run.budget import plan_fetches
 from fluxion_etl.run.guard import accepted_stores
 from fluxion_etl.run.pipeline import RunControl, RunResult, new_run_id, run_pipeline
+from fluxion_etl.run.stage import check_staging_dir
 from fluxion_etl.run_metrics import metric_lines
 from fluxion_etl.sentry import SentryMonitor
 from fluxion_etl.source.check import check_stores
@@ -51,6 +63,7 @@ from fluxion_etl.targets.duckdb.path import apply_file_mode
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_LOCKED = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130  # the shell's convention for a command ended by SIGINT
+EXIT_BROKEN_PIPE = 141  # ... and by SIGPIPE, what `head` closing the pipe does to other tools
 log = structlog.get_logger("fluxion_etl.cli")
 
 
@@ -68,6 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside a run (a run stops itself cleanly): one line
         print("fluxion-etl: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader left (`fluxion-etl status | head -4`): nothing to add
+        # Python flushes stdout once more at exit; point it at /dev/null so that flush cannot
+        # fail again with a second traceback (the recipe of Python's signal docs).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -131,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     open_target(settings).preflight()
+    check_staging_dir(settings.staging_dir)
     stores = _selected_stores(settings)
     source = "--accept-shrink" if args.accept_shrink else "ETL_ACCEPT_SHRINK"
     accepted_stores(settings.accept_shrink, stores, source)  # a typo must not pass silently
@@ -147,12 +166,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     stores = _selected_stores(settings)
     credentials = _credentials_for(stores, settings)
     require_drivers(stores, settings.odbc_driver, settings.allow_driver_paths)
+    query = load_query(settings.query_file)
+    # The target first, as run opens it: what run would refuse (not DuckDB, a foreign table,
+    # objects another role controls) is exit 2 in one line before any store is asked; what it
+    # could not write is FAIL below.
+    target_ok, target_detail = _check_target(settings, stores)
     # as many stores at once as a run would fetch (same budget), never one thread per store
     workers = plan_fetches(settings, len(stores)).workers
-    results = check_stores(
-        stores, settings, credentials, load_query(settings.query_file), workers
-    )
-    target_ok, target_detail = _check_target(settings, stores)
+    results = check_stores(stores, settings, credentials, query, workers)
     table = _table(
         "store", "address", "tcp", "login", "warehouse", "query", "rows", "seconds", "detail"
     )
@@ -172,18 +193,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     _print(table)
     print(f"target: {'ok' if target_ok else 'FAIL'}: {target_detail}")
     _print_storage(open_target(settings))
-    if target_ok is None:  # a target a run would refuse to publish into (e.g. foreign owners)
-        return EXIT_CONFIG
     return EXIT_OK if target_ok and all(r.ok for r in results) else EXIT_FAILED
 
 
-def _check_target(settings: Settings, stores: Sequence[Store] = ()) -> tuple[bool | None, str]:
-    """Whether a run could publish: the target's own check (targets/), one line either way;
-    None when the run would stop with a configuration error."""
+def _check_target(settings: Settings, stores: Sequence[Store] = ()) -> tuple[bool, str]:
+    """Whether a run could publish: the target's own check (targets/), one line either way; a
+    target the run would refuse as configuration raises (ConfigError, exit 2)."""
     try:
         return True, open_target(settings, stores=stores).check()
-    except ConfigError as exc:
-        return None, str(exc)
+    except ConfigError:  # what run refuses as a configuration error: exit 2 as run would
+        raise
     except FluxionError as exc:
         return False, str(exc)
 
@@ -247,7 +266,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     target = open_target(settings)
     try:
-        found = target.store_status()
+        found = target.store_status(
+            lambda waiting: print(f"fluxion-etl: {waiting}", file=sys.stderr)
+        )
+    except ConfigError:  # not a DuckDB file: exit 2, as run would refuse it
+        raise
     except FluxionError as exc:
         print(f"fluxion-etl: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -291,9 +314,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-
+    check_demo_arguments(args.stores, args.rows)  # before any file is touched
     settings = demo_settings(Settings.from_env(), args.db)
-    stores_file = args.db.parent / "stores.toml"
+    check_staging_dir(settings.staging_dir)
+    claim_directory(args.db)  # refuses a directory holding files the demo did not write
+    stores_file = args.db.parent / STORES_FILE
     stores_file.unlink(missing_ok=True)  # written again only once every store is complete
     stores = _build_demo_stores(args)
     require_drivers(stores, settings.odbc_driver, settings.allow_driver_paths)
@@ -315,26 +340,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
             entry.error_message or "",
         )
     _print(table)
+    program = _this_program()
     if settings.database_url:  # the PostgreSQL target: DATABASE_URL is in the caller's env
-        env = f"ETL_STORES_FILE={shlex.quote(str(stores_file))}"
+        env = f"ETL_STORES_FILE={shlex.quote(str(stores_file.absolute()))}"
         print(f"demo target: {open_target(settings).describe()}; demo stores file: {stores_file}")
-        print(f"next, try:  {env} fluxion-etl check")
-        print(f"       or:  {env} fluxion-etl run   (then: fluxion-etl status)")
+        print(f"next, try:  {env} {program} check")
+        print(f"       or:  {env} {program} run   (then: {program} status)")
         return result.exit_code
-    env = (
-        f"ETL_STORES_FILE={shlex.quote(str(stores_file))} DATABASE_PATH={shlex.quote(str(args.db))}"
-    )
+    db = shlex.quote(str(args.db.absolute()))
+    env = f"ETL_STORES_FILE={shlex.quote(str(stores_file.absolute()))} DATABASE_PATH={db}"
     print(f"demo database: {args.db}; demo stores file: {stores_file}")
-    print(f"next, try:  {env} fluxion-etl check")
-    print(f"       or:  {env} fluxion-etl run   (then: fluxion-etl status --db {args.db})")
+    print(f"next, try:  {env} {program} check")
+    print(f"       or:  {env} {program} run   (then: {program} status --db {db})")
     return result.exit_code
+
+
+def _this_program() -> str:
+    """How to run this command again from any directory: ``fluxion-etl`` when that is what PATH
+    finds, else the script's absolute path (``./scripts/demo.sh`` runs ``.venv/bin/fluxion-etl``,
+    which is not on PATH), else ``python -m fluxion_etl`` with this interpreter."""
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is not None and script.name == "fluxion-etl" and script.is_file():
+        found = shutil.which("fluxion-etl")
+        if found and Path(found).resolve() == script.resolve():
+            return "fluxion-etl"
+        return shlex.quote(str(script.absolute()))
+    return f"{shlex.quote(sys.executable)} -m fluxion_etl"
 
 
 def _build_demo_stores(args: argparse.Namespace) -> list[Store]:
     """Build the demo's SQLite stores, showing progress: a bar in a terminal, else one line per
     store on stderr (stdout carries the run's JSON lines)."""
 
-    directory = args.db.parent / "stores"
+    directory = args.db.parent / STORES_DIRECTORY
     if not sys.stdout.isatty():
 
         def report(done: int, total: int, store: Store) -> None:
@@ -404,6 +442,42 @@ def _credentials_for(stores: Sequence[Store], settings: Settings) -> Credentials
     return credentials
 
 
+class _Signals:
+    """SIGTERM / SIGINT for the time of a run.
+
+    During the run's work a signal stops it cleanly (:class:`RunControl`). Once the outcome is
+    recorded (the ledger written, the exit code decided) a signal only cuts the tail short: the
+    metrics not printed yet and the Sentry calls are skipped, the ``done`` line is still printed,
+    last, and the exit code stays the work's. On ECS a SIGTERM then (a deploy, a scale-in) must
+    not turn a good run into a failed task. The first signal in the tail gives the handlers back,
+    so a second one acts as it would without fluxion (an impatient Ctrl-C still ends it).
+    """
+
+    def __init__(self, control: RunControl) -> None:
+        self.control = control
+        self.in_tail = False
+        #: the signal that cut the tail short, if one did; ``tail_stop`` cuts a wait in it
+        self.cut: str | None = None
+        self.tail_stop = threading.Event()
+        self.previous = {
+            sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if not self.in_tail:
+            self.control.stop(name)
+            return
+        self.cut = self.cut or name
+        self.tail_stop.set()
+        self.restore()
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
+
+
 def _execute(
     settings: Settings, stores: Sequence[Store], credentials: Credentials | None
 ) -> RunResult | None:
@@ -411,10 +485,7 @@ def _execute(
     interactive = sys.stdout.isatty()
     display = configure_logging(settings.log_level, interactive=interactive)
     control = RunControl()
-    previous = {
-        sig: signal.signal(sig, lambda signum, _frame: control.stop(signal.Signals(signum).name))
-        for sig in (signal.SIGTERM, signal.SIGINT)
-    }
+    signals = _Signals(control)
     monitor = SentryMonitor.from_env(credentials)
     run_id = new_run_id()
     if monitor:
@@ -424,6 +495,7 @@ def _execute(
         with display if display is not None else nullcontext():
             result = run_pipeline(settings, stores, credentials, run_id=run_id, control=control)
     except (RunLockedError, ConfigError):  # e.g. a target table it cannot adopt: exit 2
+        signals.restore()
         raise
     except FluxionError as exc:
         log.error("ETL failed", run_id=run_id, phase="run", error=redact(str(exc), credentials))
@@ -432,18 +504,42 @@ def _execute(
         log.exception("ETL failed", phase="run", error=error)
         if monitor:
             monitor.run_crashed(exc)
+    except BaseException:
+        signals.restore()
+        raise
+    signals.in_tail = True  # the outcome is recorded: from here a signal only cuts the tail
+    try:
+        if not interactive:
+            _print_metrics(result, stores, settings, run_id, signals)
+        _log_outcome(result, signals.cut)
+        if monitor and not signals.cut:
+            monitor.stores_failed(result.failed if result else [])
+        if monitor and not signals.cut:
+            monitor.run_finished(bool(result and result.ran), result.seconds if result else None)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if not interactive:
-        ids, entries = [store.id for store in stores], result.entries if result else []
-        for line in metric_lines(_metrics(result), ids, entries, settings, run_id):
-            print(line, flush=True)
-    _log_outcome(result)
-    if monitor:
-        monitor.stores_failed(result.failed if result else [])
-        monitor.run_finished(bool(result and result.ran), result.seconds if result else None)
+        signals.restore()
     return result
+
+
+def _print_metrics(
+    result: RunResult | None,
+    stores: Sequence[Store],
+    settings: Settings,
+    run_id: str,
+    signals: _Signals,
+) -> None:
+    """The run's EMF lines, unless a signal cuts the tail short. A run that never reached a
+    store (``result`` None) reports RunFailed alone (no ``StoresStale``: see metric_lines)."""
+    ids, entries = [store.id for store in stores], result.entries if result else []
+    reached = result is not None
+    lines = metric_lines(
+        _metrics(result), ids, entries, settings, run_id,
+        reached_stores=reached, stop=signals.tail_stop,
+    )  # fmt: skip
+    for line in lines:
+        if signals.cut:
+            return
+        print(line, flush=True)
 
 
 def _metrics(result: RunResult | None) -> dict[str, float]:
@@ -460,7 +556,9 @@ def _metrics(result: RunResult | None) -> dict[str, float]:
     }
 
 
-def _log_outcome(result: RunResult | None) -> None:
+def _log_outcome(result: RunResult | None, cut_by: str | None = None) -> None:
+    """The run's last line (``"phase": "done"``); ``cut_by``: a signal that arrived after the
+    work and cut the metrics short (the exit code is still the work's)."""
     if result is None:
         return
     fields: dict[str, Any] = {
@@ -474,6 +572,8 @@ def _log_outcome(result: RunResult | None) -> None:
         "lock_held_seconds": round(result.lock_held_seconds, 3),
         "exit_code": result.exit_code,
     }
+    if cut_by:
+        fields["signal_after_the_work"] = cut_by
     if result.exit_code == EXIT_OK:
         log.info("ETL completed successfully", **fields)
     elif result.exit_code == EXIT_PARTIAL:
@@ -489,8 +589,15 @@ def _table(*columns: str) -> Table:
     return table
 
 
+class _Console(Console):
+    """rich's console, leaving a closed pipe to :func:`main` (one exit code for it, 141)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
 def _print(table: Table) -> None:
-    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+    _Console(width=200 if not sys.stdout.isatty() else None).print(table)
 
 
 def _print_storage(target: Target) -> None:

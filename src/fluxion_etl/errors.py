@@ -13,7 +13,15 @@ from typing import ClassVar, Literal, get_args
 #: A failed store's ``error_tipo`` in the ledger: what kind of failure, so the operator knows
 #: where to look (each :class:`StoreError` subclass names its own).
 ErrorTipo = Literal[
-    "conexion", "timeout", "login", "consulta", "datos", "bloqueo", "interrumpido", "retenido"
+    "conexion",
+    "timeout",
+    "login",
+    "consulta",
+    "datos",
+    "bloqueo",
+    "interrumpido",
+    "retenido",
+    "disco",
 ]
 ERROR_TIPOS: tuple[ErrorTipo, ...] = get_args(ErrorTipo)
 
@@ -88,6 +96,15 @@ class DataError(StoreError):
     """The fetched data could not be staged or transformed."""
 
     error_tipo = "datos"
+
+
+class LocalDiskError(StoreError):
+    """The machine running the ETL could not write its local staging files (``ETL_STAGING_DIR``):
+    the disk is full, over quota or read-only. Its own ``error_tipo``, ``disco``, so the operator
+    looks at the machine (its disk, the task's ephemeral storage), not at the store's server.
+    Not transient: fetching again fills the same disk."""
+
+    error_tipo = "disco"
 
 
 class PublishLockTimeout(StoreError):

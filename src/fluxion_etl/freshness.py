@@ -51,11 +51,17 @@ def add_freshness(rows: list[dict[str, Any]], stale_after_seconds: float) -> Non
     The age counts from the store's last ``exitoso`` ledger row (``ultima_actualizacion``), as
     the run's metrics do. That is when the served snapshot was published (every successful run
     replaces the store's rows), and it also dates an accepted empty snapshot, which leaves no row
-    to take ``fecha_publicacion`` from.
+    to take ``fecha_publicacion`` from: that row's ``fecha_publicacion`` is the ledger's date
+    then. A row without a publication date (rows no fluxion run recorded) gets no age.
     """
     now = utcnow()
     for row in rows:
-        age = snapshot_age(row["ultima_actualizacion"], now)
+        if row.get("fecha_publicacion") is None and not row.get("registros_servidos"):
+            # an accepted empty snapshot leaves no row to date it: its ledger row does
+            row["fecha_publicacion"] = row["ultima_actualizacion"]
+        # never an age without the publication it counts from ("published" left blank)
+        published = row.get("fecha_publicacion", row["ultima_actualizacion"])
+        age = snapshot_age(row["ultima_actualizacion"] if published else None, now)
         row["snapshot_age_seconds"] = None if age is None else round(age, 3)
         row["stale"] = age is None or age > stale_after_seconds
 

@@ -6,6 +6,7 @@ Built after the run from its ledger entries and the snapshot ages read back from
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 
 from fluxion_etl.config import Settings
@@ -21,10 +22,21 @@ def metric_lines(
     entries: Sequence[LedgerEntry],
     settings: Settings,
     run_id: str,
+    *,
+    reached_stores: bool = True,
+    stop: threading.Event | None = None,
 ) -> list[str]:
-    """The run's document (``run_values`` plus ``StoresStale``) and each store's, in order."""
+    """The run's document (``run_values`` plus ``StoresStale``) and each store's, in order.
+
+    A run that never reached a store (``reached_stores`` False: it failed before or outside
+    them) reports its document alone: no snapshot ages are read (the target may be what
+    failed), so no ``StoresStale`` and no store documents for stores it never got to. ``stop``
+    set (a signal in the run's tail) cuts the wait for the target's lock short.
+    """
     environment = settings.context.get("environment", "default")
-    freshness = open_target(settings).freshness(store_ids, settings.stale_after_seconds)
+    if not reached_stores:
+        return [emf_line(run_values, environment, run_id)]
+    freshness = open_target(settings, stop).freshness(store_ids, settings.stale_after_seconds)
     return [
         emf_line({**run_values, **stale_values(freshness)}, environment, run_id),
         *store_lines(store_ids, entries, freshness, environment, run_id),

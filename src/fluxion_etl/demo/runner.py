@@ -6,6 +6,11 @@ output looks like the chain's; only the databases are local files. The demo also
 file for them (``stores.toml``, beside the stores), so a newcomer can go on to ``fluxion-etl
 check`` and ``run`` over the same stores. That file is written last and removed first: it exists
 only while every store it names is complete.
+
+The demo only ever replaces files it wrote itself: it marks its directory with :data:`MARKER`,
+naming what it wrote there, and refuses (exit 2) a ``--db`` whose directory holds a stores file, a
+DuckDB file or store databases it did not write -- such as the production ``/data/stores.toml``
+next to ``/data/fluxion.duckdb``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from fluxion_etl.errors import ConfigError
 from fluxion_etl.stores import Store, example_text, parse_stores
 
 DEMO_DRIVER = "SQLite3"
+#: the file marking a directory as the demo's, listing (one a line) the names the demo wrote there
+MARKER = ".fluxion-demo"
+STORES_FILE = "stores.toml"
+STORES_DIRECTORY = "stores"
 
 
 #: called after each demo store is built: (stores built so far, stores in all, the store)
@@ -40,11 +49,7 @@ def build_demo_stores(
     directory: Path, count: int, products: int, progress: BuildProgress | None = None
 ) -> list[Store]:
     """Create ``count`` SQLite store databases of ``products`` products each in ``directory``."""
-    examples = demo_examples()
-    if not 1 <= count <= len(examples):
-        raise ConfigError(f"--stores must be between 1 and {len(examples)}")
-    if products < 1:
-        raise ConfigError("--rows must be at least 1")
+    examples = check_demo_arguments(count, products)
     directory.mkdir(parents=True, exist_ok=True)
     stores = []
     for seed, example in enumerate(examples[:count], start=1):
@@ -54,6 +59,51 @@ def build_demo_stores(
         if progress is not None:
             progress(len(stores), count, stores[-1])
     return stores
+
+
+def check_demo_arguments(count: int, products: int) -> list[Store]:
+    """The example stores the demo builds for ``--stores count``; ConfigError for bad arguments
+    (checked before the demo touches any file)."""
+    examples = demo_examples()
+    if not 1 <= count <= len(examples):
+        raise ConfigError(f"--stores must be between 1 and {len(examples)}")
+    if products < 1:
+        raise ConfigError("--rows must be at least 1")
+    return examples[:count]
+
+
+def claim_directory(database: Path) -> None:
+    """Make ``database``'s directory the demo's, or refuse it (ConfigError) when it holds a
+    stores file, that DuckDB file or store databases the demo did not write.
+
+    What the demo wrote is listed in the directory's :data:`MARKER`, written here before anything
+    else, so a demo stopped half-way still owns what it left.
+    """
+    directory = database.parent
+    marker = directory / MARKER
+    lines = marker.read_text(encoding="utf-8").splitlines() if marker.is_file() else []
+    owned = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+    stores = directory / STORES_DIRECTORY
+    candidates = {
+        STORES_FILE: (directory / STORES_FILE).exists(),
+        database.name: database.exists(),
+        f"{STORES_DIRECTORY}/": stores.is_dir() and any(stores.iterdir()),
+    }
+    foreign = [name for name, present in candidates.items() if present and name not in owned]
+    if foreign:
+        raise ConfigError(
+            f"--db {database}: {directory} holds {', '.join(foreign)}, which the demo did not "
+            "write; it never replaces them. Give --db a file in a new or empty directory "
+            "(default: fluxion-demo/fluxion.duckdb)"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    names = sorted(owned | set(candidates))
+    marker.write_text(
+        "# written by `fluxion-etl demo`: the files it wrote here (and may replace)\n"
+        + "\n".join(names)
+        + "\n",
+        encoding="utf-8",
+    )
 
 
 def stores_file_text(stores: Sequence[Store]) -> str:

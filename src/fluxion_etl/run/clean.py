@@ -9,11 +9,10 @@ import it from here, so neither imports the other.
 
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fluxion_etl import sql
+from fluxion_etl import duckdb_offline, sql
 from fluxion_etl.contract import SOURCE_DECIMAL_TYPES
 
 #: Lossless text clean-up shared by every text column: NFC, whitespace/control runs -> one
@@ -52,7 +51,7 @@ class RowCleanup:
     """
 
     def __init__(self) -> None:
-        self._con = duckdb.connect(":memory:", config={"threads": 1, "memory_limit": "256MB"})
+        self._con = duckdb_offline.connect(config={"threads": 1, "memory_limit": "256MB"})
         self._con.execute(CLEAN_MACRO)
         self._sql = sql.load("clean.sql")
 

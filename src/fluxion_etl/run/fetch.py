@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from fluxion_etl.credentials import Credentials, redact
 from fluxion_etl.errors import ConnectionFailed, DataError, Interrupted, StoreError
-from fluxion_etl.run.stage import StagedFile, stage_batches
+from fluxion_etl.run.stage import StagedFile, local_disk_error, stage_batches
 from fluxion_etl.source.engines import get_engine
 from fluxion_etl.source.engines.base import FetchRequest
 
@@ -176,7 +176,9 @@ def _call_in_child(
     except StoreError as exc:
         outcome = exc
     except Exception as exc:  # unexpected data or a bug: one store's DataError, never a crash
-        outcome = DataError(f"{where}: {type(exc).__name__}: {redact(str(exc), credentials)}")
+        outcome = local_disk_error(where, exc) or DataError(
+            f"{where}: {type(exc).__name__}: {redact(str(exc), credentials)}"
+        )
     sender.send(outcome)
     sender.close()
 

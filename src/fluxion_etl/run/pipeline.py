@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,15 +38,17 @@ from fluxion_etl.errors import (
     DeadlineExceeded,
     FluxionError,
     Interrupted,
+    PublishLockTimeout,
     SnapshotHeldBack,
     StoreError,
+    TargetUnwritable,
 )
 from fluxion_etl.ledger import LedgerEntry, QualityCounters, State, utcnow
 from fluxion_etl.progress import fetch_progress
 from fluxion_etl.run.budget import plan_fetches
 from fluxion_etl.run.fetch import fetch_to_staging, start_fork_server
 from fluxion_etl.run.guard import SnapshotGuard
-from fluxion_etl.run.stage import StagedFile, StagingArea
+from fluxion_etl.run.stage import StagedFile, StagingArea, local_disk_error
 from fluxion_etl.run.transform import Transformer
 from fluxion_etl.source.engines.base import FetchRequest, RefetchNeeded
 from fluxion_etl.source.query import load_query
@@ -201,6 +204,8 @@ class _Run:
         self.guard = SnapshotGuard.for_run(settings, run_id)
         self.log = log.bind(run_id=run_id)
         self.target = target
+        #: each store's outcome once decided (a published store's row is written with it)
+        self._outcomes: dict[str, LedgerEntry] = {}
 
     def execute(self) -> RunResult:
         started = time.monotonic()
@@ -217,6 +222,15 @@ class _Run:
             database=self.target.describe(),
             **self.settings.context,
         )
+        inactive = [store.id for store in self.stores if not store.active]
+        if inactive:  # named by --stores / ETL_TIENDAS: run, but not without a word
+            self.log.warning(
+                "running inactive stores because the run names them",
+                phase="plan",
+                stores=inactive,
+                reason="--stores / ETL_TIENDAS named them; every other run skips them "
+                "(active = false in the stores file)",
+            )
         stale = self.target.open_run(
             self.run_id, [store.id for store in self.stores], self.settings.engine
         )
@@ -224,16 +238,25 @@ class _Run:
             self.log.warning(
                 "closed ledger rows left open by a killed run", phase="plan", rows=stale
             )
-        self.guard.read_served(self.target.served_rows)
-        staging = StagingArea(self.settings.staging_dir, self.run_id)
         entries: list[LedgerEntry] = []
         try:
-            with Transformer(staging.path) as transformer:
-                entries = self._extract_and_publish(staging, transformer)
-            self.target.reclaim()
+            self.guard.read_served(self.target.served_rows)
+            staging = self._staging_area()
+            try:
+                with Transformer(staging.path) as transformer:
+                    entries = self._extract_and_publish(staging, transformer)
+                self.target.reclaim()
+            finally:
+                staging.cleanup()
+        except BaseException as exc:  # the ledger is open: close its rows with the true cause
+            where = str(self.settings.staging_dir or tempfile.gettempdir())
+            error = None if isinstance(exc, StoreError) else local_disk_error(where, exc)
+            self._close_unfinished(error or exc)
+            if error is not None:
+                raise error from None
+            raise
         finally:
             self.control.disarm()
-            staging.cleanup()
         return RunResult(
             run_id=self.run_id,
             entries=entries,
@@ -241,10 +264,61 @@ class _Run:
             lock_held_seconds=self.target.lock_held_seconds,
         )
 
+    def _staging_area(self) -> StagingArea:
+        """The run's staging directory; a local disk that refuses it is a LocalDiskError."""
+        try:
+            return StagingArea(self.settings.staging_dir, self.run_id)
+        except OSError as exc:
+            where = str(self.settings.staging_dir or tempfile.gettempdir())
+            raise local_disk_error(where, exc, any_os_error=True) or exc from None
+
+    def _close_unfinished(self, exc: BaseException) -> None:
+        """After a failure that ends the whole run (``exc``), close the ledger rows it leaves
+        open, so none stays ``en_proceso``: a store with an outcome gets it, the others get
+        ``exc`` as their cause (a store error's own ``error_tipo``; anything else: the run was
+        interrupted by it). Not logged per store: the CLI's one ``ETL failed`` line says why.
+        Skipped when the cause is the target itself refusing (nothing could be written): the
+        next run closes those rows as ``interrumpido``."""
+        if isinstance(exc, TargetUnwritable | PublishLockTimeout):
+            return
+        message = redact(f"{exc}" if isinstance(exc, FluxionError) else repr(exc), self.credentials)
+        now = utcnow()
+        closing: list[LedgerEntry] = []
+        for store in self.stores:
+            entry = self._outcomes.get(store.id)
+            if entry is not None and entry.state == "exitoso":
+                continue  # written with its snapshot
+            if entry is None:
+                stored = isinstance(exc, StoreError) and not isinstance(exc, Interrupted)
+                entry = LedgerEntry(
+                    run_id=self.run_id,
+                    store_id=store.id,
+                    state="fallido" if stored else "interrumpido",
+                    started=now,
+                    finished=now,
+                    attempts=0,
+                    engine=self.settings.engine,
+                    error_tipo=exc.error_tipo if isinstance(exc, StoreError) else "interrumpido",
+                    error_message=(
+                        f"{store.id}: {message}"
+                        if stored
+                        else f"{store.id}: the run failed before the store finished: {message}"
+                    ),
+                )
+            closing.append(entry)
+        try:
+            self.target.record(closing)
+        except Exception as error:  # the CLI reports the run's failure; the next run closes them
+            self.log.warning(
+                "could not close the run's ledger rows; the next run closes them",
+                phase="ledger",
+                error=redact(str(error), self.credentials),
+            )
+
     def _extract_and_publish(
         self, staging: StagingArea, transformer: Transformer
     ) -> list[LedgerEntry]:
-        entries: dict[str, LedgerEntry] = {}
+        entries = self._outcomes
         failures: list[LedgerEntry] = []
         pool = ThreadPoolExecutor(
             max_workers=self.plan.workers,
@@ -369,7 +443,7 @@ class _Run:
         except StoreError as exc:
             return self._failed_entry(store, started, attempts.count, exc)
         except Exception as exc:  # a bug or unexpected data must not take the other stores down
-            error = DataError(
+            error = local_disk_error(store.label, exc) or DataError(
                 f"{store.label}: {type(exc).__name__}: {redact(str(exc), self.credentials)}"
             )
             slog.exception("unexpected error while preparing the store", phase="transform")

@@ -19,6 +19,7 @@ its first queries, and the 21 fetches of a fleet on two cores wait for exactly t
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -35,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import structlog
 
-from fluxion_etl.errors import QueryFailed
+from fluxion_etl.errors import ConfigError, LocalDiskError, QueryFailed
 from fluxion_etl.run.clean import RowCleanup
 from fluxion_etl.source.query import STAGED_COLUMNS
 from fluxion_etl.sql import TABLE_ROW_GROUP_ROWS
@@ -69,6 +70,52 @@ class StagedFile:
     batches: int
     cleaned: bool = True
     """False: the rows are as fetched (a store of one chunk); the transform cleans them."""
+
+
+#: What the OS says when the local disk cannot take a write: full, over quota, read-only, a file
+#: over the size limit, no permission. DuckDB and Arrow report these in their own exceptions'
+#: text, so the words are matched as well as the errno.
+_LOCAL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES)
+_LOCAL_DISK_WORDS = tuple(os.strerror(code) for code in _LOCAL_DISK_ERRNOS)
+
+
+def local_disk_error(
+    where: str, exc: BaseException, *, any_os_error: bool = False
+) -> LocalDiskError | None:
+    """A :class:`LocalDiskError` of ``where`` when ``exc`` is the local disk refusing a write
+    (an OSError, or DuckDB's / Arrow's error carrying the OS's words); else None.
+    ``any_os_error``: every OSError counts (creating the staging directory itself)."""
+    if isinstance(exc, OSError) and (any_os_error or exc.errno in _LOCAL_DISK_ERRNOS):
+        reason = exc.strerror or str(exc)
+    else:
+        text = str(exc)
+        reason = next((words for words in _LOCAL_DISK_WORDS if words in text), "")
+        if not reason:
+            return None
+    return LocalDiskError(
+        f"{where}: cannot write the staging files on this machine ({reason}): free space in "
+        "ETL_STAGING_DIR (default: the system's temporary directory) or point it at a "
+        "writable local disk"
+    )
+
+
+def check_staging_dir(root: Path | None) -> None:
+    """ConfigError (exit 2, before the run starts) unless ``root`` (``ETL_STAGING_DIR``) is a
+    directory this process can create files in; a missing one is created, as the run would."""
+    if root is None:  # the system's temporary directory
+        return
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"ETL_STAGING_DIR={root} is not a directory")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):  # a real file: a read-only mount refuses it
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"ETL_STAGING_DIR={root}: cannot create files there ({reason}); it must be a "
+            "writable directory on local disk"
+        ) from None
 
 
 class StagingArea:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from fluxion_etl import sql
+from fluxion_etl import duckdb_offline, sql
 from fluxion_etl.contract import (
     DEFAULT_TIMEZONE,
     StockThresholds,
@@ -59,7 +59,7 @@ class Transformer:
     """
 
     def __init__(self, temp_directory: Path, memory_limit: str = "192MB") -> None:
-        self._db = duckdb.connect(
+        self._db = duckdb_offline.connect(
             ":memory:",
             config={
                 "threads": 2,

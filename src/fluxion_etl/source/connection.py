@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from urllib.parse import quote
 
 from fluxion_etl.config import Settings
 from fluxion_etl.credentials import Credentials
@@ -50,6 +51,12 @@ def driver_family(driver: str) -> DriverFamily:
         f"unsupported ODBC driver {driver!r}: use a Microsoft SQL Server driver, FreeTDS, "
         "PostgreSQL Unicode or SQLite3"
     )
+
+
+def sqlite_read_only_uri(path: str) -> str:
+    """``path`` as a read-only SQLite URI (``file:/data/x.sqlite?mode=ro``), percent-encoding
+    every character but letters, digits, ``/_.-~`` (so ``? # % ; { } =`` and spaces are safe)."""
+    return f"file:{quote(path, safe='/')}?mode=ro"
 
 
 def odbc_value(value: str) -> str:
@@ -115,11 +122,24 @@ def build_connection_string(
             ("Fetch", "10000"),
         ]
     else:
-        parts += [("Database", store.database), ("Timeout", "5000")]
+        # A source is only read: open the file read-only (an SQLite URI, which the SQLite3
+        # driver passes on with SQLITE_OPEN_URI) and never create it (NoCreat: a missing file
+        # is a failed connection, not a new empty database at the store's path).
+        parts += [
+            ("Database", sqlite_read_only_uri(store.database)),
+            ("NoCreat", "1"),
+            ("Timeout", "5000"),
+        ]
     if family.needs_credentials and credentials is not None:
         check_login_values(credentials, {family})
         parts += [("UID", credentials.user), ("PWD", credentials.password)]
-    text = ";".join(f"{key}={odbc_value(value)}" for key, value in parts) + ";"
+    # The SQLite3 driver reads no braces (``{...}`` is taken as part of the file name); its
+    # Database is a URI whose every special character is percent-encoded, so it needs none.
+    raw = {"Database"} if family is DriverFamily.SQLITE else set()
+    text = (
+        ";".join(f"{key}={value if key in raw else odbc_value(value)}" for key, value in parts)
+        + ";"
+    )
     return ConnectionString(text, family)
 
 

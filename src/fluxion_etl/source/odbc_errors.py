@@ -57,6 +57,7 @@ class Happened(enum.Enum):
 
 ALL = frozenset(DriverFamily)
 PSQLODBC = frozenset({DriverFamily.POSTGRES})
+SQLITE = frozenset({DriverFamily.SQLITE})
 MICROSOFT = frozenset({DriverFamily.MSSQL})
 FREETDS = frozenset({DriverFamily.FREETDS})
 #: messages and error numbers that come from SQL Server itself reach us through either driver
@@ -132,6 +133,15 @@ SIGNALS: tuple[Signal, ...] = (
         Happened.UNREACHABLE,
         FREETDS,
         phrases=("adaptive server connection failed", "adaptive server is unavailable"),
+        phase="connect",
+    ),
+    # The SQLite3 driver opens a store's file read-only and never creates it (connection.py:
+    # NoCreat=1, mode=ro), so a missing or unreadable file is SQLITE_CANTOPEN, "connect failed
+    # (14)": the store's database is wrong, as a database a server does not have. No retry.
+    Signal(
+        Happened.LOGIN_REFUSED,
+        SQLITE,
+        phrases=("[sqlite]connect failed",),
         phase="connect",
     ),
     # The server answered and said no: wrong login, or a database it does not have.
@@ -234,16 +244,27 @@ def classify(
     if isinstance(exc, OSError) and state is None:
         return ConnectionFailed(f"{where}: network error ({detail}) - is the VPN up?")
     happened = what_happened(phase, state, detail, family)
-    return _error_for(happened, phase, where, detail, state)
+    return _error_for(happened, phase, where, detail, state, family)
 
 
 def _error_for(
-    happened: Happened | None, phase: Phase, where: str, detail: str, state: str | None
+    happened: Happened | None,
+    phase: Phase,
+    where: str,
+    detail: str,
+    state: str | None,
+    family: DriverFamily | None = None,
 ) -> StoreError:
     if happened is Happened.DRIVER_MISSING:
         return DriverUnavailable(
             f"{where}: the ODBC driver cannot be loaded ({detail}); installed drivers: "
             f"{', '.join(installed_drivers()) or 'none'}",
+            sqlstate=state,
+        )
+    if happened is Happened.LOGIN_REFUSED and family is DriverFamily.SQLITE:
+        return LoginFailed(
+            f"{where}: cannot open the store's database file ({detail}) - it must exist and "
+            "be readable (fluxion opens it read-only and never creates it)",
             sqlstate=state,
         )
     if happened is Happened.LOGIN_REFUSED:

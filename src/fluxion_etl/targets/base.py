@@ -122,8 +122,11 @@ class Target(Protocol):
         """Close failed stores' ledger rows (their snapshots stay as they were)."""
         ...
 
-    def store_status(self) -> list[dict[str, object]] | None:
-        """Last run and served snapshot per store; None when nothing was ever published."""
+    def store_status(
+        self, on_wait: Callable[[str], None] | None = None
+    ) -> list[dict[str, object]] | None:
+        """Last run and served snapshot per store; None when nothing was ever published.
+        ``on_wait`` hears once that the read waits for a writer (bounded)."""
         ...
 
     def freshness(self, store_ids: Sequence[str], stale_after_seconds: float) -> Freshness | None:

@@ -70,7 +70,9 @@ def test_freetds_and_postgres_use_server_and_port() -> None:
 def test_sqlite_uses_the_file_and_no_credentials() -> None:
     store = Store("demo", "DEMO", "tienda", "", 1, "/data/a b.sqlite", "0202", driver="SQLite3")
     built = build_connection_string(store, "SQLite3", CREDS)
-    assert built.text.startswith("Driver=SQLite3;Database=/data/a b.sqlite;")
+    # read-only and never created: the SQLite3 driver reads no braces, so the path is a URI
+    assert built.text.startswith("Driver=SQLite3;Database=file:/data/a%20b.sqlite?mode=ro;")
+    assert ";NoCreat=1;" in built.text
     assert "PWD" not in built.text
 
 

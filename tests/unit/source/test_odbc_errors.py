@@ -400,6 +400,16 @@ CASES = {
         False,
         "observed here: arrow-odbc with a connection string without a usable driver",
     ),
+    # --- the SQLite3 driver (Christian Werner's sqliteodbc) -----------------------------------
+    "sqliteodbc_missing_file_with_nocreat": Case(
+        via_arrow("SQLDriverConnect", "HY000", 14, "[SQLite]connect failed"),
+        "connect",
+        DriverFamily.SQLITE,
+        "login",
+        False,
+        "observed here: a store file that is missing,"
+        " tests/integration/source/test_sqlite_sources.py",
+    ),
 }
 
 

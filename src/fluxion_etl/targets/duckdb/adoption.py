@@ -90,15 +90,7 @@ def _columns(con: duckdb.DuckDBPyConnection, database: str | None = None) -> dic
 
 def adopt_inventario(con: duckdb.DuckDBPyConnection) -> None:
     """Migration 2: make ``inventario_raw`` (fluxion's or the old loader's) hold the contract."""
-    kind = con.execute(
-        "SELECT table_type FROM information_schema.tables "
-        "WHERE table_name = ? AND table_schema = 'main' AND table_catalog = current_database()",
-        [TABLE],
-    ).fetchone()
-    if kind is None or kind[0] != "BASE TABLE":
-        raise ConfigError(f"{TABLE} is a {kind[0] if kind else 'missing table'}, not a table")
-    existing = _columns(con)
-    _refuse_unfit(con, existing)
+    existing = refuse_unadoptable(con)
     missing = [name for name in CONTRACT_COLUMNS if name not in existing]
     for name in missing:
         con.execute(f'ALTER TABLE {TABLE} ADD COLUMN "{name}" {CONTRACT_COLUMNS[name]}')
@@ -112,6 +104,22 @@ def adopt_inventario(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"UPDATE {TABLE} SET {assignments}")
     if "estado_stock" in existing:
         _translate_old_states(con)
+
+
+def refuse_unadoptable(con: duckdb.DuckDBPyConnection) -> dict[str, _Column]:
+    """ConfigError when the existing ``inventario_raw`` is not a table fluxion can fill safely
+    (a view, a column it cannot fill or hold); else its columns. Reads only: ``check`` asks it
+    of a file opened read-only, as migration 2 would."""
+    kind = con.execute(
+        "SELECT table_type FROM information_schema.tables "
+        "WHERE table_name = ? AND table_schema = 'main' AND table_catalog = current_database()",
+        [TABLE],
+    ).fetchone()
+    if kind is None or kind[0] != "BASE TABLE":
+        raise ConfigError(f"{TABLE} is a {kind[0] if kind else 'missing table'}, not a table")
+    existing = _columns(con)
+    _refuse_unfit(con, existing)
+    return existing
 
 
 def _translate_old_states(con: duckdb.DuckDBPyConnection) -> None:

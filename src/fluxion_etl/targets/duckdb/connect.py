@@ -30,6 +30,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
+from fluxion_etl import duckdb_offline
 from fluxion_etl.errors import Interrupted, PublishLockTimeout
 from fluxion_etl.targets.base import CLOSING_LOCK_WAIT_SECONDS
 from fluxion_etl.targets.duckdb.path import unwritable
@@ -40,6 +41,10 @@ from fluxion_etl.targets.duckdb.storage import (
 )
 
 T = TypeVar("T")
+#: How long a reader of fluxion's own (``status``, ``check``) waits for a publish to let go of the
+#: file: what docs/operations.md tells the backend to wait, retrying as often as it is told to.
+READ_WAIT_SECONDS = 5.0
+READ_RETRY_SECONDS = 0.05
 #: the file stays free at least this long between two openings by a publish, so a backend
 #: waiting to open it gets in between two batches of stores
 READER_GAP_SECONDS = 0.1
@@ -159,7 +164,7 @@ class TargetFile:
         )
         try:
             config = connect_config(self.storage_version)
-            con = retrying(duckdb.connect, str(self.path), config=config)
+            con = retrying(duckdb_offline.connect, str(self.path), config=config)
         except duckdb.IOException as exc:
             if not is_lock_conflict(exc):  # read-only mount, wrong owner: one line, no traceback
                 raise unwritable(self.path, exc) from None
@@ -190,3 +195,29 @@ class TargetFile:
         it in the lock-wait warnings)."""
         with self._transaction(interruptible=interruptible, step=step, store=store) as con:
             return work(con)
+
+
+def open_read_only(
+    path: Path,
+    wait_seconds: float = READ_WAIT_SECONDS,
+    on_wait: Callable[[str], None] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """``path`` opened read-only, waiting out a writer (a publish holds the file for about half
+    a second) up to ``wait_seconds``, as the backend is told to; ``on_wait`` hears once that it
+    waits. Never creates anything: no file, no lock file (a read-only open of DuckDB takes a
+    shared lock on the file itself). Raises what DuckDB raised once the wait is over."""
+    retrying = Retrying(
+        retry=retry_if_exception(is_lock_conflict),
+        stop=stop_after_delay(wait_seconds),
+        wait=wait_random(0, READ_RETRY_SECONDS),
+        before_sleep=lambda state: (
+            on_wait(
+                f"{path} is being written by another process (a publish?); waiting up to "
+                f"{wait_seconds:g} s"
+            )
+            if on_wait is not None and state.attempt_number == 1
+            else None
+        ),
+        reraise=True,
+    )
+    return retrying(duckdb_offline.connect, str(path), read_only=True)

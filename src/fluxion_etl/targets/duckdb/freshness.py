@@ -7,6 +7,7 @@ the ``etl_ultima_carga`` view after a run, waiting politely for a file another p
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -53,20 +54,28 @@ def from_ledger(
 
 
 def read_freshness(
-    database_path: Path, store_ids: Sequence[str], stale_after_seconds: float
+    database_path: Path,
+    store_ids: Sequence[str],
+    stale_after_seconds: float,
+    stop: threading.Event | None = None,
 ) -> Freshness | None:
     """The freshness of ``store_ids`` after a run; None (and a warning) if it cannot be read.
 
-    It goes through :class:`TargetFile` for its polite wait on a file another process holds.
+    It goes through :class:`TargetFile` for its polite wait on a file another process holds;
+    ``stop`` set (a signal in the run's tail) cuts that wait short, silently: the run's outcome
+    is decided, and the CLI skips the metrics then.
     """
     if not database_path.exists():  # nothing was ever published here
         return Freshness(dict.fromkeys(store_ids), stale_after_seconds)
-    target = TargetFile(database_path, READ_LOCK_WAIT_SECONDS)
+    target = TargetFile(database_path, READ_LOCK_WAIT_SECONDS, stop)
     try:
         return target.run(
-            lambda con: from_ledger(con, store_ids, stale_after_seconds), interruptible=False
+            lambda con: from_ledger(con, store_ids, stale_after_seconds),
+            interruptible=stop is not None,
         )
     except (FluxionError, duckdb.Error) as exc:
+        if stop is not None and stop.is_set():
+            return None
         log.warning(
             "could not read the snapshot ages; the store metrics go without them",
             phase="metrics",

@@ -27,6 +27,36 @@ def check_target_path(path: Path, source: str = "DATABASE_PATH") -> None:
         raise ConfigError(f"{source}={path}: {directory} is not a directory")
     if path.is_dir():
         raise ConfigError(f"{source}={path} is a directory; name the DuckDB file inside it")
+    refuse_non_duckdb(path, source)
+
+
+#: A DuckDB database file carries these bytes at offset 8 (after the header's checksum).
+DUCKDB_MAGIC = b"DUCK"
+
+
+def refuse_non_duckdb(path: Path, source: str = "DATABASE_PATH") -> None:
+    """ConfigError when ``path`` exists but is not a DuckDB database file (a text file, a SQLite
+    database, an empty file): read from its first bytes, without opening it in DuckDB, which
+    would refuse it only after trying to load an extension for it."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(16)
+    except FileNotFoundError:
+        return  # a new file: the run creates it
+    except OSError as exc:  # unreadable: opening it for the run says why, in one line
+        raise unwritable(path, exc) from None
+    if head[8:12] == DUCKDB_MAGIC:
+        return
+    if head.startswith(b"SQLite format 3\x00"):
+        what = "a SQLite database"
+    elif not head:
+        what = "an empty file"
+    else:
+        what = "not a DuckDB database file"
+    raise ConfigError(
+        f"{source}={path} is {what}, not a DuckDB database; fluxion never writes over it "
+        f"(point {source} at the DuckDB file the backend reads, or at a new path)"
+    )
 
 
 def unwritable(path: Path, exc: BaseException) -> TargetUnwritable:

@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 import duckdb
 
 from fluxion_etl import columns
+from fluxion_etl.errors import ConfigError
 from fluxion_etl.ledger import ETL_TIPO, LedgerEntry, ledger_row, utcnow
-from fluxion_etl.targets.duckdb.adoption import adopt_inventario
+from fluxion_etl.targets.duckdb.adoption import adopt_inventario, refuse_unadoptable
 from fluxion_etl.targets.migrations import apply_migrations
 
 
@@ -48,8 +49,54 @@ MIGRATIONS: tuple[tuple[int, str | Callable[[duckdb.DuckDBPyConnection], None]],
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
+def _applied(con: duckdb.DuckDBPyConnection) -> set[int]:
+    """The migrations recorded in the file (none when it has no ``fluxion_schema_version``)."""
+    present = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
+        "AND table_catalog = current_database() AND table_name = 'fluxion_schema_version'"
+    ).fetchone()
+    if not present or not present[0]:  # no error to catch: it would abort the transaction
+        return set()
+    rows = con.execute("SELECT version FROM fluxion_schema_version").fetchall()
+    return {int(row[0]) for row in rows}
+
+
+def refuse_foreign_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """ConfigError (one line, exit 2) when the file holds a table fluxion would write but cannot:
+    an ``etl_ejecuciones`` that is not fluxion's ledger (another program's table of that name),
+    or an ``inventario_raw`` migration 2 would refuse to adopt. Reads only, so ``check`` asks it
+    of the file opened read-only, and the migrations ask it first, before writing anything."""
+    kinds = dict(
+        con.execute(
+            "SELECT table_name, table_type FROM information_schema.tables "
+            "WHERE table_schema = 'main' AND table_catalog = current_database() "
+            "AND table_name IN ('etl_ejecuciones', 'inventario_raw')"
+        ).fetchall()
+    )
+    ledger = kinds.get("etl_ejecuciones")
+    if ledger is not None:
+        have = {
+            str(name)
+            for (name,) in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = 'etl_ejecuciones' "
+                "AND schema_name = 'main' AND database_name = current_database()"
+            ).fetchall()
+        }
+        missing = [column.name for column in columns.LEDGER if column.name not in have]
+        if ledger != "BASE TABLE" or missing:
+            what = f"a {ledger}" if ledger != "BASE TABLE" else f"without {', '.join(missing)}"
+            raise ConfigError(
+                f"etl_ejecuciones is not fluxion's ledger ({what}); fluxion never alters a "
+                "table it did not create: rename that table, or point DATABASE_PATH at another "
+                "file"
+            )
+    if "inventario_raw" in kinds and 2 not in _applied(con):
+        refuse_unadoptable(con)
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
     """Bring the target's schema to :data:`SCHEMA_VERSION`; return the version found before."""
+    refuse_foreign_tables(con)
     con.execute(
         columns.create_table(
             "fluxion_schema_version", columns.SCHEMA_VERSION_COLUMNS, columns.DUCKDB, ["version"]

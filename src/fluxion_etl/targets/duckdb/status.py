@@ -51,8 +51,8 @@ def served_snapshots(con: duckdb.DuckDBPyConnection) -> dict[str, Served]:
 
 def store_status(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
     """The last ledger row per store plus ``registros_servidos`` and ``fecha_publicacion``."""
+    rows = last_runs(con)  # first: a file without a ledger (CatalogException) has no runs
     served = served_snapshots(con)
-    rows = last_runs(con)
     for row in rows:
         snapshot = served.get(str(row["ubicacion_id"]), Served(0, None))
         row["registros_servidos"] = snapshot.rows

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from fluxion_etl import duckdb_offline
 from fluxion_etl.errors import ConfigError
 
 #: Readable by every DuckDB 1.x release (1.0 .. 1.5) and later ones.
@@ -27,7 +28,7 @@ def check_storage_version(value: str) -> str:
     Asked of DuckDB itself (an in-memory database), so the list follows the installed release.
     """
     try:
-        duckdb.connect(":memory:", config={"storage_compatibility_version": value}).close()
+        duckdb_offline.connect(config={"storage_compatibility_version": value}).close()
     except duckdb.Error:
         raise ConfigError(
             f"ETL_DUCKDB_STORAGE_VERSION={value!r} is not a DuckDB storage version "
@@ -62,8 +63,10 @@ def file_storage_version(path: Path) -> str:
     """The storage version of the file at ``path``, for ``status`` and ``check``; never raises."""
     if not path.exists():
         return "no file yet"
+    from fluxion_etl.targets.duckdb.connect import open_read_only  # connect imports this module
+
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = open_read_only(path)
     except duckdb.Error as exc:
         return f"unknown ({type(exc).__name__}: {str(exc).splitlines()[0]})"
     try:

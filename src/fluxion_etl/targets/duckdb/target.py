@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -21,12 +21,19 @@ from fluxion_etl.errors import TargetUnwritable
 from fluxion_etl.freshness import Freshness
 from fluxion_etl.ledger import LedgerEntry
 from fluxion_etl.targets.base import Publication, Vet
+from fluxion_etl.targets.duckdb.connect import READ_WAIT_SECONDS, is_lock_conflict, open_read_only
 from fluxion_etl.targets.duckdb.freshness import read_freshness
-from fluxion_etl.targets.duckdb.path import check_target_path
+from fluxion_etl.targets.duckdb.path import check_target_path, refuse_non_duckdb
 from fluxion_etl.targets.duckdb.publisher import Publisher
 from fluxion_etl.targets.duckdb.runguard import RunGuard
+from fluxion_etl.targets.duckdb.schema import refuse_foreign_tables
 from fluxion_etl.targets.duckdb.status import store_status
 from fluxion_etl.targets.duckdb.storage import file_storage_version
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class DuckDBTarget:
@@ -97,28 +104,48 @@ class DuckDBTarget:
     def record(self, entries: Sequence[LedgerEntry]) -> None:
         self.writer.record(entries)
 
-    def store_status(self) -> list[dict[str, object]] | None:
+    def store_status(
+        self, on_wait: Callable[[str], None] | None = None
+    ) -> list[dict[str, object]] | None:
         if not self.path.exists():
             return None
-        try:
-            con = duckdb.connect(str(self.path), read_only=True)
+        refuse_non_duckdb(self.path, self.source)
+        try:  # a publish holds the file for about half a second: wait it out, bounded
+            con = open_read_only(self.path, on_wait=on_wait)
         except duckdb.IOException as exc:
-            raise TargetUnwritable(f"cannot open {self.path} read-only: {exc}") from None
+            reason = first_line(exc)
+            if is_lock_conflict(exc):
+                reason = f"still written by another process after {READ_WAIT_SECONDS:g} s"
+            raise TargetUnwritable(f"cannot open {self.path} read-only: {reason}") from None
         try:
+            refuse_foreign_tables(con)  # what run would refuse, status does not misread
             return store_status(con)
-        except duckdb.CatalogException:
+        except duckdb.CatalogException:  # no ledger yet: no run recorded anything
             return []
         finally:
             con.close()
 
     def freshness(self, store_ids: Sequence[str], stale_after_seconds: float) -> Freshness | None:
-        return read_freshness(self.path, store_ids, stale_after_seconds)
+        return read_freshness(self.path, store_ids, stale_after_seconds, self.writer.stop)
 
     def check(self) -> str:
-        """The directory exists and this process may create files in it (opening the file
-        itself would create it, or wait for the backend's lock)."""
+        """What ``run`` would refuse before writing: the directory (it must exist and take new
+        files), a file that is not DuckDB's (ConfigError), and, in an existing file opened
+        read-only, a table fluxion would write but cannot (ConfigError: a foreign
+        ``etl_ejecuciones``, an ``inventario_raw`` it cannot adopt). Never creates the file."""
         self.preflight()
         directory = self.path.parent
         if not os.access(directory, os.W_OK | os.X_OK):
             raise TargetUnwritable(f"cannot write in {directory} (the target's directory)")
-        return f"{self.path}: directory writable"
+        if not self.path.exists():
+            return f"{self.path}: directory writable (the first run creates the file)"
+        try:
+            con = open_read_only(self.path)
+        except duckdb.Error as exc:
+            reason = first_line(exc)
+            raise TargetUnwritable(f"cannot open {self.path} read-only: {reason}") from None
+        try:
+            refuse_foreign_tables(con)
+        finally:
+            con.close()
+        return f"{self.path}: directory writable, tables fluxion can write"

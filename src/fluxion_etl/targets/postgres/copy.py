@@ -30,6 +30,7 @@ import psycopg
 from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg import sql
 
+from fluxion_etl import duckdb_offline
 from fluxion_etl.errors import DataError
 from fluxion_etl.sql import literal as sql_literal
 
@@ -88,7 +89,7 @@ def copy_select(
 def open_ready(ready: Path) -> duckdb.DuckDBPyConnection:
     """The ready database, read-only (DataError if it cannot be opened)."""
     try:
-        return duckdb.connect(str(ready), read_only=True)
+        return duckdb_offline.connect(str(ready), read_only=True)
     except duckdb.Error as exc:
         raise _unreadable(ready, exc) from None
 

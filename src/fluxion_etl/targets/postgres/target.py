@@ -328,7 +328,10 @@ class PostgresTarget:
 
         self.run(work, interruptible=False, step="recording failed stores")
 
-    def store_status(self) -> list[dict[str, object]] | None:
+    def store_status(
+        self, on_wait: Callable[[str], None] | None = None
+    ) -> list[dict[str, object]] | None:
+        """Readers never wait for a publish on PostgreSQL (MVCC): ``on_wait`` is not called."""
         return self.run(self.layout.store_status, interruptible=False, step="reading the status")
 
     def freshness(self, store_ids: Sequence[str], stale_after_seconds: float) -> Freshness | None:
