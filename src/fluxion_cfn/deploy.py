@@ -21,7 +21,7 @@ there is one: a name can refer to an older stack (the one a change set left in r
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,19 +194,30 @@ def change_set_parameters(
     return parameters
 
 
-def parameter_changes(overrides: Mapping[str, str], deployed: Mapping[str, str]) -> list[str]:
+def parameter_changes(
+    overrides: Mapping[str, str], deployed: Mapping[str, str], hidden: Collection[str] = ()
+) -> list[str]:
     """``Key: old -> new`` for each override that changes the deployed value.
 
     Printed with the change set because a parameter-only change (a new ``ImageTag``) is the
-    common deploy and the resource table alone does not say which value moved.
+    common deploy and the resource table alone does not say which value moved. A ``hidden``
+    (``NoEcho``) parameter is named, never its value: CloudFormation reports the deployed one as
+    ``****`` and the new one must not reach a terminal or a CI log either.
     """
     lines = []
     for key, value in sorted(overrides.items()):
-        if key not in deployed:
+        if key in hidden:
+            lines.append(f"{key}: (NoEcho: value not shown)")
+        elif key not in deployed:
             lines.append(f"{key}: (new) -> {value!r}")
         elif deployed[key] != value:
             lines.append(f"{key}: {deployed[key]!r} -> {value!r}")
     return lines
+
+
+def no_echo(declared: Mapping[str, Mapping[str, Any]]) -> frozenset[str]:
+    """The template's ``NoEcho`` parameters (their values are never printed)."""
+    return frozenset(k for k, spec in declared.items() if str(spec.get("NoEcho")).lower() == "true")
 
 
 def is_no_change(reason: str | None) -> bool:
@@ -292,7 +303,8 @@ class Deployer:
         if not self.wait_for_change_set(change_set_id):
             return
         described = _describe_changes(self.cfn, change_set_id)
-        self.show_changes(kind, described, parameter_changes(request.overrides, deployed))
+        hidden = no_echo(request.template.parameters)
+        self.show_changes(kind, described, parameter_changes(request.overrides, deployed, hidden))
         if not request.execute:
             self.say(
                 f"\nNot executed (--no-execute). Review it, then execute it with:\n"

@@ -279,15 +279,39 @@ def key_use_by_logs(group_arn: Arn) -> Statement:
     )
 
 
-def key_use_by_alert_publishers() -> Statement:
-    """Let EventBridge and CloudWatch alarms publish to the encrypted topic.
-
-    They cannot use the AWS-managed SNS key, which is why the topic is encrypted with this one.
-    """
+def key_use_by_alarms(alarms: Arn, topics: Arn) -> Statement:
+    """Let CloudWatch alarms of this account publish to the encrypted topic (they cannot use the
+    AWS-managed SNS key, which is why the topic is encrypted with this one): only on behalf of
+    an alarm of this account and region, and only for a topic of theirs (SNS's encryption
+    context). The topic policy then names the stack's own alarms one by one; their ARNs cannot
+    appear here, as the alarms depend on the topic, which depends on this key."""
     return Statement(
-        Sid="PublishToEncryptedTopic",
+        Sid="AlarmsPublishToEncryptedTopic",
         Effect=Allow,
-        Principal=Principal("Service", ["cloudwatch.amazonaws.com", "events.amazonaws.com"]),
+        Principal=Principal("Service", "cloudwatch.amazonaws.com"),
         Action=[kms.Decrypt, kms.GenerateDataKey],
         Resource=["*"],
+        Condition=Condition([
+            _ACCOUNT,
+            # one ArnLike with both keys: awacs keeps only the last of two ArnLike elements
+            ArnLike({"aws:SourceArn": alarms, "kms:EncryptionContext:aws:sns:topicArn": topics}),
+        ]),
+    )  # fmt: skip
+
+
+def key_use_by_events(topics: Arn) -> Statement:
+    """Let EventBridge (the task-failed rule) publish to the encrypted topic, only for a topic of
+    this account and region (SNS's encryption context).
+
+    No ``aws:SourceAccount``/``aws:SourceArn`` here: AWS documents that the KMS request SNS
+    makes for an EventBridge delivery does not carry them, so such a condition would drop every
+    task-failed alert without an error. The topic policy names the one rule that may publish.
+    """
+    return Statement(
+        Sid="EventsPublishToEncryptedTopic",
+        Effect=Allow,
+        Principal=Principal("Service", "events.amazonaws.com"),
+        Action=[kms.Decrypt, kms.GenerateDataKey],
+        Resource=["*"],
+        Condition=Condition(ArnLike("kms:EncryptionContext:aws:sns:topicArn", topics)),
     )

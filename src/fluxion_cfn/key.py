@@ -10,7 +10,12 @@ from troposphere import Sub, Template
 from troposphere.kms import Key
 
 from fluxion_cfn import iam
-from fluxion_cfn.naming import account_root, log_group_arn
+from fluxion_cfn.naming import (
+    account_root,
+    alarms_of_account,
+    log_group_arn,
+    topics_of_account,
+)
 
 
 def add_key(template: Template) -> Key:
@@ -32,7 +37,8 @@ def add_key(template: Template) -> Key:
                     iam.key_administration(account_root()),
                     iam.key_use_through_iam(account_root()),
                     iam.key_use_by_logs(log_group_arn()),
-                    iam.key_use_by_alert_publishers(),
+                    iam.key_use_by_alarms(alarms_of_account(), topics_of_account()),
+                    iam.key_use_by_events(topics_of_account()),
                 ],
             ),
             # No Tags: moto, the tests' CloudFormation, rejects them on keys; the stack's own

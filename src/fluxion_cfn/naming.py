@@ -63,6 +63,18 @@ def sfn_ecs_events_rule_arn() -> Sub:
     return Sub(f"{_ARN}:events:{_REGIONAL}:rule/StepFunctionsGetEventsForECSTaskRule")
 
 
+def alarms_of_account() -> Sub:
+    """Any CloudWatch alarm of this account and region: the key's confused-deputy guard for the
+    alarms (their own ARNs would make the key depend on them, through the topic)."""
+    return Sub(f"{_ARN}:cloudwatch:{_REGIONAL}:alarm:*")
+
+
+def topics_of_account() -> Sub:
+    """Any SNS topic of this account and region, as SNS names it in the key's encryption
+    context (the alert topic's own ARN would make the key depend on the topic)."""
+    return Sub(f"{_ARN}:sns:{_REGIONAL}:*")
+
+
 def task_family() -> Sub:
     return Sub(TASK_FAMILY)
 

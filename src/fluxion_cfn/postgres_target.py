@@ -1,9 +1,10 @@
 """The optional PostgreSQL target (docs/postgresql.md): its parameters and what they switch on.
 
-Three parameters, empty by default: the target's URL (no password), the ARN of its credentials
-secret (an RDS-managed secret: JSON ``username``/``password``) and its security group; a fourth,
-optional even when they are set: the customer-managed KMS key that secret is encrypted with; a
-fifth, also optional: the target's table layout (``ETL_TARGET_LAYOUT``).
+Three parameters, empty by default: the target's URL (no password, no plaintext ``sslmode``:
+:data:`URL_PATTERN`; ``NoEcho``), the ARN of its credentials secret (an RDS-managed secret: JSON
+``username``/``password``) and its security group; a fourth, optional even when they are set: the
+customer-managed KMS key that secret is encrypted with; a fifth, also optional: the target's table
+layout (``ETL_TARGET_LAYOUT``).
 
 Empty, the deployed stack is exactly the DuckDB one. Every piece of the target is a resource of its
 own under ``HasPostgresTarget`` (the execution role's read of the secret, the task group's 5432
@@ -50,6 +51,18 @@ from fluxion_cfn import iam
 POSTGRES_PORT = 5432
 GROUP = "PostgreSQL target (optional)"
 
+#: ``TargetDatabaseUrl``: empty, or ``postgres[ql]://user@host[:port]/dbname[?k=v&...]`` with
+#: no password anywhere (the user part has no ``:``; no ``password=`` or ``sslpassword=`` key)
+#: and no ``sslmode`` that lets libpq talk plaintext (``disable``, and ``allow``/``prefer``, which
+#: fall back to it). Query keys are plain names and an ``sslmode`` value holds no ``%``: libpq
+#: percent-decodes both, so ``pass%77ord=`` or ``sslmode=dis%61ble`` would slip past otherwise.
+#: Case-insensitive (``(?i)``); CloudFormation evaluates it as a Java regex, the tests as
+#: Python's, and it uses only what both read alike.
+URL_PATTERN = (
+    r"(?i)^$|^(?!.*[?&](ssl)?password=)(?!.*[?&]sslmode=([^&]*%|(disable|allow|prefer)(&|$)))"
+    r"postgres(ql)?://[^:@/\s?#]+@[^@/\s?#]+/[^/\s?#]+(\?[a-z_]+=[^\s&#]*(&[a-z_]+=[^\s&#]*)*)?$"
+)
+
 
 @dataclass(frozen=True)
 class PostgresTarget:
@@ -83,10 +96,16 @@ def add_postgres_target(template: Template) -> PostgresTarget:
 
     url = add(
         "TargetDatabaseUrl",
-        AllowedPattern=r"^$|^postgres(ql)?://[^:@/\s]+@[^@/\s]+/[^\s]+$",
-        ConstraintDescription="postgresql://user@host:5432/dbname, without a password",
+        AllowedPattern=URL_PATTERN,
+        # the URL names no secret (the pattern sees to that), but a mistaken one must not land
+        # in the stack's parameters in clear either: describe-stacks shows ****
+        NoEcho=True,
+        ConstraintDescription="postgresql://user@host:5432/dbname[?key=value&...], without a"
+        " password (in the user part or as password=/sslpassword=) and without an sslmode that"
+        " allows plaintext (disable, allow, prefer)",
         Description="DATABASE_URL of a PostgreSQL target (e.g. the backend's RDS database):"
-        " postgresql://user@host:5432/dbname, no password. Empty: the DuckDB file on /data.",
+        " postgresql://user@host:5432/dbname, no password, TLS not switched off. Empty: the"
+        " DuckDB file on /data.",
     )
     secret_arn = add(
         "TargetSecretArn",

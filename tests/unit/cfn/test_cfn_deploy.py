@@ -28,6 +28,7 @@ from fluxion_cfn.deploy import (
     change_set_type,
     deploy,
     is_no_change,
+    no_echo,
     parameter_changes,
     required_capabilities,
 )
@@ -548,3 +549,18 @@ def test_accepted_ids_are_checked_against_the_stores_the_task_runs(
     inactive = STORES_FILE.split("[[stores]]")[1].replace('"tienda_02"', '"tienda_09"')
     stores_file.write_text(f"{STORES_FILE}\n[[stores]]{inactive}active = false\n", "utf-8")
     assert requested_accept("tienda_09", (), None) == ("tienda_09",)
+
+
+def test_a_no_echo_parameter_is_named_but_its_value_never_printed() -> None:
+    """TargetDatabaseUrl is NoEcho: CloudFormation shows the deployed value as ****, and deploy
+    prints neither it nor the new one (a CI log keeps what a terminal shows)."""
+    hidden = no_echo(TemplateSource.load().parameters)
+    assert hidden == {"TargetDatabaseUrl"}
+    url = "postgresql://fluxion_etl@db.example.internal:5432/app"
+    lines = parameter_changes(
+        {"TargetDatabaseUrl": url, "ImageTag": "v2"},
+        {"TargetDatabaseUrl": "****", "ImageTag": "v1"},
+        hidden,
+    )
+    assert lines == ["ImageTag: 'v1' -> 'v2'", "TargetDatabaseUrl: (NoEcho: value not shown)"]
+    assert not any(url in line or "****" in line for line in lines)

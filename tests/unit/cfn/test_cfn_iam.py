@@ -250,3 +250,46 @@ def test_roles_are_assumable_only_by_their_service_for_this_account() -> None:
 )
 def test_the_walk_catches_broad_statements(kind: str, statement: Statement, problem: str) -> None:
     assert any(problem in found for found in violations(kind, statement))
+
+
+def _key_statements() -> dict[str, Statement]:
+    (document,) = [d for kind, _, d in DOCUMENTS if kind == "key"]
+    return {s["Sid"]: s for s in document["Statement"]}
+
+
+def test_every_service_statement_of_the_key_is_bound_to_this_account() -> None:
+    """A service principal on the key without a condition is a confused deputy: any account's
+    alarm or topic could have the service use this key."""
+    unbound = [
+        sid
+        for sid, s in _key_statements().items()
+        if "Service" in s["Principal"] and not s.get("Condition")
+    ]
+    assert unbound == []
+
+
+def test_the_alarms_statement_names_this_accounts_alarms_and_topics() -> None:
+    statement = _key_statements()["AlarmsPublishToEncryptedTopic"]
+    regional = "arn:${AWS::Partition}:%s:${AWS::Region}:${AWS::AccountId}:%s"
+    assert statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {
+            "aws:SourceArn": {"Fn::Sub": regional % ("cloudwatch", "alarm:*")},
+            "kms:EncryptionContext:aws:sns:topicArn": {"Fn::Sub": regional % ("sns", "*")},
+        },
+    }
+
+
+def test_the_events_statement_is_bound_by_the_topics_encryption_context() -> None:
+    """EventBridge's delivery through SNS carries no aws:SourceAccount/SourceArn to KMS (AWS's
+    SNS key management docs): the account's topics, by SNS's encryption context, bind it."""
+    statement = _key_statements()["EventsPublishToEncryptedTopic"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Condition"] == {
+        "ArnLike": {
+            "kms:EncryptionContext:aws:sns:topicArn": {
+                "Fn::Sub": "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:*"
+            }
+        }
+    }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -306,3 +307,59 @@ def test_a_partial_target_is_refused_by_the_rule_before_any_change(
     failures = _rule_failures(values)
     assert len(failures) == len(refused)
     assert all(name in failure for name, failure in zip(refused, failures, strict=True))
+
+
+# --- the URL parameter: no password, no plaintext, never echoed ----------------------------------
+
+URL_PARAMETER = RAW["Parameters"]["TargetDatabaseUrl"]
+
+
+def _allowed(url: str) -> bool:
+    """CloudFormation's check of the value: the whole value matches AllowedPattern (a Java
+    regex there; the pattern uses nothing Python reads differently)."""
+    return re.fullmatch(URL_PARAMETER["AllowedPattern"], url) is not None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        SET["TargetDatabaseUrl"],
+        "postgres://fluxion_etl@db.internal/app",
+        "postgresql://fluxion_etl@db.internal:5432/app?sslmode=verify-full",
+        "postgresql://u@h/app?sslmode=require&application_name=fluxion",
+        "postgresql://u@h/app?sslrootcert=/etc/ssl/certs/rds.pem&sslmode=verify-ca",
+    ],
+)
+def test_the_url_pattern_accepts_a_url_without_a_secret(url: str) -> None:
+    assert _allowed(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:pw@h/db",
+        "postgresql://:pw@h/db",
+        "postgresql://u@h/db?password=x",
+        "postgresql://u@h/db?sslmode=require&password=x",
+        "postgresql://u@h/db?PASSWORD=x",
+        "postgresql://u@h/db?sslpassword=x",
+        "postgresql://u@h/db?pass%77ord=x",  # libpq percent-decodes query keys
+        "postgresql://u@h/db?sslmode=disable",
+        "postgresql://u@h/db?application_name=a&sslmode=disable",
+        "postgresql://u@h/db?sslmode=disable&application_name=a",
+        "postgresql://u@h/db?sslmode=DISABLE",
+        "postgresql://u@h/db?sslmode=dis%61ble",
+        "postgresql://u@h/db?sslmode=prefer",  # falls back to plaintext
+        "postgresql://u@h/db?sslmode=allow",
+        "postgresql://h/db",  # no user: not what the ETL needs
+        "mysql://u@h/db",
+    ],
+)
+def test_the_url_pattern_refuses_a_password_and_plaintext(url: str) -> None:
+    assert not _allowed(url)
+
+
+def test_the_url_is_no_echo_so_describe_stacks_never_shows_it() -> None:
+    assert URL_PARAMETER["NoEcho"] is True
+    assert URL_PARAMETER["Default"] == ""  # the pattern's empty branch: the DuckDB stack

@@ -169,16 +169,27 @@ def _leaves(node: Any, key: str = "") -> list[tuple[str, Any]]:
     return [(key, node)]
 
 
+#: NoEcho parameters that hold no credential: hidden only so that a mistaken value never shows
+#: in describe-stacks. TargetDatabaseUrl's AllowedPattern refuses any password
+#: (tests/unit/cfn/test_cfn_postgres_target.py).
+NO_ECHO_WITHOUT_CREDENTIAL = {"TargetDatabaseUrl"}
+#: Keys whose text describes values a parameter refuses, not a value the template holds.
+_REFUSALS = {"AllowedPattern", "ConstraintDescription"}
+
+
 def credential_findings(template: dict[str, Any]) -> list[str]:
     """Anything in a template that looks like a credential written into it."""
     found = []
     for key, value in _leaves(template):
         if re.search(r"(?i)pass(word|wd)?$|pwd$|secret_?string|access_?key", key):
             found.append(f"key {key}")
+        if key in _REFUSALS:
+            continue
         if re.search(r"AKIA[0-9A-Z]{16}|-----BEGIN|(?i:pwd|passw(or)?d)\s*=\s*[^;\s]", str(value)):
             found.append(f"value {value}")
     for name, parameter in template.get("Parameters", {}).items():
-        if re.search(r"(?i)pass|pwd|token|credential|user", name) or parameter.get("NoEcho"):
+        hidden = parameter.get("NoEcho") and name not in NO_ECHO_WITHOUT_CREDENTIAL
+        if re.search(r"(?i)pass|pwd|token|credential|user", name) or hidden:
             found.append(f"parameter {name}")
     return found
 
@@ -196,6 +207,8 @@ def test_no_credential_like_literal_is_in_the_template() -> None:
         {"Parameters": {"SqlPassword": {"Type": "String", "Default": "hunter2"}}},
         {"Resources": {"T": {"Properties": {"Value": "Driver=x;UID=sa;PWD=s3cret"}}}},
         {"Resources": {"U": {"Properties": {"Key": "AKIAABCDEFGHIJKLMNOP"}}}},
+        {"Parameters": {"DbDsn": {"Type": "String", "NoEcho": True}}},  # a hidden one: a secret
+        {"Resources": {"T": {"Properties": {"Description": "Server=h;Password=s3cret"}}}},
     ],
 )
 def test_the_credential_scan_catches_the_plans_defect(bad: dict[str, Any]) -> None:
