@@ -1,0 +1,134 @@
+"""Peak memory of one store's fetch process, by driver and store size (issue 25's first goal).
+
+    source scripts/postgres-login.sh fluxion_bench CREATEDB     # for --drivers postgres
+    PYTHONPATH=src:tools python benchmarks/fetch_memory.py [--products 100000,500000,2000000]
+        [--drivers sqlite,postgres] [--engine arrow]
+
+For each size it generates one Stellar store (``fluxion_etl.demo.stellar``, traps included),
+writes it as a SQLite file and/or a PostgreSQL database on the ``FLUXION_TEST_PG_*`` server,
+then runs, in a fresh child process, what a fetch process does: fluxion's connection string for
+that driver family, the engine's bounded batches, staged and cleaned by ``stage_batches``. The
+figure is the child's own peak RSS (its ``ru_maxrss``), and the rows it staged.
+A fetch whose memory does not depend on the store's size shows the same peak at every size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from fluxion_harness.postgres_source import (
+    PgServer,
+    create_store_database,
+    drop_database,
+    new_database_name,
+)
+from fluxion_harness.soak import pg_server_from_env
+
+from fluxion_etl.config import Settings
+from fluxion_etl.demo.sqlite_source import write_sqlite
+from fluxion_etl.demo.stellar import generate_store
+from fluxion_etl.run.stage import stage_batches
+from fluxion_etl.source.connection import connection_for
+from fluxion_etl.source.engines import get_engine
+from fluxion_etl.source.engines.base import FetchRequest
+from fluxion_etl.source.query import load_query
+from fluxion_etl.stores import Store
+
+WAREHOUSE = "0202"
+DRIVERS = {"sqlite": "SQLite3", "postgres": "PostgreSQL Unicode"}
+
+
+def child(spec: dict[str, str]) -> None:
+    """One fetch, as the fetch process runs it; prints the rows staged as JSON."""
+    from fluxion_etl.credentials import Credentials
+
+    settings = Settings.from_env({"ETL_ENGINE": spec["engine"]})
+    store = Store(
+        "tienda_02", "BENCH", "tienda", spec["host"], int(spec["port"]), spec["database"],
+        WAREHOUSE, driver=spec["driver"],
+    )  # fmt: skip
+    credentials = Credentials(spec["user"], spec["password"]) if spec["user"] else None
+    request = FetchRequest(
+        where=store.label,
+        connection=connection_for(store, settings, credentials),
+        credentials=credentials,
+        query=load_query(None),
+        warehouse=WAREHOUSE,
+        batch_size=settings.batch_size,
+        batch_bytes=settings.batch_bytes,
+        connect_timeout_seconds=settings.connect_timeout_seconds,
+    )
+    staged = stage_batches(
+        get_engine(spec["engine"]).batches(request), Path(spec["staged"]), store.label
+    )
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"rows": staged.rows, "peak_mib": peak_kib / 1024}))
+
+
+def measure(spec: dict[str, str]) -> tuple[int, float, float]:
+    """(rows staged, peak RSS MiB of the child, seconds)."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        raise SystemExit(f"fetch failed:\n{done.stderr[-3000:]}")
+    report = json.loads(done.stdout.splitlines()[-1])
+    return int(report["rows"]), float(report["peak_mib"]), seconds
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        child(json.loads(sys.argv[2]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", default="100000,500000,2000000")
+    parser.add_argument("--drivers", default="sqlite,postgres")
+    parser.add_argument("--engine", default="arrow", choices=("arrow", "pyodbc"))
+    args = parser.parse_args()
+    sizes = sorted(int(n) for n in args.products.split(","))
+    drivers = [d for d in args.drivers.split(",") if d]
+    server: PgServer | None = pg_server_from_env() if "postgres" in drivers else None
+    print(f"engine {args.engine}; one child process per fetch")
+    print(f"{'driver':<10} {'products':>10} {'rows':>10} {'peak MiB':>9} {'seconds':>8}")
+    with tempfile.TemporaryDirectory(prefix="fluxion-fetch-memory-") as tmp:
+        for products in sizes:
+            store = generate_store(WAREHOUSE, products, seed=1)
+            for driver in drivers:
+                spec = {
+                    "engine": args.engine, "driver": DRIVERS[driver], "host": "", "port": "1",
+                    "user": "", "password": "", "staged": f"{tmp}/{driver}-{products}.parquet",
+                }  # fmt: skip
+                database = None
+                if driver == "sqlite":
+                    path = Path(tmp) / f"store-{products}.sqlite"
+                    write_sqlite(store, path)
+                    spec["database"] = str(path)
+                else:
+                    assert server is not None
+                    database = new_database_name("fluxion_mem_")
+                    create_store_database(server, database, store)
+                    spec |= {
+                        "host": server.host, "port": str(server.port), "database": database,
+                        "user": server.user, "password": server.password,
+                    }  # fmt: skip
+                try:
+                    rows, peak, seconds = measure(spec)
+                finally:
+                    if database is not None and server is not None:
+                        drop_database(server, database)
+                print(f"{driver:<10} {products:>10,} {rows:>10,} {peak:>9.0f} {seconds:>8.1f}")
+            del store
+
+
+if __name__ == "__main__":
+    main()
