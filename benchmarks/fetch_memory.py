@@ -23,15 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from fluxion_harness.postgres_source import (
-    PgServer,
-    create_store_database,
-    drop_database,
-    new_database_name,
-)
-from fluxion_harness.soak import pg_server_from_env
-
 from fluxion_etl.config import Settings
+from fluxion_etl.credentials import Credentials
 from fluxion_etl.demo.sqlite_source import write_sqlite
 from fluxion_etl.demo.stellar import generate_store
 from fluxion_etl.run.stage import stage_batches
@@ -40,6 +33,13 @@ from fluxion_etl.source.engines import get_engine
 from fluxion_etl.source.engines.base import FetchRequest
 from fluxion_etl.source.query import load_query
 from fluxion_etl.stores import Store
+from fluxion_harness.postgres_source import (
+    PgServer,
+    create_store_database,
+    drop_database,
+    new_database_name,
+)
+from fluxion_harness.soak import pg_server_from_env
 
 WAREHOUSE = "0202"
 DRIVERS = {"sqlite": "SQLite3", "postgres": "PostgreSQL Unicode"}
@@ -47,8 +47,6 @@ DRIVERS = {"sqlite": "SQLite3", "postgres": "PostgreSQL Unicode"}
 
 def child(spec: dict[str, str]) -> None:
     """One fetch, as the fetch process runs it; prints the rows staged as JSON."""
-    from fluxion_etl.credentials import Credentials
-
     settings = Settings.from_env({"ETL_ENGINE": spec["engine"]})
     store = Store(
         "tienda_02", "BENCH", "tienda", spec["host"], int(spec["port"]), spec["database"],
