@@ -24,6 +24,7 @@ from fluxion_etl.targets.postgres import schema as pgschema
 from fluxion_etl.targets.postgres import vacuum as pgvacuum
 from fluxion_etl.targets.postgres.target import PostgresTarget
 from fluxion_etl.targets.postgres.url import resolve_login
+from fluxion_harness import backend_pg
 from fluxion_harness.postgres_source import PgServer, PgStore
 
 CHEAP = """
@@ -245,3 +246,53 @@ class Recorder:
 
     def warning(self, event: str, **fields: Any) -> None:
         self.lines.append(("warning", event, fields))
+
+
+def test_in_the_inventario_actual_layout_the_chains_tables_need_their_owner_trusted(
+    pg_target_env: dict[str, str],
+    pg_server: PgServer,
+    store: PgStore,
+    admin: psycopg.Connection,
+    other: str,
+) -> None:
+    """The chain's tables belong to the backend's role: untrusted, a run refuses them (exit 2
+    naming the table and its owner) and writes nothing; named in DATABASE_TRUSTED_OWNERS, the
+    same run publishes into them."""
+    schema = pg_target_env["DATABASE_SCHEMA"]
+    env = {
+        **pg_target_env,
+        "ETL_TARGET_LAYOUT": "inventario_actual",
+        "ETL_LEDGER_SCHEMA": f"{schema}_fx",
+    }
+    as_role(admin, other, schema, backend_pg.BACKEND_DDL)  # the backend creates its tables
+    admin.execute(
+        sql.SQL("GRANT ALL ON ALL TABLES IN SCHEMA {} TO PUBLIC").format(sql.Identifier(schema))
+    )
+    admin.execute(
+        sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO PUBLIC").format(
+            sql.Identifier(schema)
+        )
+    )
+    revoke_create(admin, other, schema)
+    try:
+        refused = run_cli(["run"], env, timeout=120)
+        assert refused.returncode == 2, refused.stdout[-3000:] + refused.stderr
+        said = refused.stdout + refused.stderr
+        assert f"owned by role {other}" in said or f"owned by {other}" in said, said[-2000:]
+        count = admin.execute(
+            sql.SQL("SELECT count(*) FROM {}.inventario_actual").format(sql.Identifier(schema))
+        ).fetchone()
+        assert count == (0,)
+        trusted = run_cli(["run"], {**env, "DATABASE_TRUSTED_OWNERS": other}, timeout=120)
+        assert trusted.returncode == 0, trusted.stdout[-3000:] + trusted.stderr
+        count = admin.execute(
+            sql.SQL("SELECT count(*) FROM {}.inventario_actual WHERE ubicacion_id = %s").format(
+                sql.Identifier(schema)
+            ),
+            [store.id],
+        ).fetchone()
+        assert count is not None and count[0] == len(store.data.expected)
+    finally:
+        admin.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(f"{schema}_fx"))
+        )
