@@ -1,6 +1,7 @@
 """SQLite sources (the demo's, through the real SQLite3 ODBC driver) are only ever read: opened
 read-only, never created. A store whose file is missing fails without a 0-byte database
-appearing at its path; a path with ``; { } % #`` and spaces is read as it is."""
+appearing at its path; a path with ``% #`` and spaces is read as it is (``; { } =`` are refused
+before any connection: tests/unit/source/test_connection_values.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from fluxion_etl.demo.runner import build_demo_stores, write_stores_file
 
 def test_a_missing_sqlite_store_fails_and_no_file_is_created(tmp_path: Path) -> None:
     built = build_demo_stores(tmp_path / "built", count=2, products=100)
-    odd = tmp_path / "odd dir; {x} 50%" / "#1.sqlite"  # what a URI or ODBC would trip on
+    odd = tmp_path / "odd dir 50%" / "#1.sqlite"  # what a URI would trip on
     odd.parent.mkdir()
     shutil.copy(built[0].database, odd)
     missing = tmp_path / "gone" / "tienda.sqlite"
