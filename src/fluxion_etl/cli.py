@@ -71,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     withhold_secret_environment()  # no child process inherits SQL_PASS / PGPASSWORD
     args = _parser().parse_args(argv)  # usage errors: argparse exits 2
     try:
-        return int(args.handler(args))
+        code = int(args.handler(args))
+        sys.stdout.flush()  # a reader that left is met here, not in Python's flush at exit
+        return code
     except ConfigError as exc:
         print(f"fluxion-etl: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
