@@ -8,7 +8,10 @@ For each size it generates one Stellar store (``fluxion_etl.demo.stellar``, trap
 writes it as a SQLite file and/or a PostgreSQL database on the ``FLUXION_TEST_PG_*`` server,
 then runs, in a fresh child process, what a fetch process does: fluxion's connection string for
 that driver family, the engine's bounded batches, staged and cleaned by ``stage_batches``. The
-figure is the child's own peak RSS (its ``ru_maxrss``), and the rows it staged.
+figure is the child's own peak RSS (``VmHWM``), and the rows it staged.
+Not ``ru_maxrss``: Linux carries it over a fork and an exec, so a child of this parent, which
+holds the generated store, reported the parent's size (~1.8 KB per product, the same for every
+driver) instead of its own.
 A fetch whose memory does not depend on the store's size shows the same peak at every size.
 """
 
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -66,8 +68,15 @@ def child(spec: dict[str, str]) -> None:
     staged = stage_batches(
         get_engine(spec["engine"]).batches(request), Path(spec["staged"]), store.label
     )
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"rows": staged.rows, "peak_mib": peak_kib / 1024}))
+    print(json.dumps({"rows": staged.rows, "peak_mib": own_peak_kib() / 1024}))
+
+
+def own_peak_kib() -> int:
+    """This process's peak resident set since its exec (``VmHWM``), in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise SystemExit("no VmHWM in /proc/self/status")
 
 
 def measure(spec: dict[str, str]) -> tuple[int, float, float]:
