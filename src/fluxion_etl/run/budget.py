@@ -38,12 +38,12 @@ RUN_HEADROOM_BYTES = 448 * MIB
 #: big enough to be cleaned while it is fetched (more than one chunk of
 #: :data:`~fluxion_etl.run.stage.CLEAN_CHUNK_ROWS`): the chunk being fetched, the chunk being
 #: cleaned and the clean-up's DuckDB, one row group of cleaned rows waiting for the Parquet
-#: writer, and the driver. 170 MiB with 4 MiB buffers, 181 MiB with 64 MiB ones (a 400k-row
-#: store through psqlODBC; the SQLite driver 171; the same at 1.6M rows: a fetch's memory does
-#: not grow with the store). Sized for a big store, since the plan is made before any row is
-#: seen (a 3,000-row store's fetch holds ~20 MiB besides its buffers). See
-#: benchmarks/fetch_memory.py and docs/performance.md.
-FETCH_OVERHEAD_BYTES = 192 * MIB
+#: writer, and the driver. With 64 MiB buffers: 171 MiB (400k rows) and 204 MiB (1.6M rows)
+#: through psqlODBC, 166 and 164 through the SQLite driver; 170 with 4 MiB buffers (400k rows):
+#: bounded, whatever the store's size. Sized for a big store, since the plan is made before
+#: any row is seen (a 3,000-row store's fetch holds ~20 MiB besides its buffers). See
+#: benchmarks/fetch_memory.py (its "private" column) and docs/performance.md.
+FETCH_OVERHEAD_BYTES = 208 * MIB
 
 #: The smallest fetch buffer a fetch gets, however many share ETL_BATCH_BYTES: a few hundred wide
 #: rows per batch; smaller buffers only add batches, not round trips (the driver fetches its own
