@@ -8,7 +8,13 @@ For each size it generates one Stellar store (``fluxion_etl.demo.stellar``, trap
 writes it as a SQLite file and/or a PostgreSQL database on the ``FLUXION_TEST_PG_*`` server,
 then runs, in a fresh child process, what a fetch process does: fluxion's connection string for
 that driver family, the engine's bounded batches, staged and cleaned by ``stage_batches``. The
-figure is the child's own peak RSS (its ``ru_maxrss``), and the rows it staged.
+fetch runs in a process forked from that child (which has imported what the run's fork server
+imports); the figures are its peak RSS (``VmHWM``), its peak private memory (USS, sampled every
+50 ms: what the budget plans per fetch, the libraries' pages being the fork server's), and the
+rows it staged.
+Not ``ru_maxrss``: Linux carries it over a fork and an exec, so a child of this parent, which
+holds the generated store, reported the parent's size (~1.8 KB per product, the same for every
+driver) instead of its own.
 A fetch whose memory does not depend on the store's size shows the same peak at every size.
 """
 
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -63,15 +69,50 @@ def child(spec: dict[str, str]) -> None:
         batch_bytes=settings.batch_bytes,
         connect_timeout_seconds=settings.connect_timeout_seconds,
     )
-    staged = stage_batches(
-        get_engine(spec["engine"]).batches(request), Path(spec["staged"]), store.label
-    )
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"rows": staged.rows, "peak_mib": peak_kib / 1024}))
+    # The fetch runs in a process forked from this one, which has imported what the run's fork
+    # server imports: its private memory (USS) is what the budget must plan per fetch.
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        staged = stage_batches(
+            get_engine(spec["engine"]).batches(request), Path(spec["staged"]), store.label
+        )
+        report = {"rows": staged.rows, "peak_mib": peak_kib() / 1024}
+        os.write(write_end, json.dumps(report).encode())
+        os._exit(0)
+    os.close(write_end)
+    private_kib = 0
+    while not os.waitpid(pid, os.WNOHANG)[0]:
+        private_kib = max(private_kib, private_kib_of(pid))
+        time.sleep(0.05)
+    with os.fdopen(read_end) as reader:
+        report = json.loads(reader.read() or "{}")
+    if not report:
+        raise SystemExit("the fetch process failed")
+    print(json.dumps({**report, "private_mib": private_kib / 1024}))
 
 
-def measure(spec: dict[str, str]) -> tuple[int, float, float]:
-    """(rows staged, peak RSS MiB of the child, seconds)."""
+def peak_kib(pid: int | str = "self") -> int:
+    """A process's peak resident set since its exec (``VmHWM``), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise SystemExit(f"no VmHWM in /proc/{pid}/status")
+
+
+def private_kib_of(pid: int) -> int:
+    """A process's private memory now (USS: pages no other process maps), in KiB; 0 once gone."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return 0
+    fields = ("Private_Clean:", "Private_Dirty:")
+    return sum(int(line.split()[1]) for line in lines if line.startswith(fields))
+
+
+def measure(spec: dict[str, str]) -> tuple[int, float, float, float]:
+    """(rows staged, the fetch's peak RSS MiB, its peak private MiB, seconds)."""
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(spec)],
@@ -81,7 +122,7 @@ def measure(spec: dict[str, str]) -> tuple[int, float, float]:
     if done.returncode != 0:
         raise SystemExit(f"fetch failed:\n{done.stderr[-3000:]}")
     report = json.loads(done.stdout.splitlines()[-1])
-    return int(report["rows"]), float(report["peak_mib"]), seconds
+    return int(report["rows"]), float(report["peak_mib"]), float(report["private_mib"]), seconds
 
 
 def main() -> None:
@@ -97,7 +138,10 @@ def main() -> None:
     drivers = [d for d in args.drivers.split(",") if d]
     server: PgServer | None = pg_server_from_env() if "postgres" in drivers else None
     print(f"engine {args.engine}; one child process per fetch")
-    print(f"{'driver':<10} {'products':>10} {'rows':>10} {'peak MiB':>9} {'seconds':>8}")
+    print(
+        f"{'driver':<10} {'products':>10} {'rows':>10} {'peak MiB':>9} {'private':>8} "
+        f"{'seconds':>8}"
+    )
     with tempfile.TemporaryDirectory(prefix="fluxion-fetch-memory-") as tmp:
         for products in sizes:
             store = generate_store(WAREHOUSE, products, seed=1)
@@ -120,11 +164,14 @@ def main() -> None:
                         "user": server.user, "password": server.password,
                     }  # fmt: skip
                 try:
-                    rows, peak, seconds = measure(spec)
+                    rows, peak, private, seconds = measure(spec)
                 finally:
                     if database is not None and server is not None:
                         drop_database(server, database)
-                print(f"{driver:<10} {products:>10,} {rows:>10,} {peak:>9.0f} {seconds:>8.1f}")
+                print(
+                    f"{driver:<10} {products:>10,} {rows:>10,} {peak:>9.0f} {private:>8.0f} "
+                    f"{seconds:>8.1f}"
+                )
             del store
 
 

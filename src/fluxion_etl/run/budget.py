@@ -33,12 +33,17 @@ MIB = 1024 * 1024
 #: (~110 MiB), the fork server, and the publish (DuckDB capped at 256 MB, see publish.py).
 RUN_HEADROOM_BYTES = 448 * MIB
 
-#: What one fetch needs besides its two fetch buffers: the fetch process's own pages (the fork
-#: server's are shared), the staging of one row group of cleaned rows and the Parquet writer's
-#: buffers for it (~60 MiB for a big store), and the worker's de-duplication. Sized for a big
-#: store, since the plan is made before any row is seen; benchmarks/benchmark.py measured ~19
-#: MiB per extra concurrent fetch of a 3,000-row store (21 at once: 604 MiB, 4 at once: 282).
-FETCH_OVERHEAD_BYTES = 96 * MIB
+#: What one fetch process holds besides its two fetch buffers, measured: its private memory
+#: (USS; the interpreter and libraries are the fork server's, shared) at its peak, for a store
+#: big enough to be cleaned while it is fetched (more than one chunk of
+#: :data:`~fluxion_etl.run.stage.CLEAN_CHUNK_ROWS`): the chunk being fetched, the chunk being
+#: cleaned and the clean-up's DuckDB, one row group of cleaned rows waiting for the Parquet
+#: writer, and the driver. With 64 MiB buffers: 171 MiB (400k rows) and 204 MiB (1.6M rows)
+#: through psqlODBC, 166 and 164 through the SQLite driver; 170 with 4 MiB buffers (400k rows):
+#: bounded, whatever the store's size. Sized for a big store, since the plan is made before
+#: any row is seen (a 3,000-row store's fetch holds ~20 MiB besides its buffers). See
+#: benchmarks/fetch_memory.py (its "private" column) and docs/performance.md.
+FETCH_OVERHEAD_BYTES = 208 * MIB
 
 #: The smallest fetch buffer a fetch gets, however many share ETL_BATCH_BYTES: a few hundred wide
 #: rows per batch; smaller buffers only add batches, not round trips (the driver fetches its own
@@ -61,6 +66,8 @@ class FetchPlan:
     """One fetch buffer (arrow-odbc's ``max_bytes_per_batch``); a fetch holds two."""
     memory_bytes: int
     """The memory budget the plan was made for."""
+    fetch_bytes: int
+    """What one fetch is planned to hold: :data:`FETCH_OVERHEAD_BYTES` and two buffers."""
     reason: str
     """One line for the run's first log line."""
 
@@ -104,11 +111,14 @@ def plan_fetches(
             f"of {need} MiB"
         )
     buffer = fetch_buffer_bytes(settings.batch_bytes, workers)
+    each = fetch_need(settings.batch_bytes, workers)
     reason = (
         f"{why}; ETL_BATCH_BYTES={settings.batch_bytes // MIB} MiB shared by {workers} "
-        f"fetch{'es' if workers > 1 else ''}: {buffer / MIB:g} MiB buffers"
+        f"fetch{'es' if workers > 1 else ''}: {buffer / MIB:g} MiB buffers; each fetch holds "
+        f"up to {each / MIB:g} MiB (2 x {buffer / MIB:g} MiB buffers + "
+        f"{FETCH_OVERHEAD_BYTES // MIB} MiB staging and clean-up)"
     )
-    return FetchPlan(workers, buffer, memory_bytes, reason)
+    return FetchPlan(workers, buffer, memory_bytes, each, reason)
 
 
 def fetch_buffer_bytes(batch_bytes: int, workers: int) -> int:

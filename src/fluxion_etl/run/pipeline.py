@@ -218,6 +218,7 @@ class _Run:
             engine=self.settings.engine,
             workers=self.plan.workers,
             fetch_buffer_mib=round(self.plan.buffer_bytes / 2**20, 1),
+            fetch_mib=round(self.plan.fetch_bytes / 2**20, 1),
             workers_reason=self.plan.reason,
             database=self.target.describe(),
             **self.settings.context,

@@ -35,6 +35,13 @@ class DriverFamily(Enum):
     def uses_network(self) -> bool:
         return self is not DriverFamily.SQLITE
 
+    @property
+    def streams_bound_queries(self) -> bool:
+        """False: the driver holds a query's whole result in memory when a parameter is bound
+        (the SQLite driver: it streams rows, with ``StepAPI=1``, only for a query without one;
+        engines/base.py's :func:`~fluxion_etl.source.engines.base.bound_query`)."""
+        return self is not DriverFamily.SQLITE
+
 
 def driver_family(driver: str) -> DriverFamily:
     """Infer the keyword family from an ODBC driver name (as in odbcinst.ini)."""
@@ -129,6 +136,10 @@ def build_connection_string(
             ("Database", sqlite_read_only_uri(store.database)),
             ("NoCreat", "1"),
             ("Timeout", "5000"),
+            # Step through the rows as they are read (sqlite3_step) instead of reading the
+            # whole result into memory first (sqlite3_get_table): 543 against 260 MiB for a
+            # 400k-row store. Only for a query without a bound parameter, see bound_query.
+            ("StepAPI", "1"),
         ]
     if family.needs_credentials and credentials is not None:
         check_login_values(credentials, {family})

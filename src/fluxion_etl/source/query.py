@@ -46,7 +46,7 @@ def load_query(path: Path | None) -> str:
         text = path.read_text("utf-8")
     except OSError as exc:
         raise ConfigError(f"ETL_QUERY_FILE {path} cannot be read: {exc.strerror}") from None
-    if _placeholders(text) != 1:
+    if len(_placeholder_offsets(text)) != 1:
         raise ConfigError(
             f"ETL_QUERY_FILE {path} must contain exactly one '?' placeholder (the warehouse code)"
         )
@@ -69,10 +69,21 @@ def _sendable(text: str) -> str:
     return "\n".join(lines).strip().rstrip(";").strip()
 
 
-def _placeholders(text: str) -> int:
-    """Count ``?`` outside string literals and ``--`` comments."""
-    count, in_string = 0, False
-    for line in text.splitlines():
+def with_placeholder_as(query: str, expression: str) -> str:
+    """``query`` with its one ``?`` placeholder (outside string literals and ``--`` comments)
+    replaced by the SQL ``expression``: for a driver that must run the query without a bound
+    parameter (the SQLite driver streams only such a query; see engines/base.py)."""
+    offsets = _placeholder_offsets(query)
+    if len(offsets) != 1:
+        raise ValueError(f"the query has {len(offsets)} '?' placeholders, not exactly one")
+    return query[: offsets[0]] + expression + query[offsets[0] + 1 :]
+
+
+def _placeholder_offsets(text: str) -> list[int]:
+    """Where ``?`` occurs in ``text`` outside string literals and ``--`` comments."""
+    offsets: list[int] = []
+    in_string, start = False, 0
+    for line in text.splitlines(keepends=True):
         index = 0
         while index < len(line):
             char = line[index]
@@ -83,6 +94,7 @@ def _placeholders(text: str) -> int:
             elif line.startswith("--", index):
                 break
             elif char == "?":
-                count += 1
+                offsets.append(start + index)
             index += 1
-    return count
+        start += len(line)
+    return offsets

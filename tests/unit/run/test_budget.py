@@ -24,9 +24,22 @@ AUTO = Settings()  # ETL_WORKERS unset, ETL_BATCH_BYTES 64 MiB
 
 
 def test_every_selected_store_is_fetched_at_once_when_the_budget_holds_them() -> None:
-    plan = plan_fetches(AUTO, 21, limit=(4 * GIB, "container limit"))
+    plan = plan_fetches(AUTO, 21, limit=(8 * GIB, "container limit"))
     assert plan.workers == 21
-    assert plan.reason.startswith("every selected store at once; 4,096 MiB budget")
+    assert plan.reason.startswith("every selected store at once; 8,192 MiB budget")
+
+
+def test_the_plan_holds_what_a_fetch_really_holds_and_says_it() -> None:
+    """Issue 25: a fetch's measured memory (benchmarks/fetch_memory.py), not a guess, so a
+    4 GiB task never plans past 4 GiB; the run's first log line states it."""
+    plan = plan_fetches(AUTO, 21, limit=(4 * GIB, "container limit"))
+    assert plan.fetch_bytes == FETCH_OVERHEAD_BYTES + 2 * plan.buffer_bytes
+    assert FETCH_OVERHEAD_BYTES >= 204 * MIB  # measured above the buffers (USS, 1.6M rows)
+    assert RUN_HEADROOM_BYTES + plan.workers * plan.fetch_bytes <= 4 * GIB
+    assert plan.workers == 16  # not all 21: 21 x 216 MiB do not fit beside the run
+    assert plan.reason.endswith(
+        "each fetch holds up to 216 MiB (2 x 4 MiB buffers + 208 MiB staging and clean-up)"
+    )
 
 
 def test_small_stores_share_etl_batch_bytes_instead_of_reserving_it_each() -> None:

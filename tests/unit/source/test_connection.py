@@ -73,6 +73,7 @@ def test_sqlite_uses_the_file_and_no_credentials() -> None:
     # read-only and never created: the SQLite3 driver reads no braces, so the path is a URI
     assert built.text.startswith("Driver=SQLite3;Database=file:/data/a%20b.sqlite?mode=ro;")
     assert ";NoCreat=1;" in built.text
+    assert ";StepAPI=1;" in built.text  # rows streamed, not read whole first (issue 25)
     assert "PWD" not in built.text
 
 

@@ -5,7 +5,13 @@ from pathlib import Path
 import pytest
 
 from fluxion_etl.errors import ConfigError
-from fluxion_etl.source.query import STAGED_COLUMNS, count_query, default_query, load_query
+from fluxion_etl.source.query import (
+    STAGED_COLUMNS,
+    count_query,
+    default_query,
+    load_query,
+    with_placeholder_as,
+)
 
 
 def test_default_query_binds_the_warehouse_and_names_no_database() -> None:
@@ -33,3 +39,13 @@ def test_custom_query_needs_exactly_one_placeholder(tmp_path: Path) -> None:
 def test_count_query_wraps_without_comments() -> None:
     counted = count_query("-- header\nSELECT a FROM t WHERE w = ?;\n")
     assert counted == "SELECT COUNT(*) FROM (\nSELECT a FROM t WHERE w = ?\n) q"
+
+
+def test_the_placeholder_becomes_an_expression_only_outside_literals_and_comments() -> None:
+    query = "SELECT '?' AS q FROM t\nWHERE a = ? -- a = ?\n"
+    assert with_placeholder_as(query, "(SELECT w FROM p)") == (
+        "SELECT '?' AS q FROM t\nWHERE a = (SELECT w FROM p) -- a = ?\n"
+    )
+    assert with_placeholder_as(default_query(), "X").count("X") == 1
+    with pytest.raises(ValueError, match="has 2 '.' placeholders"):
+        with_placeholder_as("SELECT ? , ?", "X")

@@ -16,7 +16,12 @@ import pyarrow as pa
 
 from fluxion_etl.errors import DataError, StoreError
 from fluxion_etl.source.connection import DriverFamily
-from fluxion_etl.source.engines.base import MAX_TEXT_SIZE_LIMIT, FetchRequest, RefetchNeeded
+from fluxion_etl.source.engines.base import (
+    MAX_TEXT_SIZE_LIMIT,
+    FetchRequest,
+    RefetchNeeded,
+    bound_query,
+)
 from fluxion_etl.source.odbc_errors import classify
 
 _TRUNCATED = re.compile(r"too large to be written into the allocated buffer", re.IGNORECASE)
@@ -37,9 +42,12 @@ class ArrowOdbcEngine:
                 exc, "connect", request.where, request.credentials, request.connection.family
             ) from None
         try:
+            bound = bound_query(request)
+            for statement, parameters in bound.setup:
+                connection.execute(statement, parameters=list(parameters))
             reader = connection.read_arrow_batches(
-                request.query,
-                parameters=[request.warehouse],
+                bound.query,
+                parameters=list(bound.parameters),
                 batch_size=request.batch_size,
                 max_bytes_per_batch=request.batch_bytes,
                 max_text_size=request.max_text_size,

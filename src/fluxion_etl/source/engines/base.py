@@ -18,6 +18,7 @@ from fluxion_etl.config import Settings
 from fluxion_etl.credentials import Credentials
 from fluxion_etl.errors import StoreError
 from fluxion_etl.source.connection import ConnectionString, connection_for
+from fluxion_etl.source.query import with_placeholder_as
 from fluxion_etl.stores import Store
 
 #: The widest text column an engine will buffer (characters). Beyond it a store fails with
@@ -62,6 +63,42 @@ class FetchRequest:
             batch_bytes=settings.batch_bytes if batch_bytes is None else batch_bytes,
             connect_timeout_seconds=settings.connect_timeout_seconds,
         )
+
+
+#: Where a driver that does not stream bound queries reads the warehouse code from: a table of
+#: the connection's own (SQLite's ``temp`` schema, writable on a read-only database file).
+PARAMETER_TABLE = "temp.fluxion_fetch_parameters"
+
+
+@dataclass(frozen=True)
+class BoundQuery:
+    """How an engine runs a request's query: statements to execute first (each with its
+    parameters), then ``query`` with ``parameters``."""
+
+    setup: tuple[tuple[str, tuple[str, ...]], ...]
+    query: str
+    parameters: tuple[str, ...]
+
+
+def bound_query(request: FetchRequest) -> BoundQuery:
+    """The request's query with the warehouse code bound, always as a parameter, never as text.
+
+    Most drivers get it as the query's parameter. The SQLite driver reads the whole result into
+    memory before the first row when the query has a bound parameter (its ``sqlite3_get_table``
+    path), so memory would grow with the store; it streams a query without one. So for it the
+    code is bound into a one-row table of the connection's own, and the query's ``?`` reads
+    it from there: the same rows, streamed.
+    """
+    if request.connection.family.streams_bound_queries:
+        return BoundQuery((), request.query, (request.warehouse,))
+    return BoundQuery(
+        setup=(
+            (f"CREATE TABLE {PARAMETER_TABLE} (warehouse TEXT)", ()),
+            (f"INSERT INTO {PARAMETER_TABLE} (warehouse) VALUES (?)", (request.warehouse,)),
+        ),
+        query=with_placeholder_as(request.query, f"(SELECT warehouse FROM {PARAMETER_TABLE})"),
+        parameters=(),
+    )
 
 
 class RefetchNeeded(StoreError):

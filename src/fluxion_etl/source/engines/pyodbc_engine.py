@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyodbc
 
-from fluxion_etl.source.engines.base import FetchRequest
+from fluxion_etl.source.engines.base import FetchRequest, bound_query
 from fluxion_etl.source.odbc_errors import classify
 
 
@@ -36,7 +36,10 @@ class PyodbcEngine:
             ) from None
         try:
             cursor = connection.cursor()
-            cursor.execute(request.query, request.warehouse)
+            bound = bound_query(request)
+            for statement, parameters in bound.setup:
+                cursor.execute(statement, *parameters)
+            cursor.execute(bound.query, *bound.parameters)
             schema = arrow_schema(cursor.description)
             rows_per_batch = _rows_per_batch(cursor.description, request)
             while rows := cursor.fetchmany(rows_per_batch):
