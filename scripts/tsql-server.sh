@@ -4,8 +4,8 @@
 #
 #   scripts/tsql-server.sh build    build once into the cache (reused when present; needs root for apt)
 #   scripts/tsql-server.sh start    build if needed, then start a throw-away server on 127.0.0.1 and
-#                                   print `export FLUXION_TEST_TSQL_...=...` lines (eval them, or
-#                                   `source scripts/tsql-server.sh start` to export them directly)
+#                                   print `export FLUXION_TEST_TSQL_...=...` lines on stdout:
+#                                   `eval "$(scripts/tsql-server.sh start)"` (progress on stderr)
 #   scripts/tsql-server.sh env      print the export lines of the running server again
 #   scripts/tsql-server.sh stop     stop the server and remove its data directory
 #   scripts/tsql-server.sh key      print the cache directory
@@ -40,6 +40,9 @@ JOBS=${FLUXION_BABELFISH_JOBS:-2}
 PG_TARBALL=pg-babelfish-BABEL_4_2_0__PG_16_3.tar.gz
 EXT_TARBALL=babelfish_extensions-BABEL_4_2_0.tar.gz
 ANTLR_TARBALL=antlr4-cpp-runtime-4.9.3.tar.gz
+#: what the tests need to reach it besides the wheel's Driver 18: FreeTDS's ODBC driver (installed
+#: by `start`)
+CLIENT_PACKAGES=(tdsodbc)
 BUILD_PACKAGES=(build-essential flex bison cmake pkg-config libxml2-dev libxml2-utils libicu-dev libssl-dev
     uuid-dev libossp-uuid-dev libreadline-dev zlib1g-dev libutfcpp-dev default-jre-headless openssl perl)
 
@@ -161,6 +164,7 @@ start() {
     local prefix bin data password t0
     prefix=$(cache_dir)
     [[ -f $prefix/.built ]] || build
+    install_packages "${CLIENT_PACKAGES[@]}"
     bin=$prefix/bin
     t0=$(date +%s.%N)
     stop >/dev/null 2>&1 || true
@@ -240,9 +244,4 @@ _tsql_main() {
     esac
 }
 
-if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
-    _tsql_main "$@"
-else
-    # sourced: `source scripts/tsql-server.sh start` exports the variables into the caller
-    eval "$(_tsql_main "$@")"
-fi
+_tsql_main "$@"
