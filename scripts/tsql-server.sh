@@ -15,8 +15,8 @@
 # succeeded (a partial build is wiped and redone). The build follows INSTALLING.md.tmpl from the
 # extensions tarball, with Debian 12's adjustments: the ANTLR runtime takes utfcpp from Debian's
 # libutfcpp-dev (its cmake would clone it from GitHub), the grammar's cmake gets the resolved java
-# path (-DJava_JAVA_EXECUTABLE), babelfishpg_tsql's Makefile loses -Werror (gcc 12's
-# maybe-uninitialized warnings) and everything is compiled with -fcommon (gcc >= 10 defaults to
+# path (-DJava_JAVA_EXECUTABLE), the extensions' Makefiles lose -Werror (gcc 12's
+# maybe-uninitialized warnings in babelfishpg_tsql) and everything is compiled with -fcommon (gcc >= 10 defaults to
 # -fno-common: "multiple definition" link errors). Everything runs under `nice -n 19`, make -j2.
 #
 # Server: data directory ${FLUXION_TSQL_RUN_DIR:-/tmp/fluxion-tsql}/data owned by the `postgres`
@@ -127,8 +127,11 @@ build_steps() {
     make -C contrib install
 
     log "3/5 T-SQL grammar (ANTLR)" 2>&3
+    # gcc 12 warns where the authors' compiler did not: no -Werror in any of the four extensions
+    for e in babelfishpg_common babelfishpg_money babelfishpg_tds babelfishpg_tsql; do
+        sed -i 's/ -Werror / /' "$ext/$e/Makefile"
+    done
     cd "$ext/babelfishpg_tsql"
-    sed -i 's/ -Werror / /' Makefile
     echo "SHLIB_LINK += -Wl,-rpath,$prefix/lib" >>Makefile
     sed -i "s|SET (MYDIR /usr/local/include/antlr4-runtime/)|SET (MYDIR $prefix/include/antlr4-runtime/)|" \
         antlr/CMakeLists.txt
