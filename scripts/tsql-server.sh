@@ -177,7 +177,9 @@ start() {
     [[ $(id -u) == 0 ]] && chown "$RUN_USER" "$RUN_DIR"
     chmod 700 "$RUN_DIR"
     password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
-    as_run_user "$bin/initdb" -D "$data" -E UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host=scram-sha-256 \
+    # md5 in pg_hba.conf: Babelfish's TDS login refuses scram-sha-256 entries ("pg_hba.conf entry
+    # specifies unsupported TDS authentication")
+    as_run_user "$bin/initdb" -D "$data" -E UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host=md5 \
         -U postgres >"$RUN_DIR/initdb.log"
     as_run_user openssl req -new -x509 -days 2 -nodes -subj "/CN=localhost" -keyout "$data/server.key" \
         -out "$data/server.crt" >/dev/null 2>&1
@@ -199,7 +201,7 @@ synchronous_commit = off
 full_page_writes = off
 CONF
     as_run_user "$bin/pg_ctl" -D "$data" -l "$RUN_DIR/server.log" -w -t 60 start >/dev/null
-    as_run_user "$bin/psql" -q -X -v ON_ERROR_STOP=1 -h "$RUN_DIR" -p "$PG_PORT" -U postgres -d postgres >/dev/null <<SQL
+    PGOPTIONS="-c client_min_messages=warning" as_run_user "$bin/psql" -q -X -v ON_ERROR_STOP=1 -h "$RUN_DIR" -p "$PG_PORT" -U postgres -d postgres >/dev/null <<SQL
 CREATE USER $LOGIN WITH SUPERUSER CREATEDB CREATEROLE PASSWORD '$password' INHERIT;
 CREATE DATABASE babelfish_db OWNER $LOGIN;
 \c babelfish_db

@@ -1,0 +1,541 @@
+"""The production path against a real T-SQL server: Babelfish for PostgreSQL over TDS, through
+Microsoft's ODBC Driver 18 (production's driver) and FreeTDS (the fallback), on both engines.
+
+scripts/tsql-server.sh builds Babelfish once (cached) and starts it on 127.0.0.1 with a
+throw-away login; scripts/test.sh does both and exports FLUXION_TEST_TSQL_HOST/PORT/USER/
+PASSWORD. The store databases hold the Stellar tables with SQL Server's types (tsql_source.py:
+``varchar`` in ``SQL_Latin1_General_CP1_CI_AS``, ``nvarchar``, ``float`` quantities,
+``decimal``/``money`` prices, ``bit`` flags, ``datetime``, space-padded ``char`` codes), filled by
+the generator, traps included; every published row must equal the generator's oracle.
+
+What Babelfish cannot show: a real SQL Server's versions (it answers as 12.0.2000.8) and the
+exact error numbers and texts where Babelfish's differ from SQL Server's (a wrong password is
+PostgreSQL's "password authentication failed" wrapped in TDS, not SQL Server's 18456 "Login
+failed for user").
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pyodbc
+import pytest
+from etl_cli import json_lines, ledger_rows, published_rows, run_cli
+from tsql_source import (
+    TsqlServer,
+    TsqlStore,
+    create_store_database,
+    drop_database,
+    freetds_driver_library,
+    mssql_driver_library,
+    new_database_name,
+    odbcinst_ini,
+)
+
+from fluxion_etl.config import DEFAULT_DRIVER
+from fluxion_etl.demo.stellar import DEFAULT_TRAPS, generate_store
+from fluxion_etl.query import load_query
+from fluxion_etl.transform import DECIMAL_TYPES
+
+pytestmark = pytest.mark.tsql
+
+TSQL_VARIABLES = (
+    "FLUXION_TEST_TSQL_HOST",
+    "FLUXION_TEST_TSQL_PORT",
+    "FLUXION_TEST_TSQL_USER",
+    "FLUXION_TEST_TSQL_PASSWORD",
+)
+HOW_TO_START = (
+    'run scripts/test.sh, or `eval "$(scripts/tsql-server.sh start)"` (builds Babelfish once, '
+    "~25 min, then starts it on 127.0.0.1 and prints the FLUXION_TEST_TSQL_* variables)"
+)
+MSSQL, FREETDS = DEFAULT_DRIVER, "FreeTDS"
+DRIVERS = (MSSQL, FREETDS)
+ENGINES = ("arrow", "pyodbc")
+#: (id, name, warehouse, seed) of the stores the tests share (read only)
+SHARED_STORES = (
+    ("tienda_03", "MAÑONGO", "0302", 103),
+    ("cedi_seco", "CEDI SECO", "2001", 2001),
+)
+SHARED_STORE_PRODUCTS = 3000
+NUMERIC_COLUMNS = tuple(DECIMAL_TYPES)
+TEXT_COLUMNS = (
+    "codigo_barras",
+    "descripcion_producto",
+    "categoria",
+    "grupo",
+    "subgrupo",
+    "marca",
+    "presentacion",
+    "cuadrante",
+)
+
+
+# -- fixtures -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tsql_server(unavailable: Callable[[str], NoReturn]) -> TsqlServer:
+    """The T-SQL server from FLUXION_TEST_TSQL_*, checked to answer (skip, or fail in CI)."""
+
+    def _unavailable(reason: str) -> NoReturn:
+        unavailable(f"T-SQL server (Babelfish) unavailable: {reason}; {HOW_TO_START}")
+
+    missing = [name for name in TSQL_VARIABLES if not os.environ.get(name)]
+    if missing:
+        _unavailable(f"{', '.join(missing)} not set")
+    host, port, user, password = (os.environ[name] for name in TSQL_VARIABLES)
+    if not port.isdigit():
+        _unavailable(f"FLUXION_TEST_TSQL_PORT={port!r} is not a port number")
+    if mssql_driver_library() is None:
+        _unavailable("mssql-python-odbc (Microsoft ODBC Driver 18) is not installed")
+    if freetds_driver_library() is None:
+        _unavailable("FreeTDS's ODBC driver is not installed (apt-get install tdsodbc)")
+    server = TsqlServer(host=host, port=int(port), user=user, password=password)
+    try:
+        server.connect().close()
+    except pyodbc.Error as exc:
+        _unavailable(f"cannot log in to {host}:{port} as {user}: {exc}")
+    return server
+
+
+@pytest.fixture(scope="session")
+def tsql_odbcsysini(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory whose odbcinst.ini registers both drivers under the names a stores file
+    uses: the child processes get ODBCSYSINI pointing at it."""
+    directory = tmp_path_factory.mktemp("tsql-odbcsysini")
+    odbcinst_ini(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def _tsql_databases(tsql_server: TsqlServer) -> Iterator[list[str]]:
+    names: list[str] = []
+    yield names
+    for name in names:
+        drop_database(tsql_server, name)
+
+
+def _create_store(
+    server: TsqlServer,
+    registry: list[str],
+    id: str,
+    name: str,
+    warehouse: str,
+    seed: int,
+    products: int,
+) -> TsqlStore:
+    data = generate_store(warehouse, products, seed=seed, traps=DEFAULT_TRAPS)
+    database = new_database_name()
+    registry.append(database)
+    create_store_database(server, database, data)
+    return TsqlStore(id=id, name=name, database=database, warehouse=warehouse, data=data)
+
+
+@pytest.fixture(scope="session")
+def tsql_stores(tsql_server: TsqlServer, _tsql_databases: list[str]) -> list[TsqlStore]:
+    """One database per store on the T-SQL server, every trap on. Tests only read them."""
+    return [
+        _create_store(
+            tsql_server, _tsql_databases, id, name, warehouse, seed, SHARED_STORE_PRODUCTS
+        )
+        for id, name, warehouse, seed in SHARED_STORES
+    ]
+
+
+def store_entry(
+    store_id: str, name: str, host: str, port: int, database: str, warehouse: str, driver: str
+) -> str:
+    kind = "cedi" if store_id.startswith("cedi") else "tienda"
+    return (
+        f'\n[[stores]]\nid = "{store_id}"\nname = "{name}"\ntype = "{kind}"\nhost = "{host}"\n'
+        f'port = {port}\ndatabase = "{database}"\nwarehouse = "{warehouse}"\ndriver = "{driver}"\n'
+    )
+
+
+def stores_toml(stores: Sequence[TsqlStore], server: TsqlServer, driver: str) -> str:
+    return "".join(
+        store_entry(s.id, s.name, server.host, server.port, s.database, s.warehouse, driver)
+        for s in stores
+    )
+
+
+@pytest.fixture
+def tsql_env(tmp_path: Path, tsql_server: TsqlServer, tsql_odbcsysini: Path) -> dict[str, str]:
+    """A run's environment: the private odbcinst.ini, the server's login, a DuckDB target.
+    The stores file (ETL_STORES_FILE) is each test's to write."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SQL_", "ETL_"))}
+    env.update(
+        ODBCSYSINI=str(tsql_odbcsysini),
+        ETL_STORES_FILE=str(tmp_path / "stores.toml"),
+        DATABASE_PATH=str(tmp_path / "target.duckdb"),
+        SQL_USER=tsql_server.user,
+        SQL_PASS=tsql_server.password,
+        ETL_STAGING_DIR=str(tmp_path / "staging"),
+        ETL_BATCH_SIZE="700",  # several batches per store
+        ENVIRONMENT="test",
+    )
+    return env
+
+
+def write_stores(env: dict[str, str], text: str) -> None:
+    Path(env["ETL_STORES_FILE"]).write_text(text, encoding="utf-8")
+
+
+def driver_connection(server: TsqlServer, database: str, driver: str, extra: str = "") -> str:
+    """A connection string naming the driver by its library (this process has no ODBCSYSINI),
+    with the keywords fluxion's connection.py writes for that driver's family."""
+    if driver == MSSQL:
+        return (
+            f"Driver={{{mssql_driver_library()}}};Server=tcp:{server.host},{server.port};"
+            f"Database={database};UID={server.user};PWD={{{server.password}}};"
+            f"Connection Timeout=10;{extra or 'Encrypt=yes;TrustServerCertificate=yes;'}"
+        )
+    return (
+        f"Driver={{{freetds_driver_library()}}};Server={server.host};Port={server.port};"
+        f"Database={database};UID={server.user};PWD={{{server.password}}};TDS_Version=7.4;"
+        f"ClientCharset=UTF-8;{extra}"
+    )
+
+
+# -- the server and the types as the drivers hand them over ---------------------------------------
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_the_drivers_see_sql_servers_types(
+    tsql_server: TsqlServer, tsql_stores: list[TsqlStore], driver: str
+) -> None:
+    store = tsql_stores[0]
+    columns, rows = store.data.tables["MA_PRODUCTOS"]
+    enye = next(
+        dict(zip(columns, row, strict=True))
+        for row in rows
+        if "Ñ" in str(row[columns.index("c_Descri")]) and row[columns.index("n_Precio1")]
+    )
+    with pyodbc.connect(driver_connection(tsql_server, store.database, driver), timeout=10) as conn:
+        cursor = conn.cursor()
+        version = cursor.execute("SELECT @@VERSION").fetchone()[0]
+        assert "Babelfish" in version
+        cursor.execute(
+            "SELECT c_Descri, n_Precio1, n_CostoAct, n_Activo, c_Departamento, f_Actualizacion "
+            "FROM MA_PRODUCTOS WHERE c_Codigo = ?",
+            enye["c_Codigo"],
+        )
+        described = {d[0]: d[1] for d in cursor.description}
+        descri, price, cost, active, department, updated = cursor.fetchone()
+        assert descri == _nfc(enye["c_Descri"])
+        assert price == enye["n_Precio1"] and isinstance(price, Decimal)
+        assert cost == enye["n_CostoAct"]
+        assert active in (True, 1) and described["n_Activo"] in (bool, int)
+        assert department == str(enye["c_Departamento"]).ljust(10)  # char(10): padded
+        assert updated is not None
+        quantity = cursor.execute("SELECT TOP 1 n_cantidad FROM MA_DEPOPROD").fetchone()[0]
+        assert isinstance(quantity, float)
+        collations = {
+            name.lower(): collation
+            for name, collation in cursor.execute(
+                "SELECT name, collation_name FROM sys.columns "
+                "WHERE object_id = OBJECT_ID('MA_PRODUCTOS') AND name IN ('c_Descri', 'c_Codigo')"
+            ).fetchall()
+        }
+        # Babelfish names SQL_Latin1_General_CP1_CI_AS by its own ICU collation (code page 1252)
+        # and lists column names lower-cased
+        assert collations == {
+            "c_descri": "bbf_unicode_cp1_ci_as",
+            "c_codigo": "bbf_unicode_cp1_cs_as",
+        }
+
+
+def _nfc(text: object) -> str:
+    import unicodedata
+
+    return unicodedata.normalize("NFC", str(text))
+
+
+def test_the_packaged_query_runs_unchanged_and_selects_the_oracles_rows(
+    tsql_server: TsqlServer, tsql_stores: list[TsqlStore]
+) -> None:
+    """The padded char warehouse code, the CI collation and the bit flag do not change what the
+    packaged query selects."""
+    for store in tsql_stores:
+        with tsql_server.connect(store.database) as conn:
+            rows = conn.cursor().execute(load_query(None), store.warehouse).fetchall()
+        assert len(rows) == store.data.source_rows_selected, store.id
+
+
+# -- fluxion-etl run, both drivers, both engines --------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_run_publishes_exactly_the_oracles_rows(
+    tsql_env: dict[str, str],
+    tsql_server: TsqlServer,
+    tsql_stores: list[TsqlStore],
+    driver: str,
+    engine: str,
+) -> None:
+    write_stores(tsql_env, stores_toml(tsql_stores, tsql_server, driver))
+    result = run_cli(["run"], {**tsql_env, "ETL_ENGINE": engine})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    db = Path(tsql_env["DATABASE_PATH"])
+    ledger = ledger_rows(db)
+    texts = []
+    for store in tsql_stores:
+        entry = ledger[store.id]
+        assert (entry["estado"], entry["intentos"]) == ("exitoso", 1), entry
+        expected = store.data.expected
+        rows = published_rows(db, store.id)
+        assert set(rows) == set(expected), store.id
+        for code, want in expected.items():
+            got = rows[code]
+            for column in NUMERIC_COLUMNS + TEXT_COLUMNS:
+                assert got[column] == getattr(want, column), (store.id, code, column, got[column])
+            assert got["ubicacion_nombre"] == store.name
+            texts.append(" ".join(str(got[c]) for c in TEXT_COLUMNS))
+    joined = " | ".join(texts)
+    for needle in ("1/2 KG", "50% GRASA", "P&G", "CAFÉ", "Ñ"):
+        assert needle in joined, needle
+    nulls = sum(
+        1 for s in tsql_stores for e in s.data.expected.values() if e.precio_venta_actual is None
+    )
+    assert nulls > 0
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_check_and_stores_warehouses_work(
+    tsql_env: dict[str, str], tsql_server: TsqlServer, tsql_stores: list[TsqlStore], driver: str
+) -> None:
+    write_stores(tsql_env, stores_toml(tsql_stores, tsql_server, driver))
+    check = run_cli(["check"], tsql_env)
+    assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-2000:]
+    for store in tsql_stores:
+        line = next(line for line in check.stdout.splitlines() if store.id in line)
+        assert line.count("ok") >= 4, line
+        assert f"{store.data.source_rows_selected:,}" in line, line
+    listing = run_cli(["stores", "--warehouses"], tsql_env)
+    assert listing.returncode == 0, listing.stdout[-3000:] + listing.stderr[-2000:]
+    for store in tsql_stores:
+        # the char(10) code comes back padded; fluxion trims it
+        configured = [
+            line
+            for line in listing.stdout.splitlines()
+            if store.id in line and "<- configured" in line
+        ]
+        assert len(configured) == 1 and f" {store.warehouse} " in configured[0], listing.stdout
+        for other in store.data.other_warehouses:
+            assert f" {other} " in listing.stdout
+
+
+# -- the drivers' real errors, classified ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_wrong_password_missing_database_and_closed_port_are_classified(
+    tsql_env: dict[str, str], tsql_server: TsqlServer, tsql_stores: list[TsqlStore], driver: str
+) -> None:
+    store = tsql_stores[0]
+    host, port = tsql_server.host, tsql_server.port
+    text = (
+        store_entry("tienda_03", store.name, host, port, store.database, store.warehouse, driver)
+        + store_entry("tienda_90", "SIN BASE", host, port, "no_such_db", "0902", driver)
+        + store_entry("tienda_99", "SIN VPN", "127.0.0.1", 9, "VAD10", "9902", driver)
+    )
+    write_stores(tsql_env, text)
+    env = {**tsql_env, "ETL_MAX_RETRIES": "2", "ETL_CONNECT_TIMEOUT_SECONDS": "5"}
+    result = run_cli(["run"], env, timeout=180)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    ledger = ledger_rows(Path(env["DATABASE_PATH"]))
+    assert ledger["tienda_03"]["estado"] == "exitoso"
+    missing_db, closed = ledger["tienda_90"], ledger["tienda_99"]
+    assert (missing_db["estado"], missing_db["error_tipo"], missing_db["intentos"]) == (
+        "fallido",
+        "login",
+        1,
+    ), missing_db
+    assert (closed["estado"], closed["error_tipo"], closed["intentos"]) == (
+        "fallido",
+        "conexion",
+        2,
+    ), closed
+    said_closed = {MSSQL: "Login timeout expired", FREETDS: "Adaptive Server is unavailable"}
+    assert said_closed[driver] in closed["error_mensaje"], closed["error_mensaje"]
+    assert "no_such_db" in missing_db["error_mensaje"], missing_db["error_mensaje"]
+
+    wrong = {**env, "SQL_PASS": "not-the-password", "ETL_STORES": "tienda_03"}
+    result = run_cli(["run", "--stores", "tienda_03"], wrong, timeout=120)
+    assert result.returncode == 1
+    refused = ledger_rows(Path(env["DATABASE_PATH"]))["tienda_03"]
+    assert (refused["estado"], refused["error_tipo"], refused["intentos"]) == (
+        "fallido",
+        "login",
+        1,
+    ), refused
+    assert "password authentication failed" in refused["error_mensaje"], refused["error_mensaje"]
+    assert "not-the-password" not in refused["error_mensaje"]
+    for entry in (missing_db, closed, refused):
+        assert ("ODBC Driver 18" if driver == MSSQL else "FreeTDS") in entry["error_mensaje"]
+
+
+# -- a session ended by the server mid-fetch -----------------------------------------------------
+
+
+def _pg_admin(server: TsqlServer) -> Any:
+    """A psycopg2 connection to Babelfish's PostgreSQL side (the same login; its port from
+    FLUXION_TEST_TSQL_PG_PORT), for what T-SQL cannot do: a function that sleeps."""
+    import psycopg2
+
+    port = os.environ.get("FLUXION_TEST_TSQL_PG_PORT", "15433")
+    conn = psycopg2.connect(
+        host=server.host,
+        port=int(port),
+        user=server.user,
+        password=server.password,
+        dbname="babelfish_db",
+        connect_timeout=10,
+    )
+    conn.autocommit = True
+    return conn
+
+
+def slowed_query(
+    server: TsqlServer, store: TsqlStore, tmp_path: Path, seconds_per_row: float
+) -> Path:
+    """The packaged query plus a predicate that sleeps per row, so the rows trickle out of the
+    server and the fetch is still streaming when the test ends the session."""
+    with _pg_admin(server) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"CREATE OR REPLACE FUNCTION {store.database}_dbo.fluxion_trickle() RETURNS integer "
+            f"LANGUAGE plpgsql VOLATILE AS $$ BEGIN PERFORM pg_sleep({seconds_per_row}); "
+            "RETURN 1; END $$"
+        )
+        cur.execute(f"GRANT EXECUTE ON FUNCTION {store.database}_dbo.fluxion_trickle() TO PUBLIC")
+    query = tmp_path / "trickle.sql"
+    query.write_text(load_query(None) + "\n  AND dbo.fluxion_trickle() = 1\n", encoding="utf-8")
+    return query
+
+
+@contextmanager
+def session_killer(server: TsqlServer) -> Iterator[list[int]]:
+    """KILLs (T-SQL, from a second TDS session) the first session found running the inventory
+    query; yields the spids it killed."""
+    killed: list[int] = []
+    done = threading.Event()
+    find = (
+        "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() "
+        "AND query ILIKE '%fluxion_trickle%' AND query NOT ILIKE '%pg_stat_activity%'"
+    )
+
+    def watch() -> None:
+        admin = _pg_admin(server)
+        tds = server.connect("master")
+        try:
+            with admin.cursor() as cur:
+                while not done.is_set() and not killed:
+                    cur.execute(find)
+                    row = cur.fetchone()
+                    if row is None:
+                        time.sleep(0.05)
+                        continue
+                    time.sleep(0.3)  # let the first rows reach the client
+                    tds.cursor().execute(f"KILL {int(row[0])}")
+                    killed.append(int(row[0]))
+        finally:
+            tds.close()
+            admin.close()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield killed
+    finally:
+        done.set()
+        watcher.join(timeout=10)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_session_killed_mid_fetch_is_retried_and_publishes_exact_rows(
+    tsql_env: dict[str, str],
+    tsql_server: TsqlServer,
+    tsql_stores: list[TsqlStore],
+    tmp_path: Path,
+    driver: str,
+    engine: str,
+) -> None:
+    store = tsql_stores[0]
+    query = slowed_query(tsql_server, store, tmp_path, seconds_per_row=0.001)
+    write_stores(tsql_env, stores_toml([store], tsql_server, driver))
+    env = {**tsql_env, "ETL_ENGINE": engine, "ETL_QUERY_FILE": str(query), "ETL_MAX_RETRIES": "3"}
+    with session_killer(tsql_server) as killed:
+        result = run_cli(["run"], env, timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert len(killed) == 1, "the fetch was never caught streaming"
+    retried = [
+        line
+        for line in json_lines(result.stdout)
+        if line.get("event") == "transient error; retrying the store from scratch"
+    ]
+    assert len(retried) == 1, result.stdout[-3000:]
+    db = Path(env["DATABASE_PATH"])
+    entry = ledger_rows(db)[store.id]
+    assert (entry["estado"], entry["intentos"]) == ("exitoso", 2), entry
+    rows = published_rows(db, store.id)
+    assert set(rows) == set(store.data.expected)
+    for code, want in store.data.expected.items():
+        assert rows[code]["cantidad_actual"] == want.cantidad_actual, code
+
+
+# -- encryption ------------------------------------------------------------------------------------
+
+
+def test_driver_18_encrypts_and_fluxion_trusts_the_self_signed_certificate(
+    tsql_server: TsqlServer, tsql_stores: list[TsqlStore]
+) -> None:
+    """Driver 18 defaults to Encrypt=yes with certificate validation: the server must offer TLS
+    (Babelfish: ssl=on) and its certificate must chain to a trusted CA with the host's name --
+    a store's self-signed certificate fails that, so fluxion sends TrustServerCertificate=yes
+    (encrypted, not authenticated: the VPN authenticates the link)."""
+    database = tsql_stores[0].database
+    with pyodbc.connect(driver_connection(tsql_server, database, MSSQL), timeout=10) as conn:
+        assert conn.cursor().execute("SELECT COUNT(*) FROM MA_DEPOSITO").fetchone()[0] > 0
+    with pytest.raises(pyodbc.Error) as refused:
+        pyodbc.connect(
+            driver_connection(
+                tsql_server, database, MSSQL, "Encrypt=yes;TrustServerCertificate=no;"
+            ),
+            timeout=10,
+        )
+    assert "certificate" in str(refused.value).lower(), refused.value
+
+
+def test_freetds_connects_with_and_without_required_encryption(
+    tsql_server: TsqlServer, tsql_stores: list[TsqlStore]
+) -> None:
+    """fluxion's FreeTDS string names no encryption (FreeTDS then only requests it); the server
+    also accepts ``Encryption=require``."""
+    database = tsql_stores[0].database
+    for extra in ("", "Encryption=require;"):
+        conn_str = driver_connection(tsql_server, database, FREETDS, extra)
+        with pyodbc.connect(conn_str, timeout=10) as conn:
+            assert conn.cursor().execute("SELECT COUNT(*) FROM MA_DEPOSITO").fetchone()[0] > 0
+
+
+def test_the_private_odbcinst_registers_both_drivers(tsql_odbcsysini: Path) -> None:
+    listed = subprocess.run(
+        [sys.executable, "-c", "import pyodbc; print(pyodbc.drivers())"],
+        env={**os.environ, "ODBCSYSINI": str(tsql_odbcsysini)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert MSSQL in listed.stdout and FREETDS in listed.stdout
