@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import time
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -238,30 +239,38 @@ def write_tsql(store: StellarStore, conn: pyodbc.Connection) -> None:
 
 
 def create_database(server: TsqlServer, name: str) -> None:
-    with server.connect("master") as conn:
+    with contextlib.closing(server.connect("master")) as conn:
         conn.cursor().execute(f"CREATE DATABASE {name}")
 
 
 def drop_database(server: TsqlServer, name: str) -> None:
-    """DROP DATABASE ``name`` if it exists, ending the sessions still using it first."""
-    with server.connect("master") as conn:
+    """DROP DATABASE ``name`` if it exists, ending the sessions still using it first (KILL ends
+    a session asynchronously, so the DROP is tried again for a few seconds)."""
+    with contextlib.closing(server.connect("master")) as conn:
         cursor = conn.cursor()
-        sessions = cursor.execute(
-            "SELECT session_id FROM sys.dm_exec_sessions WHERE database_id = DB_ID(?) "
-            "AND session_id <> @@SPID",
-            name,
-        ).fetchall()
-        for (spid,) in sessions:
-            with contextlib.suppress(pyodbc.Error):  # already gone
-                cursor.execute(f"KILL {int(spid)}")
-        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        for attempt in range(20):
+            sessions = cursor.execute(
+                "SELECT session_id FROM sys.dm_exec_sessions WHERE database_id = DB_ID(?) "
+                "AND session_id <> @@SPID",
+                name,
+            ).fetchall()
+            for (spid,) in sessions:
+                with contextlib.suppress(pyodbc.Error):  # already gone
+                    cursor.execute(f"KILL {int(spid)}")
+            try:
+                cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+                return
+            except pyodbc.Error:
+                if attempt == 19:
+                    raise
+                time.sleep(0.5)
 
 
 def create_store_database(server: TsqlServer, name: str, store: StellarStore) -> None:
     """Create database ``name`` and load ``store`` into it; drop it again on failure."""
     create_database(server, name)
     try:
-        with server.connect(name) as conn:
+        with contextlib.closing(server.connect(name)) as conn:
             write_tsql(store, conn)
     except BaseException:
         drop_database(server, name)
