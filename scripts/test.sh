@@ -13,8 +13,9 @@ cd "$(dirname "$0")/.."
 source scripts/postgres-login.sh fluxion_test CREATEDB CREATEROLE
 
 # Babelfish for PostgreSQL, the T-SQL server the `tsql` tests reach through Microsoft's ODBC
-# Driver 18 and FreeTDS: built once into a cache outside the checkout (~25 min cold, then found),
-# started on 127.0.0.1 with a throw-away login (exports FLUXION_TEST_TSQL_*), stopped on exit.
+# Driver 18 and FreeTDS: built once into a cache outside the checkout (~15 min cold on 2 cores,
+# then found), started on 127.0.0.1 with a throw-away login (exports FLUXION_TEST_TSQL_*),
+# stopped on exit.
 ./scripts/tsql-server.sh build
 trap './scripts/tsql-server.sh stop' EXIT
 tsql_env=$(./scripts/tsql-server.sh start)

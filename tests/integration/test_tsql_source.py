@@ -42,8 +42,11 @@ from tsql_source import (
 )
 
 from fluxion_etl.config import DEFAULT_DRIVER
+from fluxion_etl.connection import build_connection_string
+from fluxion_etl.credentials import Credentials
 from fluxion_etl.demo.stellar import DEFAULT_TRAPS, generate_store
 from fluxion_etl.query import load_query
+from fluxion_etl.stores import Store
 from fluxion_etl.transform import DECIMAL_TYPES
 
 pytestmark = pytest.mark.tsql
@@ -56,7 +59,7 @@ TSQL_VARIABLES = (
 )
 HOW_TO_START = (
     'run scripts/test.sh, or `eval "$(scripts/tsql-server.sh start)"` (builds Babelfish once, '
-    "~25 min, then starts it on 127.0.0.1 and prints the FLUXION_TEST_TSQL_* variables)"
+    "~15 min, then starts it on 127.0.0.1 and prints the FLUXION_TEST_TSQL_* variables)"
 )
 MSSQL, FREETDS = DEFAULT_DRIVER, "FreeTDS"
 DRIVERS = (MSSQL, FREETDS)
@@ -517,38 +520,68 @@ def test_a_session_killed_mid_query_is_retried_and_publishes_exact_rows(
 # -- encryption ------------------------------------------------------------------------------------
 
 
+def fluxion_connection(server: TsqlServer, database: str, driver: str, extra: str = "") -> str:
+    """The connection string fluxion builds for a store of ``driver`` (connection.py), with the
+    driver named by its library (this process has no ODBCSYSINI) and ``extra`` keywords added."""
+    store = Store(
+        id="tienda_03",
+        name="MAÑONGO",
+        type="tienda",
+        host=server.host,
+        port=server.port,
+        database=database,
+        warehouse="0302",
+    )
+    text = build_connection_string(
+        store, driver, Credentials(server.user, server.password), connect_timeout_seconds=10
+    ).text
+    library = mssql_driver_library() if driver == MSSQL else freetds_driver_library()
+    return text.replace(f"Driver={driver};", f"Driver={{{library}}};", 1) + extra
+
+
+def encrypted(conn_str: str) -> bool:
+    """Whether the server sees the session encrypted (sys.dm_exec_connections, per session)."""
+    with closing(pyodbc.connect(conn_str, timeout=10)) as conn:
+        row = (
+            conn.cursor()
+            .execute("SELECT encrypt_option FROM sys.dm_exec_connections WHERE session_id = @@SPID")
+            .fetchone()
+        )
+    return str(row[0]).upper() == "TRUE"
+
+
 def test_driver_18_encrypts_and_fluxion_trusts_the_self_signed_certificate(
     tsql_server: TsqlServer, tsql_stores: list[TsqlStore]
 ) -> None:
     """Driver 18 defaults to Encrypt=yes with certificate validation: the server must offer TLS
-    (Babelfish: ssl=on) and its certificate must chain to a trusted CA with the host's name --
-    a store's self-signed certificate fails that, so fluxion sends TrustServerCertificate=yes
-    (encrypted, not authenticated: the VPN authenticates the link)."""
+    (Babelfish: ssl=on) and a certificate that chains to a trusted CA under the host's name. A
+    store's self-signed certificate fails that (08001 "SSL Provider: ... certificate verify
+    failed"), so fluxion's string says Encrypt=yes;TrustServerCertificate=yes: encrypted, not
+    authenticated (the VPN authenticates the link). Encrypt=strict (TDS 8.0) Babelfish refuses."""
     database = tsql_stores[0].database
-    with closing(
-        pyodbc.connect(driver_connection(tsql_server, database, MSSQL), timeout=10)
-    ) as conn:
-        assert conn.cursor().execute("SELECT COUNT(*) FROM MA_DEPOSITO").fetchone()[0] > 0
+    fluxion = fluxion_connection(tsql_server, database, MSSQL)
+    assert "Encrypt=yes;TrustServerCertificate=yes;" in fluxion
+    assert encrypted(fluxion)
+    without_trust = fluxion.replace("TrustServerCertificate=yes;", "")  # the driver's default
     with pytest.raises(pyodbc.Error) as refused:
-        pyodbc.connect(
-            driver_connection(
-                tsql_server, database, MSSQL, "Encrypt=yes;TrustServerCertificate=no;"
-            ),
-            timeout=10,
-        )
-    assert "certificate" in str(refused.value).lower(), refused.value
+        pyodbc.connect(without_trust, timeout=10)
+    assert "certificate verify failed" in str(refused.value), refused.value
+    assert refused.value.args[0] == "08001"
+    assert not encrypted(fluxion.replace("Encrypt=yes;", "Encrypt=no;"))
 
 
-def test_freetds_connects_with_and_without_required_encryption(
+def test_fluxions_freetds_string_encrypts_only_the_login(
     tsql_server: TsqlServer, tsql_stores: list[TsqlStore]
 ) -> None:
-    """fluxion's FreeTDS string names no encryption (FreeTDS then only requests it); the server
-    also accepts ``Encryption=require``."""
+    """fluxion's FreeTDS string names no encryption: FreeTDS (TDS 7.4) then only offers it, the
+    server does not insist, and only the login packet is encrypted -- the rows travel in clear
+    over the VPN. ``Encryption=require`` encrypts the session (FreeTDS does not check the
+    certificate unless given a CA file, so a self-signed one passes)."""
     database = tsql_stores[0].database
-    for extra in ("", "Encryption=require;"):
-        conn_str = driver_connection(tsql_server, database, FREETDS, extra)
-        with closing(pyodbc.connect(conn_str, timeout=10)) as conn:
-            assert conn.cursor().execute("SELECT COUNT(*) FROM MA_DEPOSITO").fetchone()[0] > 0
+    fluxion = fluxion_connection(tsql_server, database, FREETDS)
+    assert "Encryption" not in fluxion
+    assert not encrypted(fluxion)
+    assert encrypted(fluxion + "Encryption=require;")
 
 
 def test_the_private_odbcinst_registers_both_drivers(tsql_odbcsysini: Path) -> None:
