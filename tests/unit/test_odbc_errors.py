@@ -228,6 +228,20 @@ CASES = {
         *LOST,
         "FreeTDS/freetds#288; TDSESEOF in FreeTDS src/tds/util.c",
     ),
+    "freetds_server_message_cut_off_by_a_kill_arrow": Case(
+        via_arrow("SQLFetch", "42000", 33557097, "[FreeTDS][SQL Server]"),
+        "query",
+        TDS,
+        *LOST,
+        "observed here: T-SQL KILL mid-fetch on Babelfish, tests/integration/test_tsql_source.py",
+    ),
+    "freetds_server_message_cut_off_by_a_kill_pyodbc": Case(
+        via_pyodbc("42000", "[42000] [FreeTDS][SQL Server] (33557097) (SQLFetch)"),
+        "query",
+        TDS,
+        *LOST,
+        "the same, as pyodbc would shape it when it shows only that record",
+    ),
     "freetds_unavailable_at_connect_is_not_a_missing_database": Case(
         via_pyodbc(
             "08S01",

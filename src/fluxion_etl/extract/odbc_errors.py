@@ -74,6 +74,8 @@ class Signal:
     natives: frozenset[int] = frozenset()
     phrases: tuple[str, ...] = ()
     phase: Phase | None = None
+    pattern: str | None = None
+    """A regular expression over the lower-cased message, where a phrase cannot say it."""
 
     def matches(self, phase: Phase, state: str | None, natives: set[int], text: str) -> bool:
         if self.phase is not None and self.phase != phase:
@@ -82,6 +84,7 @@ class Signal:
             (state is not None and state.startswith(self.states))
             or bool(self.natives & natives)
             or any(phrase in text for phrase in self.phrases)
+            or (self.pattern is not None and re.search(self.pattern, text) is not None)
         )
 
 
@@ -126,6 +129,15 @@ SIGNALS: tuple[Signal, ...] = (
             "server closed the connection",
             "unexpected eof from the server",
         ),
+    ),
+    # FreeTDS read the number of a server message but not its text: the session died while
+    # the server was sending it (the next record, 20017 "Unexpected EOF", is one arrow-odbc
+    # does not show). Seen with a T-SQL KILL mid-fetch (tests/integration/test_tsql_source.py).
+    Signal(
+        Happened.SESSION_LOST,
+        FREETDS,
+        pattern=r"\[freetds\]\[sql server\]\s*(?:\(-?\d+\)\s*)?(?:\(sql\w+\)\s*)?(?:;|$)",
+        phase="query",
     ),
     Signal(
         Happened.UNREACHABLE,
