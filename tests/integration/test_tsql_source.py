@@ -16,9 +16,13 @@ is PostgreSQL's wording); nor a real server's TLS stack and certificates.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -103,7 +107,8 @@ def tsql_server(unavailable: Callable[[str], NoReturn]) -> TsqlServer:
         _unavailable("mssql-python-odbc (Microsoft ODBC Driver 18) is not installed")
     if freetds_driver_library() is None:
         _unavailable("FreeTDS's ODBC driver is not installed (apt-get install tdsodbc)")
-    server = TsqlServer(host=host, port=int(port), user=user, password=password)
+    pg_port = os.environ.get("FLUXION_TEST_TSQL_PG_PORT", "15433")
+    server = TsqlServer(host, int(port), user, password, int(pg_port))
     try:
         server.connect().close()
     except pyodbc.Error as exc:
@@ -401,14 +406,13 @@ def test_wrong_password_missing_database_and_closed_port_are_classified(
 
 
 def _pg_admin(server: TsqlServer) -> Any:
-    """A psycopg2 connection to Babelfish's PostgreSQL side (the same login; its port from
-    FLUXION_TEST_TSQL_PG_PORT), for what T-SQL cannot do: a function that sleeps."""
+    """A psycopg2 connection to Babelfish's PostgreSQL side (the same login), for what T-SQL
+    cannot do: a function that sleeps, the sessions as the server sees them."""
     import psycopg2
 
-    port = os.environ.get("FLUXION_TEST_TSQL_PG_PORT", "15433")
     conn = psycopg2.connect(
         host=server.host,
-        port=int(port),
+        port=server.pg_port,
         user=server.user,
         password=server.password,
         dbname="babelfish_db",
@@ -443,12 +447,12 @@ def slowed_query(
 
 
 @contextmanager
-def session_killer(server: TsqlServer) -> Iterator[list[int]]:
-    """KILLs (T-SQL, from a second TDS session) the first session found running the inventory
-    query; yields the spids it killed. A TDS session is a PostgreSQL backend (spid = pid), seen
-    in pg_stat_activity with the T-SQL text -- its first 1,024 bytes: the packaged query's head
-    is what is matched."""
-    killed: list[int] = []
+def when_streaming(server: TsqlServer, act: Callable[[int], None]) -> Iterator[list[int]]:
+    """Calls ``act(spid)`` once, half a second after the first session found streaming the
+    inventory query's rows; yields the spids it acted on. A TDS session is a PostgreSQL
+    backend (spid = pid), seen in pg_stat_activity with the T-SQL text (its first 1,024
+    bytes: the packaged query's head is matched)."""
+    acted: list[int] = []
     done = threading.Event()
     # the trickle sleeping means the joined rows are being produced and sent
     find = (
@@ -458,29 +462,38 @@ def session_killer(server: TsqlServer) -> Iterator[list[int]]:
 
     def watch() -> None:
         admin = _pg_admin(server)
-        tds = server.connect("master")
         try:
             with admin.cursor() as cur:
-                while not done.is_set() and not killed:
+                while not done.is_set() and not acted:
                     cur.execute(find)
                     row = cur.fetchone()
                     if row is None:
                         time.sleep(0.05)
                         continue
                     time.sleep(0.5)  # some batches reach the client
-                    tds.cursor().execute(f"KILL {int(row[0])}")
-                    killed.append(int(row[0]))
+                    acted.append(int(row[0]))
+                    act(int(row[0]))
         finally:
-            tds.close()
-            admin.close()
+            with contextlib.suppress(Exception):  # the act may have stopped the server
+                admin.close()
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        yield killed
+        yield acted
     finally:
         done.set()
         watcher.join(timeout=10)
+
+
+def session_killer(server: TsqlServer) -> Any:
+    """KILLs (T-SQL, from a second TDS session) the session streaming the inventory query."""
+
+    def kill(spid: int) -> None:
+        with closing(server.connect("master")) as tds:
+            tds.cursor().execute(f"KILL {spid}")
+
+    return when_streaming(server, kill)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -521,6 +534,106 @@ def test_a_session_killed_mid_fetch_is_retried_and_publishes_exact_rows(
     assert set(rows) == set(store.data.expected)
     for code, want in store.data.expected.items():
         assert rows[code]["cantidad_actual"] == want.cantidad_actual, code
+
+
+@contextmanager
+def own_server(repo_root: Path) -> Iterator[tuple[TsqlServer, Callable[[], None]]]:
+    """A second Babelfish of this session's test alone (scripts/tsql-server.sh start, own run
+    directory and free ports): yields it and its ``stop``, which the test may call early."""
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    script = str(repo_root / "scripts" / "tsql-server.sh")
+    env = {
+        **os.environ,
+        # directly under /tmp: the server's user must reach it (pytest's tmp_path is root's)
+        "FLUXION_TSQL_RUN_DIR": str(
+            Path(tempfile.gettempdir()) / f"fluxion-tsql-{secrets.token_hex(4)}"
+        ),
+        "FLUXION_TSQL_PORT": str(ports[0]),
+        "FLUXION_TSQL_PG_PORT": str(ports[1]),
+    }
+    started = subprocess.run(
+        [script, "start"], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        if not stopped:
+            stopped = True
+            subprocess.run([script, "stop"], env=env, capture_output=True, timeout=120, check=False)
+
+    try:
+        assert started.returncode == 0, started.stderr[-3000:]
+        exports = dict(
+            line.removeprefix("export ").split("=", 1)
+            for line in started.stdout.splitlines()
+            if line.startswith("export ")
+        )
+        server = TsqlServer(
+            exports["FLUXION_TEST_TSQL_HOST"],
+            int(exports["FLUXION_TEST_TSQL_PORT"]),
+            exports["FLUXION_TEST_TSQL_USER"],
+            exports["FLUXION_TEST_TSQL_PASSWORD"],
+            int(exports["FLUXION_TEST_TSQL_PG_PORT"]),
+        )
+        yield server, stop
+    finally:
+        stop()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_the_server_stopped_mid_fetch_is_a_lost_connection_retried(
+    tsql_env: dict[str, str],
+    tsql_server: TsqlServer,
+    tsql_stores: list[TsqlStore],
+    repo_root: Path,
+    tmp_path: Path,
+    driver: str,
+    engine: str,
+) -> None:
+    """The store's server goes away mid-fetch (stopped, as a crash or a power cut does) and
+    stays away: the fetch is a lost connection, each retry meets a closed port, and the store
+    ends ``fallido``/``conexion`` after every attempt."""
+    shared = tsql_stores[0]
+    with own_server(repo_root) as (server, stop):
+        database = new_database_name()
+        create_store_database(server, database, shared.data)
+        store = TsqlStore(shared.id, shared.name, database, shared.warehouse, shared.data)
+        query = slowed_query(server, store, tmp_path, seconds_per_row=0.002)
+        write_stores(tsql_env, stores_toml([store], server, driver))
+        env = {
+            **tsql_env,
+            "SQL_PASS": server.password,
+            "ETL_ENGINE": engine,
+            "ETL_QUERY_FILE": str(query),
+            "ETL_MAX_RETRIES": "2",
+            "ETL_CONNECT_TIMEOUT_SECONDS": "5",
+        }
+        with when_streaming(server, lambda _spid: stop()) as acted:
+            result = run_cli(["run"], env, timeout=240)
+    assert len(acted) == 1, "the fetch was never caught streaming"
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    retried = [
+        line
+        for line in json_lines(result.stdout)
+        if line.get("event") == "transient error; retrying the store from scratch"
+    ]
+    assert len(retried) == 1 and "connection lost" in retried[0]["error"], result.stdout[-3000:]
+    entry = ledger_rows(Path(env["DATABASE_PATH"]))[store.id]
+    assert (entry["estado"], entry["error_tipo"], entry["intentos"]) == (
+        "fallido",
+        "conexion",
+        2,
+    ), entry
+    error = retried[0]["error"]
+    assert "SQLFetch" in error or "SQLGetData" in error, f"not stopped mid-fetch: {error}"
+    closed = {MSSQL: "Login timeout expired", FREETDS: "Adaptive Server is unavailable"}
+    assert closed[driver] in entry["error_mensaje"], entry["error_mensaje"]
 
 
 # -- encryption ------------------------------------------------------------------------------------

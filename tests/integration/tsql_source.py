@@ -102,6 +102,8 @@ class TsqlServer:
     port: int
     user: str
     password: str = field(repr=False)
+    pg_port: int = 15433
+    """Babelfish's PostgreSQL port (same login): for what T-SQL cannot do in a test."""
 
     def connect(self, database: str = "master", *, autocommit: bool = True) -> pyodbc.Connection:
         """A pyodbc connection through Microsoft's ODBC Driver 18, loaded by its path (no
