@@ -130,12 +130,15 @@ SIGNALS: tuple[Signal, ...] = (
             "unexpected eof from the server",
         ),
     ),
-    # FreeTDS read the number of a server message but not its text: the session died while
-    # the server was sending it (the next record, 20017 "Unexpected EOF", is one arrow-odbc
-    # does not show). Seen with a T-SQL KILL mid-fetch (tests/integration/test_tsql_source.py).
+    # FreeTDS lost the connection in the middle of a token and says so without words: inside a
+    # row it marks the socket dead and reports HY000 "Unknown error" (no 20017); inside a
+    # server message it has the number but not the text (the 20017 after it is a record
+    # arrow-odbc does not show). Seen with a link reset and a T-SQL KILL mid-fetch
+    # (tests/integration/test_tsql_source.py; the soak's --source tsql).
     Signal(
         Happened.SESSION_LOST,
         FREETDS,
+        phrases=("[sql server]unknown error",),
         pattern=r"\[freetds\]\[sql server\]\s*(?:\(-?\d+\)\s*)?(?:\(sql\w+\)\s*)?(?:;|$)",
         phase="query",
     ),
