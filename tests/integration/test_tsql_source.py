@@ -48,6 +48,7 @@ from tsql_source import (
 from fluxion_etl.config import DEFAULT_DRIVER
 from fluxion_etl.connection import build_connection_string
 from fluxion_etl.credentials import Credentials
+from fluxion_etl.demo.linkproxy import FaultyProxy
 from fluxion_etl.demo.stellar import DEFAULT_TRAPS, generate_store
 from fluxion_etl.query import load_query
 from fluxion_etl.stores import Store
@@ -528,6 +529,51 @@ def test_a_session_killed_mid_fetch_is_retried_and_publishes_exact_rows(
     assert any(all(word in error for word in words) for words in said[driver]), error
     assert "SQLFetch" in error or "SQLGetData" in error, f"not killed mid-fetch: {error}"
     db = Path(env["DATABASE_PATH"])
+    entry = ledger_rows(db)[store.id]
+    assert (entry["estado"], entry["intentos"]) == ("exitoso", 2), entry
+    rows = published_rows(db, store.id)
+    assert set(rows) == set(store.data.expected)
+    for code, want in store.data.expected.items():
+        assert rows[code]["cantidad_actual"] == want.cantidad_actual, code
+
+
+#: where in the store's answer the link is reset: FreeTDS's words depend on it
+RESETS = [(MSSQL, 60_000)] + [(FREETDS, after) for after in (45_000, 60_000, 75_000)]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("driver", "after_bytes"), RESETS)
+def test_a_link_reset_mid_fetch_is_retried_and_publishes_exact_rows(
+    tsql_env: dict[str, str],
+    tsql_server: TsqlServer,
+    tsql_stores: list[TsqlStore],
+    driver: str,
+    after_bytes: int,
+    engine: str,
+) -> None:
+    """The VPN resets the link mid-fetch (a TCP proxy on 127.0.0.1, after ``after_bytes``).
+    FreeTDS says so three ways depending on where in the stream the reset lands: 20017
+    "Unexpected EOF", a server message without its text, or -- inside a row -- HY000 "Unknown
+    error"; each must be a lost connection, retried."""
+    store = tsql_stores[0]
+    upstream = (tsql_server.host, tsql_server.port)
+    with FaultyProxy(upstream, fault="reset", after_bytes=after_bytes, spoil=1) as proxy:
+        write_stores(
+            tsql_env,
+            store_entry(
+                store.id,
+                store.name,
+                "127.0.0.1",
+                proxy.port,
+                store.database,
+                store.warehouse,
+                driver,
+            ),
+        )
+        result = run_cli(["run"], {**tsql_env, "ETL_ENGINE": engine, "ETL_MAX_RETRIES": "3"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert proxy.spoiled == 1
+    db = Path(tsql_env["DATABASE_PATH"])
     entry = ledger_rows(db)[store.id]
     assert (entry["estado"], entry["intentos"]) == ("exitoso", 2), entry
     rows = published_rows(db, store.id)
