@@ -1,7 +1,7 @@
 """What the live view's "rows fetched so far" costs the fetch: prints figures, asserts nothing.
 
 The fetch process stores its running row count in a shared 64-bit integer once per fetched batch
-(extract/isolated.py, stage.py). This measures the fetch-and-stage of one SQLite demo store
+(run/fetch.py, run/stage.py). This measures the fetch-and-stage of one SQLite demo store
 (the real SQLite3 ODBC driver, the arrow engine) with and without that update, alternating, and
 the update's own cost per call.
 

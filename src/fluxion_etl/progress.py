@@ -39,7 +39,7 @@ _WAITING_FOR_LOCK = "target database is locked by another process; waiting"
 
 class FetchProgress:
     """Rows fetched so far, per store, while its fetch runs (reported at every poll of the fetch
-    process, see extract/isolated.py). Plain assignments of ints: safe to read from the display's
+    process, see run/fetch.py). Plain assignments of ints: safe to read from the display's
     refresh thread without a lock."""
 
     def __init__(self) -> None:

@@ -2,6 +2,7 @@
 
     python -m fluxion_harness.soak [--target duckdb|postgres] [--runs 50] [--seed S]
                                     [--stores 21] [--products 3000] [--faults a,b] [--workdir DIR]
+                                    [--source postgres|tsql]
 
 K stores of the chain on the PostgreSQL stand-in (``FLUXION_TEST_PG_*``), their quantities
 changed before every run (:mod:`fluxion_harness.soak_chain`). Run 0 has no fault and measures
@@ -13,8 +14,11 @@ printed with the seed, so ``--seed`` replays the same sequence. Each run is the 
 DuckDB file in the work directory (default) or PostgreSQL (``--target postgres``: ``DATABASE_URL``
 + ``PGPASSWORD`` as for the CLI, into a fresh schema; else a database of its own on the stand-in
 server); what is read of it goes through :mod:`fluxion_harness.soak_target`, and each target has
-its own fault list. Prints a table of the invariants (:mod:`fluxion_harness.soak_checks`), the
-faults, the target's size and the reader's figures; exits 1 on any violation, 2 on bad input.
+its own fault list. ``--source tsql`` puts the stores on the T-SQL server instead (Babelfish,
+``FLUXION_TEST_TSQL_*``: :mod:`fluxion_harness.soak_tsql`), read through Microsoft's ODBC Driver
+18 (``SOAK_TSQL_DRIVER=FreeTDS`` for FreeTDS). Prints a table of the invariants
+(:mod:`fluxion_harness.soak_checks`), the faults, the target's size and the reader's figures;
+exits 1 on any violation, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -41,6 +45,12 @@ from fluxion_harness.soak_chain import Chain
 from fluxion_harness.soak_checks import INVARIANTS, Invariants, RunOutcome
 from fluxion_harness.soak_faults import FAULTS, Injection, SoakContext, injection
 from fluxion_harness.soak_target import DUCKDB_FAULTS, POSTGRES_FAULTS, TARGETS, soak_target
+from fluxion_harness.soak_tsql import (
+    DEFAULT_TSQL_DRIVER,
+    BabelfishPg,
+    TsqlChain,
+    tsql_server_from_env,
+)
 
 PG_VARIABLES = (
     "FLUXION_TEST_PG_HOST",
@@ -84,6 +94,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         f" postgres {', '.join(POSTGRES_FAULTS)}",
     )
     parser.add_argument("--workdir", type=Path, default=None, help="keep the files here")
+    parser.add_argument(
+        "--source",
+        choices=("postgres", "tsql"),
+        default="postgres",
+        help="where the stores live: the PostgreSQL stand-in, or Babelfish over TDS (postgres)",
+    )
     args = parser.parse_args(argv)
     if args.runs <= 0:
         raise UsageError(f"--runs must be at least 1, got {args.runs}")
@@ -126,18 +142,33 @@ def pg_server_from_env() -> PgServer:
 
 
 class Soak:
-    def __init__(self, args: argparse.Namespace, server: PgServer, workdir: Path) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        server: PgServer | None,
+        workdir: Path,
+        tsql: BabelfishPg | None = None,
+    ) -> None:
         self.args = args
-        self.server = server
         self.workdir = workdir
         self.rng = random.Random(args.seed)
         self.staging = workdir / "staging"
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.stores_file = workdir / "stores.toml"
-        self.chain = Chain.create(server, args.stores, args.products, args.seed)
+        self.odbc_env: dict[str, str] = {}
+        if tsql is not None:
+            driver = os.environ.get("SOAK_TSQL_DRIVER", DEFAULT_TSQL_DRIVER)
+            chain = TsqlChain.create_tsql(tsql, args.stores, args.products, args.seed, driver)
+            self.odbc_env["ODBCSYSINI"] = str(chain.odbcsysini(workdir / "odbc"))
+            self.login = (tsql.user, tsql.password)
+            self.chain: Chain = chain
+        else:
+            assert server is not None
+            self.login = (server.user, server.password)
+            self.chain = Chain.create(server, args.stores, args.products, args.seed)
         try:
-            self.target = soak_target(args.target, workdir, server, os.environ)
+            self.target = soak_target(args.target, workdir, server, os.environ)  # type: ignore[arg-type]
         except BaseException:
             self.chain.drop()
             raise
@@ -162,11 +193,12 @@ class Soak:
             ETL_STAGING_DIR=str(self.staging),
             ETL_LOCK_WAIT_SECONDS=f"{LOCK_WAIT_SECONDS:g}",
             ETL_TIMEOUT_SECONDS=f"{self.deadline:g}",
-            SQL_USER=self.server.user,
-            SQL_PASS=self.server.password,
+            SQL_USER=self.login[0],
+            SQL_PASS=self.login[1],
             ENVIRONMENT="soak",
             LOG_LEVEL="INFO",
         )
+        env.update(self.odbc_env)
         env.update(extra)
         return env
 
@@ -246,7 +278,8 @@ class Soak:
 
     def execute(self) -> int:
         print(
-            f"soak: target {self.args.target}, seed {self.args.seed}, {self.args.runs} runs,"
+            f"soak: source {self.args.source}, target {self.args.target},"
+            f" seed {self.args.seed}, {self.args.runs} runs,"
             f" {len(self.chain.stores)} stores"
             f" x {self.args.products} products, faults {','.join(self.args.faults)};"
             f" files in {self.workdir}",
@@ -329,13 +362,15 @@ class Soak:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse_args(argv)
-        server = pg_server_from_env()
-    except UsageError as exc:
+        needs_pg = args.source == "postgres" or args.target == "postgres"
+        server = pg_server_from_env() if needs_pg else None
+        tsql = tsql_server_from_env() if args.source == "tsql" else None
+    except (UsageError, ValueError) as exc:
         print(f"soak: error: {exc}", file=sys.stderr)
         return 2
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fluxion-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    soak = Soak(args, server, workdir)
+    soak = Soak(args, server, workdir, tsql)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda _signum, _frame: soak.stopping.set())
     try:

@@ -1,7 +1,7 @@
 """The run: plan -> extract (parallel, retried) -> stage -> transform -> guard -> publish -> ledger.
 
 Worker threads fetch, stage and transform stores concurrently (each store is bound by its own
-network link; the fetch itself runs in a child process, see extract/isolated.py; the transforms
+network link; the fetch itself runs in a child process, see run/fetch.py; the transforms
 share one DuckDB); the main thread publishes the stores as soon as they are ready, the stores
 ready together as one batch of the target (on DuckDB: one opening of the file, one short write
 transaction). A failing store is recorded and the others carry on. A deadline or a stop
@@ -171,7 +171,7 @@ def run_pipeline(
 ) -> RunResult:
     """Run the ETL for ``stores`` under the single-run guard; never raises for a store failure.
 
-    Each fetch runs in a child process (extract/isolated.py), so a program that calls this must
+    Each fetch runs in a child process (run/fetch.py), so a program that calls this must
     keep its entry point under ``if __name__ == "__main__":`` (multiprocessing re-imports the main
     script in the child); ``fluxion-etl`` and ``python -m fluxion_etl`` do.
     """

@@ -76,6 +76,8 @@ class Signal:
     natives: frozenset[int] = frozenset()
     phrases: tuple[str, ...] = ()
     phase: Phase | None = None
+    pattern: str | None = None
+    """A regular expression over the lower-cased message, where a phrase cannot say it."""
 
     def matches(self, phase: Phase, state: str | None, natives: set[int], text: str) -> bool:
         if self.phase is not None and self.phase != phase:
@@ -84,6 +86,7 @@ class Signal:
             (state is not None and state.startswith(self.states))
             or bool(self.natives & natives)
             or any(phrase in text for phrase in self.phrases)
+            or (self.pattern is not None and re.search(self.pattern, text) is not None)
         )
 
 
@@ -128,6 +131,18 @@ SIGNALS: tuple[Signal, ...] = (
             "server closed the connection",
             "unexpected eof from the server",
         ),
+    ),
+    # FreeTDS lost the connection in the middle of a token and says so without words: inside a
+    # row it marks the socket dead and reports HY000 "Unknown error" (no 20017); inside a
+    # server message it has the number but not the text (the 20017 after it is a record
+    # arrow-odbc does not show). Seen with a link reset and a T-SQL KILL mid-fetch
+    # (tests/integration/source/test_tsql_source.py; the soak's --source tsql).
+    Signal(
+        Happened.SESSION_LOST,
+        FREETDS,
+        phrases=("[sql server]unknown error",),
+        pattern=r"\[freetds\]\[sql server\]\s*(?:\(-?\d+\)\s*)?(?:\(sql\w+\)\s*)?(?:;|$)",
+        phase="query",
     ),
     Signal(
         Happened.UNREACHABLE,

@@ -126,7 +126,7 @@ def warehouses_of(
     """Connect (read-only) and list the warehouses; a classified StoreError on failure.
 
     Module-level and with picklable arguments, so the snapshot guard can run it in a child
-    process like a fetch (extract/isolated.py).
+    process like a fetch (run/fetch.py).
     """
     try:
         con = pyodbc.connect(connection.text, timeout=timeout, autocommit=True, readonly=True)

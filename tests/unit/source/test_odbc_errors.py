@@ -230,6 +230,36 @@ CASES = {
         *LOST,
         "FreeTDS/freetds#288; TDSESEOF in FreeTDS src/tds/util.c",
     ),
+    "freetds_link_reset_inside_a_row_arrow": Case(
+        via_arrow("SQLFetch", "HY000", 0, "[FreeTDS][SQL Server]Unknown error"),
+        "query",
+        TDS,
+        *LOST,
+        "observed here: a link reset mid-row (TDSDUMP: socket dead inside a ROW token, no 20017),"
+        " tests/integration/source/test_tsql_source.py",
+    ),
+    "freetds_link_reset_inside_a_row_pyodbc": Case(
+        via_pyodbc("HY000", "[HY000] [FreeTDS][SQL Server]Unknown error (0) (SQLFetch)"),
+        "query",
+        TDS,
+        *LOST,
+        "the same, as pyodbc shapes it",
+    ),
+    "freetds_server_message_cut_off_by_a_kill_arrow": Case(
+        via_arrow("SQLFetch", "42000", 33557097, "[FreeTDS][SQL Server]"),
+        "query",
+        TDS,
+        *LOST,
+        "observed here: T-SQL KILL mid-fetch on Babelfish,"
+        " tests/integration/source/test_tsql_source.py",
+    ),
+    "freetds_server_message_cut_off_by_a_kill_pyodbc": Case(
+        via_pyodbc("42000", "[42000] [FreeTDS][SQL Server] (33557097) (SQLFetch)"),
+        "query",
+        TDS,
+        *LOST,
+        "the same, as pyodbc would shape it when it shows only that record",
+    ),
     "freetds_unavailable_at_connect_is_not_a_missing_database": Case(
         via_pyodbc(
             "08S01",

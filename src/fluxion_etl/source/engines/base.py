@@ -128,7 +128,7 @@ class Engine(Protocol):
     def batches(self, request: FetchRequest) -> Iterator[pa.RecordBatch]:
         """Yield batches until done; raise a StoreError (classified) on failure.
 
-        Runs in a fetch process of its own (extract/isolated.py), which a deadline or a SIGTERM
+        Runs in a fetch process of its own (run/fetch.py), which a deadline or a SIGTERM
         kills: an engine need not watch for a stop itself.
         """
         ...

@@ -48,6 +48,17 @@ class PyodbcEngine:
             raise classify(
                 exc, "query", request.where, request.credentials, request.connection.family
             ) from None
+        except decimal.InvalidOperation:
+            # pyodbc builds a DECIMAL from the driver's text; a session that dies inside a row
+            # can leave that text cut off (seen: Driver 18, a T-SQL KILL mid-fetch), which is
+            # not bad data. Whether the session is still alive decides: ask it.
+            try:
+                connection.cursor().execute("SELECT 1").fetchall()
+            except pyodbc.Error as probe:
+                raise classify(
+                    probe, "query", request.where, request.credentials, request.connection.family
+                ) from None
+            raise
         finally:
             connection.close()
 
