@@ -24,12 +24,13 @@ def test_test_sh_drops_its_own_login_however_it_ends() -> None:
     script = (REPO / "scripts" / "test.sh").read_text(encoding="utf-8")
     login = re.search(r"^source scripts/postgres-login.sh (\S+)", script, re.MULTILINE)
     assert login and "$$" in login.group(1)  # one login per run
-    assert re.search(
-        r"^trap 'scripts/postgres-logout.sh \"\$FLUXION_TEST_PG_USER\" "
-        r"\"\$FLUXION_TEST_PG_PORT\"' EXIT$",
-        script,
-        re.MULTILINE,
-    )
+    # one EXIT trap, whose function drops the login and stops the T-SQL server
+    assert re.search(r"^trap cleanup EXIT$", script, re.MULTILINE)
+    cleanup = re.search(r"^cleanup\(\) \{\n(.*?)^\}$", script, re.MULTILINE | re.DOTALL)
+    assert cleanup, "no cleanup() function for the trap"
+    body = cleanup.group(1)
+    assert 'scripts/postgres-logout.sh "$FLUXION_TEST_PG_USER" "$FLUXION_TEST_PG_PORT"' in body
+    assert "./scripts/tsql-server.sh stop" in body
     assert not re.search(r"^exec ", script, re.MULTILINE)  # exec would skip the trap
 
 
