@@ -133,15 +133,15 @@ _SHOWN_AS_SECRET = r"(?i)(\b(?:pwd|password)\s*[=:]\s*[{'\"]?)"  # noqa: S105 - 
 def redact_secret(text: str, secret: str | None, user: str | None = None) -> str:
     """``text`` with ``secret`` (and its ODBC-escaped form, ``}`` doubled) replaced by ``***``.
 
-    Where a driver shows the password as such (``PWD=...``, ``PWD={...}``, ``password=...``,
-    ``password: ...``) it is always replaced, whatever it is. Elsewhere in the text it is
-    replaced only when it is at least :data:`MIN_FREE_TEXT_SECRET` characters long and is not
-    the user name. Why: replacing every occurrence of a short or common password turns ordinary
-    words and numbers into ``***`` (``port *** failed`` when it is ``5432``, ``is the VPN
-    u***`` when it is ``p``), which garbles the message *and* tells whoever reads the log what
-    the password is; and a password equal to the user name is shown by the user name anyway,
-    so masking it would only reveal that they are equal. Drivers print a password as free text
-    only when they echo a connection string, which the first rule covers.
+    Where a driver shows the password as such (after ``PWD=``, inside ``PWD={}``, after
+    ``password=`` or ``password:``) it is always replaced, whatever it is. Elsewhere in the text it
+    is replaced only when it is at least :data:`MIN_FREE_TEXT_SECRET` characters long and is not the
+    user name. Why: replacing every occurrence of a short or common password turns ordinary words
+    and numbers into ``***`` (``port *** failed`` when it is ``5432``, ``is the VPN u***`` when it
+    is ``p``), which garbles the message *and* tells whoever reads the log what the password is; and
+    a password equal to the user name is shown by the user name anyway, so masking it would only
+    reveal that they are equal. Drivers print a password as free text only when they echo a
+    connection string, which the first rule covers.
     """
     if not secret:
         return text
