@@ -15,7 +15,21 @@ from typing import Any
 
 import duckdb
 
+from fluxion_etl.run.clean import DECIMAL_TYPES
+
 PG_DRIVER = "PostgreSQL Unicode"
+#: the published columns a row-by-row comparison with the oracle checks, by kind
+NUMERIC_COLUMNS = tuple(DECIMAL_TYPES)
+TEXT_COLUMNS = (
+    "codigo_barras",
+    "descripcion_producto",
+    "categoria",
+    "grupo",
+    "subgrupo",
+    "marca",
+    "presentacion",
+    "cuadrante",
+)
 
 
 def stores_toml(stores: Sequence[Any], pg_server: Any, extra: str = "") -> str:

@@ -33,12 +33,11 @@ from typing import Any, NoReturn
 
 import pyodbc
 import pytest
-from etl_cli import json_lines, ledger_rows, published_rows, run_cli
+from etl_cli import NUMERIC_COLUMNS, TEXT_COLUMNS, json_lines, ledger_rows, published_rows, run_cli
 
 from fluxion_etl.config import DEFAULT_DRIVER
 from fluxion_etl.credentials import Credentials
 from fluxion_etl.demo.stellar import DEFAULT_TRAPS, generate_store
-from fluxion_etl.run.clean import DECIMAL_TYPES
 from fluxion_etl.source.connection import build_connection_string
 from fluxion_etl.source.query import load_query
 from fluxion_etl.stores import Store
@@ -75,17 +74,6 @@ SHARED_STORES = (
     ("cedi_seco", "CEDI SECO", "2001", 2001),
 )
 SHARED_STORE_PRODUCTS = 3000
-NUMERIC_COLUMNS = tuple(DECIMAL_TYPES)
-TEXT_COLUMNS = (
-    "codigo_barras",
-    "descripcion_producto",
-    "categoria",
-    "grupo",
-    "subgrupo",
-    "marca",
-    "presentacion",
-    "cuadrante",
-)
 
 
 # -- fixtures -------------------------------------------------------------------------------------

@@ -15,25 +15,21 @@ from typing import Any
 
 import duckdb
 import pytest
-from etl_cli import closed_port_store, json_lines, published_rows, run_cli, write_stores
+from etl_cli import (
+    NUMERIC_COLUMNS,
+    TEXT_COLUMNS,
+    closed_port_store,
+    json_lines,
+    published_rows,
+    run_cli,
+    write_stores,
+)
 
 from fluxion_cfn.stack import render
-from fluxion_etl.run.clean import DECIMAL_TYPES
 from stack_metrics import emitted_metrics, stack_metrics
 
 pytestmark = pytest.mark.postgres
 
-NUMERIC_COLUMNS = tuple(DECIMAL_TYPES)
-TEXT_COLUMNS = (
-    "codigo_barras",
-    "descripcion_producto",
-    "categoria",
-    "grupo",
-    "subgrupo",
-    "marca",
-    "presentacion",
-    "cuadrante",
-)
 
 
 def test_run_publishes_exactly_the_rows_the_business_rules_select(
