@@ -53,6 +53,18 @@ RUN set -eux; \
     fi; \
     rm -rf /var/lib/apt/lists/*
 
+# Amazon RDS's root CAs join the system CA bundle, the one fluxion verifies a PostgreSQL target
+# against by default (sslmode=verify-full): a target on RDS needs no PGSSLROOTCERT. One file per
+# certificate, as update-ca-certificates wants; where they come from: docker/rds-ca-roots.pem.
+COPY docker/rds-ca-roots.pem /tmp/rds-ca-roots.pem
+RUN set -eux; \
+    awk '/-----BEGIN CERTIFICATE-----/ { n++; f = sprintf("/usr/local/share/ca-certificates/amazon-rds-%03d.crt", n) } \
+         f { print > f } \
+         /-----END CERTIFICATE-----/ { close(f); f = "" }' /tmp/rds-ca-roots.pem; \
+    test "$(ls /usr/local/share/ca-certificates/amazon-rds-*.crt | wc -l)" -eq "$(grep -c -- '-----BEGIN CERTIFICATE-----' /tmp/rds-ca-roots.pem)"; \
+    update-ca-certificates; \
+    rm /tmp/rds-ca-roots.pem
+
 # The dependencies first (a layer that only changes with the lock), every file checked against
 # its hash; then fluxion's own wheel without resolving anything, and pip's consistency check.
 COPY requirements/image.txt /tmp/requirements.txt

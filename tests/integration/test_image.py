@@ -131,6 +131,28 @@ def test_the_image_finds_freetds_by_the_name_the_stack_uses(image: ImageRoot) ->
     assert json.loads(ran.stdout) == ["FreeTDS"]
 
 
+def test_the_ca_bundle_fluxion_verifies_postgresql_with_holds_every_rds_root(
+    image: ImageRoot, repo_root: Path
+) -> None:
+    """With no PGSSLROOTCERT, a PostgreSQL target is verified against the system bundle
+    (targets/postgres/tls.py): in the image that bundle must hold RDS's roots, or every run
+    against RDS would end in a certificate error (or tempt an operator to turn TLS checks off)."""
+    probe = (
+        "import json, ssl; from fluxion_etl.targets.postgres.tls import system_bundle; "
+        "ctx = ssl.create_default_context(cafile=system_bundle()); "
+        "print(json.dumps([dict(p[0] for p in c['subject']).get('commonName', '') "
+        "for c in ctx.get_ca_certs()]))"
+    )
+    ran = image.run(["python", "-c", probe])
+    assert ran.returncode == 0, ran.stderr
+    trusted = set(json.loads(ran.stdout))
+    pem = (repo_root / "docker" / "rds-ca-roots.pem").read_text(encoding="ascii")
+    rds = set(re.findall(r"^# (Amazon RDS .+ Root CA .+ G1)$", pem, re.M))
+    assert len(rds) >= 50
+    assert rds - trusted == set()
+    assert any(not name.startswith("Amazon RDS") for name in trusted)  # the public CAs stay
+
+
 def test_python_m_fluxion_cfn_in_the_image_prints_the_committed_template(
     image: ImageRoot, repo_root: Path
 ) -> None:

@@ -157,6 +157,7 @@ def test_the_build_context_keeps_the_sources_and_drops_local_state() -> None:
     needed = [
         "setup.cfg", "pyproject.toml", "README.md", "src/fluxion_etl/cli.py",
         "src/fluxion_etl/sql/inventario.sql", "src/fluxion_cfn/task.py", "requirements/image.txt",
+        "docker/rds-ca-roots.pem",
     ]  # fmt: skip
     dropped = [
         ".git/HEAD", ".venv/bin/python", ".tox/py311/log", "fluxion.duckdb",
@@ -169,5 +170,8 @@ def test_the_build_context_keeps_the_sources_and_drops_local_state() -> None:
     # Whatever the Dockerfile copies from the context is in the context.
     copied = [src for n, a in instructions() if n == "COPY" and "--from" not in a
               for src in a.split()[:-1]]  # fmt: skip
-    assert copied == ["setup.cfg", "pyproject.toml", "README.md", "src", "requirements/image.txt"]
+    assert copied == [
+        "setup.cfg", "pyproject.toml", "README.md", "src", "docker/rds-ca-roots.pem",
+        "requirements/image.txt",
+    ]  # fmt: skip
     assert [src for src in copied if _ignored(src, patterns)] == []

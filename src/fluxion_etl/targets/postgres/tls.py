@@ -4,9 +4,9 @@
 self-signed one received the target's password in clear, twice per run (issue 23). So:
 
 * the default is ``verify-full``: the server's certificate must chain to a trusted CA and name
-  the host. The CA bundle is the URL's ``sslrootcert``, else ``PGSSLROOTCERT`` (for RDS, the
-  RDS global bundle), else the system's bundle (``ca-certificates``); a bundle that is not
-  there is exit 2, before any connection;
+  the host. The CA bundle is the URL's ``sslrootcert``, else ``PGSSLROOTCERT``, else the
+  system's bundle (``ca-certificates``; the image adds RDS's root CAs to it, so RDS needs no
+  setting there); a bundle that is not there is exit 2, before any connection;
 * ``verify-ca`` (chain, not the name) may be asked for explicitly;
 * ``require`` (unverified) and ``disable`` (plain text) only for a server on this machine (a
   loopback address, ``localhost``, a Unix socket) or with ``DATABASE_INSECURE_TLS=1``, the
