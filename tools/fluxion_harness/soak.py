@@ -1,6 +1,7 @@
 """The chaos soak: N consecutive real runs, one random fault each, invariants checked after each.
 
     python -m fluxion_harness.soak [--target duckdb|postgres] [--runs 50] [--seed S]
+                                    [--layout inventario_raw|inventario_actual]
                                     [--stores 21] [--products 3000] [--faults a,b] [--workdir DIR]
                                     [--source postgres|tsql]
 
@@ -14,7 +15,10 @@ printed with the seed, so ``--seed`` replays the same sequence. Each run is the 
 DuckDB file in the work directory (default) or PostgreSQL (``--target postgres``: ``DATABASE_URL``
 + ``PGPASSWORD`` as for the CLI, into a fresh schema; else a database of its own on the stand-in
 server); what is read of it goes through :mod:`fluxion_harness.soak_target`, and each target has
-its own fault list. ``--source tsql`` puts the stores on the T-SQL server instead (Babelfish,
+its own fault list. ``--layout inventario_actual`` (PostgreSQL only; ``ETL_TARGET_LAYOUT``)
+publishes into the chain backend's tables instead, beside another feed's locations, with the
+invariants of that layout (:mod:`fluxion_harness.soak_actual`). ``--source tsql`` puts the stores
+on the T-SQL server instead (Babelfish,
 ``FLUXION_TEST_TSQL_*``: :mod:`fluxion_harness.soak_tsql`), read through Microsoft's ODBC Driver
 18 (``SOAK_TSQL_DRIVER=FreeTDS`` for FreeTDS). Prints a table of the invariants
 (:mod:`fluxion_harness.soak_checks`), the faults, the target's size and the reader's figures;
@@ -39,6 +43,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from fluxion_etl.demo.stellar import CHAIN_LOCATIONS
+from fluxion_etl.targets.postgres.layout_names import DEFAULT_LAYOUT, LAYOUTS
 from fluxion_harness.postgres_source import PgServer
 from fluxion_harness.run_process import RunProcess
 from fluxion_harness.soak_chain import Chain
@@ -81,6 +86,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--target", choices=TARGETS, default="duckdb", help="where runs publish (duckdb)"
     )
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default=DEFAULT_LAYOUT,
+        help=f"PostgreSQL table layout, as ETL_TARGET_LAYOUT ({DEFAULT_LAYOUT})",
+    )
     parser.add_argument("--runs", type=int, default=50, help="runs with a fault (default 50)")
     parser.add_argument("--seed", type=int, default=None, help="replay a soak (default: random)")
     parser.add_argument(
@@ -101,6 +112,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="where the stores live: the PostgreSQL stand-in, or Babelfish over TDS (postgres)",
     )
     args = parser.parse_args(argv)
+    if args.layout != DEFAULT_LAYOUT and args.target != "postgres":
+        raise UsageError(f"--layout {args.layout} is a PostgreSQL layout: add --target postgres")
     if args.runs <= 0:
         raise UsageError(f"--runs must be at least 1, got {args.runs}")
     if not 1 <= args.stores <= len(CHAIN_LOCATIONS):
@@ -168,7 +181,13 @@ class Soak:
             self.login = (server.user, server.password)
             self.chain = Chain.create(server, args.stores, args.products, args.seed)
         try:
-            self.target = soak_target(args.target, workdir, server, os.environ)  # type: ignore[arg-type]
+            self.target = soak_target(
+                args.target,
+                workdir,
+                server,  # type: ignore[arg-type]
+                os.environ,
+                args.layout,
+            )
         except BaseException:
             self.chain.drop()
             raise
@@ -212,6 +231,7 @@ class Soak:
         plan = fault.plan()
         try:
             self.chain.prepare(number, plan.emptied)
+            self.target.before_run(number)
             self.chain.write_stores(self.stores_file, plan.overrides)
             fault.arm()
             run = RunProcess(self.env(plan.env), self.logs / f"run-{number:04d}.log")
@@ -250,6 +270,7 @@ class Soak:
 
     def start_reader(self) -> None:
         expected = {store.id: len(store.base) for store in self.chain.stores}
+        expected.update(self.target.other_locations())
         (self.workdir / "expected.json").write_text(json.dumps(expected), encoding="utf-8")
         self.reader = subprocess.Popen(
             [
@@ -279,6 +300,7 @@ class Soak:
     def execute(self) -> int:
         print(
             f"soak: source {self.args.source}, target {self.args.target},"
+            f" layout {self.args.layout},"
             f" seed {self.args.seed}, {self.args.runs} runs,"
             f" {len(self.chain.stores)} stores"
             f" x {self.args.products} products, faults {','.join(self.args.faults)};"
@@ -314,7 +336,7 @@ class Soak:
         inv = self.invariants
         print(f"\nsoak: seed {self.args.seed}; reproduce with --seed {self.args.seed}")
         print(f"\n{'invariant':<72} {'checks':>7} {'violations':>10}")
-        for key, text in INVARIANTS:
+        for key, text in (*INVARIANTS, *self.target.own_invariants):
             if key == "sessions" and not inv.checks[key]:
                 continue  # a file target has no server sessions to outlive a run
             print(f"{text:<72} {inv.checks[key]:>7} {inv.violations[key]:>10}")

@@ -1,6 +1,7 @@
 """The invariants the soak checks after every run (docs/testing.md), from what the run left behind.
 
-Only the target (through :mod:`~.soak_target`, the same checks on either target), the ledger,
+Only the target (through :mod:`~.soak_target`, the same checks on either target, plus the
+invariants a target's layout brings: :attr:`~.soak_target.SoakTarget.own_invariants`), the ledger,
 the run guard, the staging directory and the exit code are looked at -- what an operator could
 look at -- and the oracle is the soak's own record of which
 run should hold each store (the ledger's ``exitoso`` rows, written in the same transaction as
@@ -136,6 +137,9 @@ class Invariants:
             self._check("rows", ok, message)
             if state is not None:  # in this run: exitoso -> its own rows, else the previous ones
                 self._check("holds_own_run", ok, message)
+
+        for key, ok, message in self.target.check_after_run(states):  # the target's own
+            self._check(key, ok, f"{tag}: {message}")
 
         entries, size = _staging_use(self.staging)
         self.staging_peak_bytes = max(self.staging_peak_bytes, size)

@@ -21,6 +21,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+from psycopg import sql
+
 from fluxion_etl.targets.postgres.target import PostgresTarget
 from fluxion_harness.linkproxy import FaultyProxy
 from fluxion_harness.run_process import RunProcess
@@ -352,7 +354,8 @@ class TargetSessionKilled(Injection):
 
 
 class TargetLockHeld(Injection):
-    """Another session holds ``SHARE`` on ``inventario_raw`` for a while, from a random moment
+    """Another session holds ``SHARE`` on the published table (``inventario_raw``, or
+    ``inventario_actual`` in that layout) for a while, from a random moment
     (as a non-concurrent ``CREATE INDEX`` would): it conflicts with a publish's ``DELETE`` and
     ``COPY`` but not with a reader's ``SELECT``. Publishes wait up to ``lock_timeout``
     (``ETL_LOCK_WAIT_SECONDS``), then fail ``bloqueo`` with the previous snapshot intact."""
@@ -362,12 +365,15 @@ class TargetLockHeld(Injection):
     def during(self, run: RunProcess) -> None:
         start = self.rng.uniform(0, self.context.typical_seconds)
         hold = self.rng.uniform(0.3, 1.6) * self.context.lock_wait_seconds
-        self.description = f"inventario_raw locked SHARE for {hold:.1f} s from {start:.1f} s"
+        target = _pg_target(self.context)
+        table = target.published_table
+        self.description = f"{table} locked SHARE for {hold:.1f} s from {start:.1f} s"
         if not run.sleep(start):
             self.description += " (run over first)"
             return
-        with _pg_target(self.context).connect() as con, con.transaction():
-            con.execute("LOCK TABLE inventario_raw IN SHARE MODE")
+        with target.connect() as con, con.transaction():
+            lock = sql.SQL("LOCK TABLE {} IN SHARE MODE")
+            con.execute(lock.format(sql.Identifier(target.schema, table)))
             run.sleep(hold)
 
 

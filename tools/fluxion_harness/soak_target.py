@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import duckdb
 import psycopg
@@ -30,7 +30,9 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from fluxion_etl.targets.duckdb.connect import is_lock_conflict
+from fluxion_etl.targets.postgres.layout_names import ACTUAL, RAW
 from fluxion_etl.targets.postgres.url import PostgresLogin, resolve_login
+from fluxion_harness import backend_pg
 from fluxion_harness.backend import SUMMARY
 from fluxion_harness.postgres_source import (
     PgServer,
@@ -55,6 +57,18 @@ BATCHES = (
 )
 LEDGER = "SELECT run_id, ubicacion_id, estado, fecha_inicio FROM etl_ejecuciones"
 ROWS = "SELECT ubicacion_id, codigo_producto, cantidad_actual, batch_id FROM inventario_raw"
+#: the ``inventario_actual`` layout has no batch id: a publish is one transaction, so its rows
+#: share one ``xmin`` (the backend reader counts those per location)
+BATCHES_ACTUAL = (
+    "SELECT ubicacion_id, count(DISTINCT xmin::text), min(xmin::text) FROM inventario_actual"
+    " GROUP BY 1"
+)
+#: per layout: the backend's per-location summary and the batches query, both on the tables the
+#: backend reads (``DATABASE_SCHEMA`` on the reader's ``search_path``)
+READS: dict[str, tuple[str, str]] = {
+    RAW: (SUMMARY, BATCHES),
+    ACTUAL: (backend_pg.SUMMARY, BATCHES_ACTUAL),
+}
 
 COMMON_FAULTS: tuple[str, ...] = (
     "none",
@@ -77,6 +91,10 @@ POSTGRES_FAULTS: tuple[str, ...] = (
     "target_down",
 )
 TARGETS = ("duckdb", "postgres")
+#: (key, text) of an invariant a target checks itself, after every run
+OwnInvariant = tuple[str, str]
+#: (key, holds, message) of one such check
+OwnCheck = tuple[str, bool, str]
 
 
 @dataclass(frozen=True)
@@ -124,11 +142,47 @@ class SoakTarget(Protocol):
 
     def drop(self) -> None: ...
 
+    @property
+    def own_invariants(self) -> tuple[OwnInvariant, ...]:
+        """Invariants of this target's tables besides the common ones (:mod:`~.soak_checks`)."""
+        ...
+
+    def before_run(self, number: int) -> None:
+        """Whatever else writes the target does so now, between runs (another feed)."""
+        ...
+
+    def check_after_run(self, states: Mapping[str, str]) -> list[OwnCheck]:
+        """This target's own invariants after a run whose stores ended in ``states`` (store ->
+        ledger state; empty when the run opened no ledger rows)."""
+        ...
+
+    def other_locations(self) -> dict[str, int]:
+        """Locations another writer keeps in the target, with their row counts: the backend
+        reader checks those too."""
+        ...
+
+
+class NoOwnChecks:
+    """A target whose invariants are the common ones, and which nobody else writes."""
+
+    @property
+    def own_invariants(self) -> tuple[OwnInvariant, ...]:
+        return ()
+
+    def before_run(self, number: int) -> None:
+        """Nobody else writes it."""
+
+    def check_after_run(self, states: Mapping[str, str]) -> list[OwnCheck]:
+        return []
+
+    def other_locations(self) -> dict[str, int]:
+        return {}
+
 
 # --- DuckDB ----------------------------------------------------------------------------------
 
 
-class DuckDBSoakTarget:
+class DuckDBSoakTarget(NoOwnChecks):
     kind: str = "duckdb"
     faults: tuple[str, ...] = DUCKDB_FAULTS
     size_label: str = "DuckDB file (+ WAL)"
@@ -232,10 +286,13 @@ class DuckDBSummary:
 # --- PostgreSQL ------------------------------------------------------------------------------
 
 
-class PostgresSoakTarget:
+class PostgresSoakTarget(NoOwnChecks):
     kind: str = "postgres"
     faults: tuple[str, ...] = POSTGRES_FAULTS
     size_label: str = "PostgreSQL inventario_raw + etl_ejecuciones (total relation size)"
+    #: the table a publish replaces rows of, in :attr:`schema` (the ``target_lock_held`` fault
+    #: locks it)
+    published_table: str = "inventario_raw"
 
     def __init__(
         self,
@@ -253,7 +310,7 @@ class PostgresSoakTarget:
         self.created_database = created_database
 
     @classmethod
-    def own_database(cls, server: PgServer) -> PostgresSoakTarget:
+    def own_database(cls, server: PgServer) -> Self:
         """A fresh target database on the stand-in server (as the tests make one)."""
         name = new_database_name("fluxion_soak_target_")
         create_database(server, name)
@@ -261,7 +318,7 @@ class PostgresSoakTarget:
         return cls(url, server.password, "public", created_database=(server, name))
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> PostgresSoakTarget:
+    def from_env(cls, env: Mapping[str, str]) -> Self:
         """``DATABASE_URL`` + ``PGPASSWORD``, as the CLI takes them; the soak writes into a fresh
         schema of its own there (dropped at the end), never into an existing one."""
         return cls(
@@ -275,10 +332,15 @@ class PostgresSoakTarget:
             make_conninfo(**self.login.connect_kwargs()),
             autocommit=True,
             application_name=SOAK_APPLICATION_NAME,
-            options=f"-c search_path={self.schema} -c TimeZone=UTC",
+            options=f"-c search_path={self.search_path} -c TimeZone=UTC",
             connect_timeout=10,
             **options,
         )
+
+    @property
+    def search_path(self) -> str:
+        """The soak's sessions' ``search_path``: where the ledger (then the rows) are found."""
+        return self.schema
 
     def env(self) -> dict[str, str]:
         return {
@@ -362,6 +424,7 @@ class PostgresSummary:
     def __init__(self, url: str, env: Mapping[str, str], figures: Any, max_wait: float) -> None:
         self.login = resolve_login(url, env)
         self.schema = env.get("DATABASE_SCHEMA", "public")
+        self.summary, self.batches = READS[env.get("ETL_TARGET_LAYOUT") or RAW]
         self.figures = figures
         self.max_wait = max_wait
         self.con: psycopg.Connection[Any] | None = None
@@ -386,7 +449,7 @@ class PostgresSummary:
         try:
             con = self._connection()
             with con.transaction():
-                seen = _summary(con.execute)
+                seen = _summary(con.execute, self.summary, self.batches)
         except psycopg.errors.QueryCanceled:
             self.figures.gave_up += 1
             return None
@@ -415,22 +478,32 @@ def open_summary(
     return DuckDBSummary(Path(target), figures, max_wait, retry_max)
 
 
-def soak_target(kind: str, workdir: Path, server: PgServer, env: Mapping[str, str]) -> SoakTarget:
+def soak_target(
+    kind: str, workdir: Path, server: PgServer, env: Mapping[str, str], layout: str = RAW
+) -> SoakTarget:
     """The soak's target: a file in ``workdir``, or PostgreSQL (``DATABASE_URL`` if set, else a
-    database of its own on the stand-in server)."""
+    database of its own on the stand-in server) in the table layout ``layout``."""
     if kind == "duckdb":
         return DuckDBSoakTarget(workdir / "target.duckdb")
+    adapter: type[PostgresSoakTarget] = PostgresSoakTarget
+    if layout == ACTUAL:
+        from fluxion_harness.soak_actual import ActualSoakTarget  # it builds on this module
+
+        adapter = ActualSoakTarget
     if env.get("DATABASE_URL"):
-        return PostgresSoakTarget.from_env(env)
-    return PostgresSoakTarget.own_database(server)
+        return adapter.from_env(env)
+    return adapter.own_database(server)
 
 
-def _summary(execute: Any) -> dict[str, tuple[int, int, str]]:
+def _summary(
+    execute: Any, summary: str = SUMMARY, batches_query: str = BATCHES
+) -> dict[str, tuple[int, int, str]]:
     """store -> (products on the backend's dashboard, distinct batch ids, a batch id): the
-    dashboard's own per-location summary (:data:`fluxion_harness.backend.SUMMARY`), then the
-    batch ids, both on one connection's one view."""
-    products = {row[0]: int(row[3]) for row in execute(SUMMARY).fetchall()}
-    batches = {row[0]: (int(row[1]), str(row[2])) for row in execute(BATCHES).fetchall()}
+    dashboard's own per-location summary (:data:`fluxion_harness.backend.SUMMARY`, or the
+    PostgreSQL backend's :data:`fluxion_harness.backend_pg.SUMMARY`), then the batch ids, both on
+    one connection's one view."""
+    products = {row[0]: int(row[3]) for row in execute(summary).fetchall()}
+    batches = {row[0]: (int(row[1]), str(row[2])) for row in execute(batches_query).fetchall()}
     return {store: (count, *batches.get(store, (0, ""))) for store, count in products.items()}
 
 

@@ -1,5 +1,7 @@
 """CI's slice of the chaos soak, on each target: a short seeded soak drawing every fault kind of
-that target once, zero violations.
+that target once, zero violations; and a shorter one on PostgreSQL's ``inventario_actual``
+layout (the chain backend's tables, beside another feed's locations) with the faults that hit its
+publish transaction.
 
 The soak itself (``python -m fluxion_harness.soak``) runs the real CLI against stores on the
 PostgreSQL stand-in, publishing into a DuckDB file or into a PostgreSQL database of its own on the
@@ -26,19 +28,22 @@ EVERY_FAULT = {
 }
 
 
-@pytest.mark.parametrize("target", sorted(EVERY_FAULT))
-def test_a_short_seeded_soak_draws_every_fault_and_finds_no_violation(
-    tmp_path: Path, pg_server: PgServer, target: str
-) -> None:
-    faults = EVERY_FAULT[target]
+#: the inventario_actual slice: the faults that end, block or cut its publish transaction, and a
+#: store whose snapshot is held back (kept short: the whole suite has a time budget)
+ACTUAL_FAULTS = ["sigkill_publish", "target_session_killed", "target_lock_held", "emptied"]
+
+
+def run_soak(
+    tmp_path: Path, pg_server: PgServer, target: str, faults: list[str], *extra: str
+) -> subprocess.CompletedProcess[str]:
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "PG"))},
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "PG", "ETL_"))},
         "FLUXION_TEST_PG_HOST": pg_server.host,
         "FLUXION_TEST_PG_PORT": str(pg_server.port),
         "FLUXION_TEST_PG_USER": pg_server.user,
         "FLUXION_TEST_PG_PASSWORD": pg_server.password,
     }
-    soak = subprocess.run(
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -46,6 +51,7 @@ def test_a_short_seeded_soak_draws_every_fault_and_finds_no_violation(
             *("--target", target, "--runs", str(len(faults)), "--seed", "12"),
             *("--stores", "3", "--products", "400", "--faults", ",".join(faults)),
             *("--workdir", str(tmp_path / "soak")),
+            *extra,
         ],
         env=env,
         capture_output=True,
@@ -53,6 +59,14 @@ def test_a_short_seeded_soak_draws_every_fault_and_finds_no_violation(
         timeout=600,
         check=False,
     )
+
+
+@pytest.mark.parametrize("target", sorted(EVERY_FAULT))
+def test_a_short_seeded_soak_draws_every_fault_and_finds_no_violation(
+    tmp_path: Path, pg_server: PgServer, target: str
+) -> None:
+    faults = EVERY_FAULT[target]
+    soak = run_soak(tmp_path, pg_server, target, faults)
     report = soak.stdout + soak.stderr
     assert soak.returncode == 0, report
     assert "soak: no violations" in report
@@ -66,5 +80,26 @@ def test_a_short_seeded_soak_draws_every_fault_and_finds_no_violation(
             checks, violations = (int(n) for n in line.split()[-2:])
             assert checks > 0 and violations == 0, line
     assert "seed 12" in soak.stdout and f"target {target}" in soak.stdout
+    reader = re.search(r"backend reader: (\d+) requests", soak.stdout)
+    assert reader and int(reader.group(1)) > 0, "the backend reader never read"
+
+
+def test_a_seeded_soak_on_the_inventario_actual_layout_finds_no_violation(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    soak = run_soak(tmp_path, pg_server, "postgres", ACTUAL_FAULTS, "--layout", "inventario_actual")
+    report = soak.stdout + soak.stderr
+    assert soak.returncode == 0, report
+    assert "layout inventario_actual" in soak.stdout and "soak: no violations" in report
+    drawn = re.findall(r"^run +\d+ +(\w+) ", soak.stdout, flags=re.MULTILINE)
+    assert sorted(drawn[1:]) == sorted(ACTUAL_FAULTS), drawn
+    # every invariant, the layout's own included, really checked, none violated
+    checked = ("every store's rows", "exit code agrees", "no target session", "inventario_histo")
+    lines = [line for line in soak.stdout.splitlines() if line.startswith(checked)]
+    lines += [line for line in soak.stdout.splitlines() if line.startswith("the other feed's")]
+    assert len(lines) == 5, soak.stdout
+    for line in lines:
+        checks, violations = (int(n) for n in line.split()[-2:])
+        assert checks > 0 and violations == 0, line
     reader = re.search(r"backend reader: (\d+) requests", soak.stdout)
     assert reader and int(reader.group(1)) > 0, "the backend reader never read"
