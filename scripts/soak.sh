@@ -5,6 +5,7 @@
 # `python -m fluxion_harness.soak` (tools/fluxion_harness/soak.py) with the arguments given, e.g.
 #   ./scripts/soak.sh --target duckdb --runs 200 --stores 21 --seed 20261201
 #   ./scripts/soak.sh --target postgres --runs 40 --stores 8 --products 2000 --seed 20261218
+#   ./scripts/soak.sh --target postgres --layout inventario_actual --runs 25 --stores 8 --seed 20261207
 # The soak prints its seed and every fault it drew: the same --seed replays the same runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -22,6 +22,8 @@ from fluxion_harness.soak_target import DUCKDB_FAULTS, POSTGRES_FAULTS
         (["--target", "oracle"], "invalid choice: 'oracle'"),
         (["--faults", "target_down"], "'target_down' does not apply to --target duckdb"),
         (["--target", "postgres", "--faults", "reader_holds"], "does not apply to --target"),
+        (["--layout", "inventario_actual"], "is a PostgreSQL layout: add --target postgres"),
+        (["--target", "postgres", "--layout", "ventas"], "invalid choice: 'ventas'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -47,6 +49,10 @@ def test_faults_default_to_every_kind_of_the_target_and_a_printed_random_seed() 
     assert parse_args(["--target", "postgres"]).faults == list(POSTGRES_FAULTS)
     assert "writer_holds" not in POSTGRES_FAULTS and "target_down" not in DUCKDB_FAULTS
     assert parse_args(["--faults", "sigkill, sigkill", "--seed", "7"]).faults == ["sigkill"]
+    assert args.layout == "inventario_raw"  # ETL_TARGET_LAYOUT's default
+    assert parse_args(["--target", "postgres", "--layout", "inventario_actual"]).layout == (
+        "inventario_actual"
+    )
 
 
 def test_each_run_shifts_every_nonzero_quantity_away_from_zero_so_its_rows_are_recognisable() -> (
