@@ -12,7 +12,10 @@ target, the way a backend reaches it (:mod:`fluxion_harness.soak_target`):
   there must never wait for a publish, so every request's latency is what is measured.
 
 Each answer is checked: every store present with its full row count, and one ``batch_id`` per
-store (never half of one snapshot and half of another).
+store (never half of one snapshot and half of another). A request that ends in an error the
+backend would show (on PostgreSQL any error: a cancelled query, a lost connection, a missing table;
+on the file, giving up waiting for it) is counted in ``errors``: the soak counts those as
+violations too.
 
 Run as ``python -m fluxion_harness.backend_reader TARGET EXPECTED_JSON OUT_JSON`` (TARGET a
 DuckDB file or a ``postgresql://`` URL, with ``PGPASSWORD`` and ``DATABASE_SCHEMA`` in the
@@ -57,11 +60,22 @@ class ReaderFigures:
     """a store with some rows, but not its full count, or rows of two runs"""
     missing: int = 0
     """a store with no rows at all"""
+    errors: int = 0
+    """requests that ended in an error page (PostgreSQL: any error; the file: gave up waiting)"""
     anomaly_samples: list[dict[str, object]] = field(default_factory=list)
     waits: list[float] = field(default_factory=list)
     """lock waits before a request could read (DuckDB: the file held by a publish)"""
     latencies: list[float] = field(default_factory=list)
     """every answered request, start to answer"""
+
+    def record_error(self, error: BaseException) -> None:
+        """A request the backend would answer with an error page."""
+        self.errors += 1
+        self.anomalies += 1
+        if len(self.anomaly_samples) < KEPT_ANOMALIES:
+            self.anomaly_samples.append(
+                {"at": time.time(), "error": f"{type(error).__name__}: {error}".strip()}
+            )
 
     def record_wait(self, seconds: float) -> None:
         self.waited_requests += 1

@@ -325,12 +325,7 @@ class Soak:
         return 1 if violations or reader_violations else 0
 
     def reader_violations(self, reader: dict[str, Any]) -> int:
-        """What the backend saw that it must not: a store half-published (always), a store
-        missing (unless an emptied stock table was published as empty: no snapshot guard)."""
-        if not reader:
-            return 1
-        empty_published = self.fault_outcomes["emptied"]["victim exitoso"]
-        return int(reader["half_published"]) + (0 if empty_published else int(reader["missing"]))
+        return reader_violations(reader, bool(self.fault_outcomes["emptied"]["victim exitoso"]))
 
     def report(self, reader: dict[str, Any], reader_violations: int) -> None:
         inv = self.invariants
@@ -341,7 +336,7 @@ class Soak:
                 continue  # a file target has no server sessions to outlive a run
             print(f"{text:<72} {inv.checks[key]:>7} {inv.violations[key]:>10}")
         print(
-            f"{'backend reader never sees a store half-published or missing':<72}"
+            f"{'backend reader never sees an error, a store half-published or missing':<72}"
             f" {reader.get('requests', 0):>7} {reader_violations:>10}"
         )
         print(f"\n{'fault':<22} {'drawn':>5}  outcomes")
@@ -371,6 +366,7 @@ class Soak:
                 f" opens (lock), {reader['waited_requests']} requests waited, longest wait"
                 f" {reader['longest_wait_seconds']:.3f} s, p99 wait"
                 f" {reader['p99_wait_seconds']:.3f} s, gave up {reader['gave_up']},"
+                f" errors {reader.get('errors', 0)},"
                 f" longest request {reader['longest_request_seconds']:.3f} s;"
                 f" request p50 {reader['p50_request_seconds'] * 1000:.1f} ms,"
                 f" p99 {reader['p99_request_seconds'] * 1000:.1f} ms"
@@ -379,6 +375,16 @@ class Soak:
                 print(f"     ! reader saw {sample}")
         total = sum(inv.violations.values()) + reader_violations
         print(f"\nsoak: {'no violations' if not total else f'{total} VIOLATIONS'}")
+
+
+def reader_violations(reader: dict[str, Any], empty_published: bool) -> int:
+    """What the backend saw that it must not: an error page, a store half-published (always), a
+    store missing (unless an emptied stock table was published as empty: no snapshot guard); no
+    figures at all (the reader died) is one."""
+    if not reader:
+        return 1
+    missing = 0 if empty_published else int(reader["missing"])
+    return int(reader.get("errors", 0)) + int(reader["half_published"]) + missing
 
 
 def main(argv: Sequence[str] | None = None) -> int:

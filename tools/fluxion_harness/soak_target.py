@@ -269,6 +269,7 @@ class DuckDBSummary:
                 self.figures.failed_opens += 1
                 if time.monotonic() - started > self.max_wait:
                     self.figures.gave_up += 1
+                    self.figures.record_error(exc)
                     return None
                 time.sleep(pause)
                 pause = min(pause * 2, self.retry_max)
@@ -419,7 +420,8 @@ class PostgresSummary:
     """The backend on PostgreSQL: one pooled connection, each request one read-only
     repeatable-read transaction (the summary and the batch ids see the same snapshot).
     ``statement_timeout`` is the bound a backend gives a request; a lost connection is
-    counted as a failed open and opened again."""
+    counted as a failed open and opened again. Any error is one the backend would show: counted
+    (``errors``), the connection opened again for the next request."""
 
     def __init__(self, url: str, env: Mapping[str, str], figures: Any, max_wait: float) -> None:
         self.login = resolve_login(url, env)
@@ -450,11 +452,17 @@ class PostgresSummary:
             con = self._connection()
             with con.transaction():
                 seen = _summary(con.execute, self.summary, self.batches)
-        except psycopg.errors.QueryCanceled:
+        except psycopg.errors.QueryCanceled as exc:
             self.figures.gave_up += 1
+            self.figures.record_error(exc)
             return None
-        except psycopg.OperationalError:
+        except psycopg.OperationalError as exc:
             self.figures.failed_opens += 1
+            self.figures.record_error(exc)
+            self.close()
+            return None
+        except psycopg.Error as exc:  # what the backend would show as an error page
+            self.figures.record_error(exc)
             self.close()
             return None
         return seen

@@ -17,10 +17,13 @@ from psycopg import sql
 
 from fluxion_etl.targets.postgres import schema as pgschema
 from fluxion_etl.targets.postgres.actual import LEDGER_MIGRATIONS
+from fluxion_harness.backend_reader import ReaderFigures, request
 from fluxion_harness.postgres_source import PgServer
+from fluxion_harness.soak import reader_violations
 from fluxion_harness.soak_actual import ActualSoakTarget
 from fluxion_harness.soak_chain import Chain, SoakStore, shifted
 from fluxion_harness.soak_checks import Invariants, RunOutcome
+from fluxion_harness.soak_target import open_summary
 
 BASE = {"100001": Decimal("12.000"), "100002": Decimal("-3.000"), "100003": Decimal("0.000")}
 STORE = SoakStore("tienda_02", "AV. BOLIVAR", "0202", "unused", BASE)
@@ -158,3 +161,44 @@ def test_the_other_feed_filling_of_null_columns_is_allowed(soak: Invariants) -> 
     with actual(soak).connect() as con:
         con.execute("UPDATE public.productos SET marca = 'M' WHERE codigo = '100001'")
     assert soak.after_run(RunOutcome(1, 0, "none", None)) == []
+
+
+def reader_request(soak: Invariants, schema: str = "public") -> ReaderFigures:
+    """One request of the backend-like reader on the layout's tables."""
+    target = actual(soak)
+    env = {**target.env(), "DATABASE_SCHEMA": schema}
+    figures = ReaderFigures()
+    summary = open_summary(target.url, env, figures, max_wait=10, retry_max=0.05)
+    try:
+        request(summary, {STORE.id: len(BASE), **target.other_locations()}, figures)
+    finally:
+        summary.close()
+    return figures
+
+
+def test_the_reader_sees_one_publish_whole_and_flags_rows_of_two(soak: Invariants) -> None:
+    publish(soak, "run-1", 1)
+    with actual(soak).connect() as con:
+        con.execute(
+            "INSERT INTO public.productos (id, codigo, descripcion, categoria)"
+            " SELECT c, c, c, 'X' FROM unnest(%s::text[]) AS c"
+            " ON CONFLICT DO NOTHING",
+            [list(BASE)],
+        )
+    clean = reader_request(soak)
+    assert clean.requests == 1 and clean.anomalies == 0, clean.anomaly_samples
+    with actual(soak).connect() as con:  # one row rewritten by another transaction
+        con.execute(
+            "UPDATE public.inventario_actual SET cantidad = cantidad"
+            " WHERE ubicacion_id = %s AND producto_id = '100001'",
+            [STORE.id],
+        )
+    torn = reader_request(soak)
+    assert torn.half_published == 1 and torn.anomaly_samples[0]["batches"] == 2
+
+
+def test_an_error_the_backend_would_show_is_counted_and_a_violation(soak: Invariants) -> None:
+    figures = reader_request(soak, schema="no_such_schema")  # the tables are not there
+    assert figures.requests == 0 and figures.errors == 1
+    assert "UndefinedTable" in str(figures.anomaly_samples[0]["error"])
+    assert reader_violations(figures.summary(), empty_published=False) == 1

@@ -14,6 +14,7 @@ import pytest
 
 from fluxion_etl.targets.duckdb import schema
 from fluxion_harness.postgres_source import PgServer
+from fluxion_harness.soak import reader_violations
 from fluxion_harness.soak_chain import Chain, SoakStore, shifted
 from fluxion_harness.soak_checks import Invariants, RunOutcome
 from fluxion_harness.soak_target import DuckDBSoakTarget
@@ -149,3 +150,12 @@ def test_a_killed_runs_staging_may_wait_for_a_run_that_gets_as_far_as_staging(
     messages = soak.after_run(RunOutcome(3, 0, "none", None))
     assert any("1 staging directories left" in m for m in messages), messages
     assert soak.violations["staging"] == 1
+
+
+def test_the_backend_readers_errors_are_violations_like_a_half_published_store() -> None:
+    seen = {"errors": 0, "half_published": 0, "missing": 0}
+    assert reader_violations(seen, empty_published=False) == 0
+    assert reader_violations({**seen, "errors": 2}, empty_published=False) == 2
+    assert reader_violations({**seen, "half_published": 1}, empty_published=True) == 1
+    assert reader_violations({**seen, "missing": 3}, empty_published=True) == 0  # an empty publish
+    assert reader_violations({}, empty_published=False) == 1  # the reader died: no figures
