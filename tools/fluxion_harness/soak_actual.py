@@ -103,7 +103,11 @@ class ActualSoakTarget(PostgresSoakTarget):
         self.history: dict[str, Counter[Snapshot]] = {}
         #: table -> digest of the other feed's rows as it last wrote them
         self.other_rows: dict[str, str] = {}
-        self._create_backend_tables()
+        try:
+            self._create_backend_tables()
+        except BaseException:  # the database or schema the soak made for itself goes too
+            self.drop()
+            raise
 
     @property
     def search_path(self) -> str:
