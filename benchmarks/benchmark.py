@@ -810,7 +810,19 @@ def main() -> None:
     parser.add_argument("--link-seed", type=int, default=14, help="draws the fleet's links")
     parser.add_argument("--results", type=Path, default=HERE / "results.md")
     parser.add_argument("--timeline", type=Path, default=HERE / "fleet-timeline.png")
+    parser.add_argument(
+        "--sources",
+        default="",
+        help="comma list of postgres, tsql, freetds: only the bulk store (--products) through "
+        "each source's driver, the fetch floor and fluxion's run (tds_bulk.py); prints, writes "
+        "nothing",
+    )
     args = parser.parse_args()
+    if args.sources:
+        from tds_bulk import by_source  # the T-SQL harness is needed only here
+
+        by_source(server_from_env(), args.products, args.sources.split(","), args.rounds)
+        return
     tools = [name.strip() for name in args.tools.split(",") if name.strip()]
     unknown = set(tools) - set(TOOLS)
     if unknown:
