@@ -18,14 +18,33 @@ The first round is a warm-up and not counted.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import benchmark as bench
 
 from fluxion_etl.demo.stellar import CHAIN_LOCATIONS
+
+#: the last run's log lines (event, seconds since the spawn), kept by the spy below
+_last_events: list[tuple[str, float]] = []
+_store_spans = bench._store_spans
+
+
+def _spy(reports: list[dict[str, Any]], zero: dt.datetime) -> Any:
+    """benchmark.measure's own parser, which also keeps the events it saw (as fleet_ab.py)."""
+    _last_events[:] = [
+        (str(r["event"]), (dt.datetime.fromisoformat(r["timestamp"]) - zero).total_seconds())
+        for r in reports
+        if "timestamp" in r and "event" in r
+    ]
+    return _store_spans(reports, zero)
+
+
+bench._store_spans = _spy
 
 
 def main() -> None:
@@ -35,6 +54,7 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=500_000)
     parser.add_argument("--raw", action="store_true", help="the raw fetch too, each round")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for every run")
+    parser.add_argument("--events", action="store_true", help="print every run's log timeline")
     args = parser.parse_args()
     builds = dict(item.split("=", 1) for item in args.builds)
     extra = dict(item.split("=", 1) for item in args.env)
@@ -74,6 +94,8 @@ def main() -> None:
                     f"{m.lock_held_seconds or 0:.2f}  [{phases}]",
                     flush=True,
                 )
+                if args.events:
+                    print("   ", "  ".join(f"{e} {at:.2f}" for e, at in _last_events))
                 if number:
                     seconds[name].append(m.seconds)
             if args.raw:

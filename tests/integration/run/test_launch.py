@@ -62,3 +62,21 @@ def test_only_run_starts_a_fork_server() -> None:
         timeout=60,
     )
     assert shown.stdout.strip().splitlines()[-1] == "None"
+
+
+def test_the_cli_imports_neither_the_postgresql_client_nor_the_demo() -> None:
+    # a DuckDB run paid psycopg's import (via config's URL check) and the demo's generator for
+    # nothing, in the run's process before its first fetch
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, fluxion_etl.cli\n"
+            "print(sorted(m for m in ('psycopg', 'fluxion_etl.demo.stellar') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert loaded.stdout.strip() == "[]"
