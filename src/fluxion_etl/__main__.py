@@ -1,5 +1,5 @@
 """``python -m fluxion_etl`` is the ``fluxion-etl`` command."""
 
-from fluxion_etl.cli import main
+from fluxion_etl.launch import main
 
 raise SystemExit(main())

@@ -33,15 +33,6 @@ from fluxion_etl.credentials import (
     redact,
     withhold_secret_environment,
 )
-from fluxion_etl.demo.runner import (
-    STORES_DIRECTORY,
-    STORES_FILE,
-    build_demo_stores,
-    check_demo_arguments,
-    claim_directory,
-    demo_settings,
-    write_stores_file,
-)
 from fluxion_etl.errors import ConfigError, FluxionError, RunLockedError
 from fluxion_etl.freshness import add_freshness, format_age
 from fluxion_etl.logs import configure_logging
@@ -316,6 +307,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # the demo's generator is imported by the demo alone: every run paid ~50 ms of CPU for it
+    from fluxion_etl.demo.runner import (
+        STORES_FILE,
+        check_demo_arguments,
+        claim_directory,
+        demo_settings,
+        write_stores_file,
+    )
+
     check_demo_arguments(args.stores, args.rows)  # before any file is touched
     settings = demo_settings(Settings.from_env(), args.db)
     check_staging_dir(settings.staging_dir)
@@ -373,6 +373,7 @@ def _this_program() -> str:
 def _build_demo_stores(args: argparse.Namespace) -> list[Store]:
     """Build the demo's SQLite stores, showing progress: a bar in a terminal, else one line per
     store on stderr (stdout carries the run's JSON lines)."""
+    from fluxion_etl.demo.runner import STORES_DIRECTORY, build_demo_stores
 
     directory = args.db.parent / STORES_DIRECTORY
     if not sys.stdout.isatty():

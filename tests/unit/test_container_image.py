@@ -74,7 +74,7 @@ def test_fluxion_etl_is_an_installed_console_script_with_a_run_command(
         line.replace(" ", "").split("=", 1)
         for line in setup["options.entry_points"]["console_scripts"].strip().splitlines()
     )
-    assert scripts["fluxion-etl"] == "fluxion_etl.cli:main"
+    assert scripts["fluxion-etl"] == "fluxion_etl.launch:main"
     with pytest.raises(SystemExit) as exited:
         cli.main(["run", "--help"])
     assert exited.value.code == 0

@@ -14,7 +14,6 @@ the same way, through :func:`run_isolated`.
 from __future__ import annotations
 
 import ctypes
-import multiprocessing
 import os
 import select
 import signal
@@ -27,6 +26,7 @@ from typing import Any, TypeVar
 
 from fluxion_etl.credentials import Credentials, redact
 from fluxion_etl.errors import ConnectionFailed, DataError, Interrupted, StoreError
+from fluxion_etl.run.forkserver import context as _context
 from fluxion_etl.run.stage import StagedFile, local_disk_error, stage_batches
 from fluxion_etl.source.engines import get_engine
 from fluxion_etl.source.engines.base import FetchRequest
@@ -34,28 +34,6 @@ from fluxion_etl.source.engines.base import FetchRequest
 T = TypeVar("T")
 #: how often the parent checks for a stop request while the child fetches
 _POLL_SECONDS = 0.2
-
-# A fork server: children start from a small, single-threaded process that has already imported
-# the engines (fast starts), never from the multi-threaded run itself (fork would copy its locks).
-# The CLI is preloaded too: multiprocessing re-imports the parent's main script in every child
-# (for the ``fluxion-etl`` console script, that imports the CLI), which would otherwise cost
-# each store's fetch the CLI's imports again.
-_context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(
-    [
-        "fluxion_etl.cli",
-        "fluxion_etl.run.fetch",
-        "fluxion_etl.source.engines.arrow_engine",
-        "fluxion_etl.source.engines.pyodbc_engine",
-    ]
-)
-
-
-def start_fork_server() -> None:
-    """Start the fork server now, so its imports overlap the run's own start-up."""
-    from multiprocessing import forkserver
-
-    forkserver.ensure_running()
 
 
 def fetch_to_staging(

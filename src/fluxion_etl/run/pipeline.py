@@ -46,7 +46,8 @@ from fluxion_etl.errors import (
 from fluxion_etl.ledger import LedgerEntry, QualityCounters, State, utcnow
 from fluxion_etl.progress import fetch_progress
 from fluxion_etl.run.budget import plan_fetches
-from fluxion_etl.run.fetch import fetch_to_staging, start_fork_server
+from fluxion_etl.run.fetch import fetch_to_staging
+from fluxion_etl.run.forkserver import start_fork_server
 from fluxion_etl.run.guard import SnapshotGuard
 from fluxion_etl.run.stage import StagedFile, StagingArea, local_disk_error
 from fluxion_etl.run.transform import Transformer

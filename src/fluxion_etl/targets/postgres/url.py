@@ -20,8 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from psycopg.conninfo import conninfo_to_dict
-
 from fluxion_etl.credentials import read_secret_json, redact_secret, secret_environment
 from fluxion_etl.errors import ConfigError
 from fluxion_etl.targets.postgres.tls import check_sslmode, settle_tls
@@ -48,6 +46,10 @@ def check_database_url(url: str, env: Mapping[str, str] | None = None) -> dict[s
             f"DATABASE_URL must be a postgresql:// URL (got a {scheme or 'scheme-less'} URL); "
             "for a DuckDB file set DATABASE_PATH instead"
         )
+    # imported here, not at the top: config imports this module, so every run (a DuckDB one
+    # too) paid psycopg's import (~40 ms of CPU, asyncio and ssl with it) before its first fetch
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
         params = {key: str(value) for key, value in conninfo_to_dict(url).items()}
     except Exception:  # noqa: BLE001 - psycopg's message may echo the URL: say it in our words

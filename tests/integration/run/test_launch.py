@@ -1,0 +1,82 @@
+"""``fluxion-etl run`` starts its fork server before it imports the CLI (issue 25, item 2).
+
+The fork server imports pyarrow, DuckDB and the engines in an interpreter of its own (~0.7 s of
+CPU). Started by the run after the CLI's own imports and the configuration's vetting, the first
+fetch waited for those imports; started first, they run beside the CLI's on the second core.
+Real processes: the command's entry in a child interpreter, its fork server read through /proc.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+#: the entry's first step, then what the process has imported and its fork server's pid
+PROBE = """
+import sys
+from multiprocessing import forkserver
+from fluxion_etl import launch
+launch.start_early()
+print(forkserver._forkserver._forkserver_pid, "fluxion_etl.cli" in sys.modules,
+      "pyarrow" in sys.modules, "duckdb" in sys.modules, flush=True)
+sys.stdin.readline()  # the fork server lives as long as this process
+"""
+
+
+def test_a_run_starts_its_fork_server_before_the_cli_and_without_the_secrets() -> None:
+    env = {**os.environ, "SQL_PASS": "launch-probe-secret", "PGPASSWORD": "launch-probe-secret"}
+    probe = subprocess.Popen(
+        [sys.executable, "-c", PROBE],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert probe.stdin is not None and probe.stdout is not None
+    try:
+        pid, cli, pyarrow, duckdb = probe.stdout.readline().split()
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    finally:
+        probe.stdin.close()
+        probe.wait(timeout=30)
+    assert b"forkserver" in command  # the server is running, with its own interpreter
+    assert (cli, pyarrow, duckdb) == ("False", "False", "False")  # before the big imports
+    assert b"launch-probe-secret" not in environ
+
+
+def test_only_run_starts_a_fork_server() -> None:
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom multiprocessing import forkserver\nfrom fluxion_etl import launch\n"
+            "try:\n    launch.main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(forkserver._forkserver._forkserver_pid)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert shown.stdout.strip().splitlines()[-1] == "None"
+
+
+def test_the_cli_imports_neither_the_postgresql_client_nor_the_demo() -> None:
+    # a DuckDB run paid psycopg's import (via config's URL check) and the demo's generator for
+    # nothing, in the run's process before its first fetch
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, fluxion_etl.cli\n"
+            "print(sorted(m for m in ('psycopg', 'fluxion_etl.demo.stellar') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert loaded.stdout.strip() == "[]"
