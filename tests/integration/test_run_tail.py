@@ -173,36 +173,3 @@ def test_a_reader_closing_the_pipe_is_no_traceback(
         os.close(write_end)
     assert result.stderr == ""
     assert result.returncode == 128 + signal.SIGPIPE
-
-
-#: ``fluxion-etl run`` (the console script's entry) in a process holding an object that says
-#: when the interpreter's teardown frees it
-TORN_DOWN = """
-import sys
-from fluxion_etl import launch
-class Witness:
-    def __del__(self):
-        sys.stderr.write("interpreter teardown\\n")
-witness = Witness()
-if __name__ == "__main__":
-    sys.exit(launch.main(["run"]))
-"""
-
-
-def test_a_run_ends_after_its_exit_hooks_without_the_interpreters_teardown(
-    stores_file: Path, tmp_path: Path
-) -> None:
-    """Freeing the modules of a process that loaded pyarrow and DuckDB only delayed the exit
-    (~0.1 s, and the fork server's own after it): a run now ends after its last exit hook. What
-    must happen at exit still does: every line is written, the exit code is the run's, and
-    multiprocessing's exit hook removes its temporary directory (the fork server's socket)."""
-    env = {**environment(stores_file, tmp_path / "fluxion.duckdb"), "TMPDIR": str(tmp_path)}
-    result = subprocess.run(
-        [sys.executable, "-c", TORN_DOWN],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    assert "interpreter teardown" not in result.stderr
-    lines = lines_of(result.stdout)
-    assert lines[-1]["event"] == "ETL completed successfully"  # the last line, flushed
-    assert list(tmp_path.glob("pymp-*")) == []

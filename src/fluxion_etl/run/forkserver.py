@@ -26,7 +26,6 @@ context.set_forkserver_preload(
         "fluxion_etl.run.guard",
         "fluxion_etl.source.engines.arrow_engine",
         "fluxion_etl.source.engines.pyodbc_engine",
-        "fluxion_etl.run.forkserver_exit",  # the server's exit skips the interpreter's teardown
     ]
 )
 
