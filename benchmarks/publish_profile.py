@@ -6,8 +6,10 @@ invocation starts at once), then publishes them ``--rounds`` times into one targ
 first round fills it, the next ones replace every store's snapshot), ``--batch`` stores per
 publishing session as a run publishes the stores ready together. Prints, per round, the wall
 time, the lock held per store, the sessions' closes (DuckDB's checkpoint) and the statements that
-cost most. ``--setting`` appends a DuckDB setting to the writer's (an A/B of a setting, run it
-once with and once without, alternating); ``--hold`` overrides MAX_HOLD_SECONDS.
+cost most. ``--vacuum-every`` sets how often a close vacuums (1: every checkpoint, as before;
+a huge number: never). ``--setting`` appends a DuckDB setting to the writer's (an A/B of a
+setting: run it once with and once without, alternating); ``--hold`` overrides
+MAX_HOLD_SECONDS.
 
     PYTHONPATH=src:tools python benchmarks/publish_profile.py --stores 200 --products 3000
     PYTHONPATH=src:tools python benchmarks/publish_profile.py --setting "SET max_vacuum_tasks = 100"
@@ -51,6 +53,9 @@ def main() -> None:
     parser.add_argument("--setting", default="", help="appended to the writer's settings")
     parser.add_argument("--hold", type=float, default=publish.MAX_HOLD_SECONDS)
     parser.add_argument(
+        "--vacuum-every", type=int, default=publish.VACUUM_EVERY_OPENINGS, help="openings"
+    )
+    parser.add_argument(
         "--work", type=Path, default=Path(tempfile.gettempdir()) / "fluxion-publish-profile"
     )
     args = parser.parse_args()
@@ -93,6 +98,7 @@ def main() -> None:
     with (
         mock.patch.object(connect, "WRITER_SETTINGS", settings),
         mock.patch.object(publish, "MAX_HOLD_SECONDS", args.hold),
+        mock.patch.object(publish, "VACUUM_EVERY_OPENINGS", args.vacuum_every),
         mock.patch.object(duckdb.DuckDBPyConnection, "execute", timed),
         mock.patch.object(publish.Publisher, "_release", timed_release),
     ):

@@ -3,8 +3,9 @@
 DuckDB checkpoints the file when a publish lets go of it. Its vacuum used to merge the row group
 a store's delete touched with its neighbours, so every small store's publish rewrote the other
 stores' rows too (the whole first row group, up to 122,880 rows): most of the write lock of a
-run of thousands of small stores. The writer turns the vacuum off; a row group whose rows are
-all deleted is still dropped, so a file re-published store by store keeps its size.
+run of thousands of small stores. The writer's checkpoints vacuum only every few openings; a row
+group whose rows are all deleted is still dropped, so a file re-published store by store keeps
+its size.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from fluxion_etl.ledger import LedgerEntry, utcnow
+from fluxion_etl.targets.duckdb import publisher
 from fluxion_etl.targets.duckdb.publisher import Publisher
 from fluxion_harness.ready import demo_store, ready_database
 
@@ -78,3 +81,28 @@ def test_a_publish_writes_its_own_rows_and_leaves_the_other_stores_rows_where_th
     # one snapshot per store, the last run's (batch_id is the run), nothing older left
     assert sorted((store, batch) for store, batch, _ in served) == [(s, "r4") for s in everyone]
     assert db.stat().st_size <= 1.5 * size
+
+
+def test_every_few_openings_a_checkpoint_merges_the_small_row_groups_they_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without any vacuum each opening's stores stay a row group of their own, and every
+    opening of the file reads all their metadata: a run of thousands of small stores slowed
+    down store after store. Every VACUUM_EVERY_OPENINGS-th close merges them."""
+    monkeypatch.setattr(publisher, "VACUUM_EVERY_OPENINGS", 4)
+    db = tmp_path / "target.duckdb"
+    target = Publisher(db, lock_wait_seconds=5)
+    stores = [replace(demo_store(i), id=f"m{i}") for i in range(1, 13)]
+    target.open_run("r1", [s.id for s in stores], "arrow")
+    for index, store in enumerate(stores):
+        ready = ready_database(tmp_path, store, 100, "r1", seed=index)
+        now = utcnow()
+        entry = LedgerEntry("r1", store.id, "exitoso", now, now, 1, "arrow", ready.counters)
+        target.publish(store.id, ready.path, entry)  # one opening each
+    with duckdb.connect(str(db), read_only=True) as con:
+        row_groups, stored = con.execute(
+            "SELECT count(DISTINCT row_group_id), (SELECT count(DISTINCT ubicacion_id) "
+            "FROM inventario_raw) FROM pragma_storage_info('inventario_raw')"
+        ).fetchone() or (0, 0)
+    assert stored == len(stores)
+    assert row_groups <= 3  # 12 openings: one row group each, had nothing merged them
