@@ -52,6 +52,13 @@ T = TypeVar("T")
 #: store's commit), so a reader waits at most about this plus one store's transaction
 MAX_HOLD_SECONDS = 0.5
 log = structlog.get_logger("fluxion_etl.targets.duckdb.publisher")
+#: every this many openings, the checkpoint closing one vacuums (DuckDB's default task count):
+#: the writer's checkpoints do not (storage.WRITER_SETTINGS), so each opening's transactions leave
+#: small row groups behind, and every opening of the file reads all their metadata; merged this
+#: often, a run of thousands of small stores keeps its openings cheap and still rewrites each
+#: row group at most once per this many openings instead of at every one
+VACUUM_EVERY_OPENINGS = 16
+VACUUM_SETTING = "SET max_vacuum_tasks = 100"
 
 #: DuckDB's memory for a publish. Without a limit (DuckDB's default is 80% of the machine) it
 #: keeps every block of the uncommitted snapshot cached, so the ETL's peak memory would grow
@@ -97,6 +104,8 @@ class Publisher(TargetFile):
         self._held_since = 0.0
         #: stores committed in the current opening (for its log line)
         self._held_stores = 0
+        #: openings since a checkpoint last vacuumed (:data:`VACUUM_EVERY_OPENINGS`)
+        self._unvacuumed = 0
 
     def open_run(self, run_id: str, store_ids: Sequence[str], engine: str) -> int:
         """Migrate the schema and open the run's ledger rows (one transaction)."""
@@ -299,7 +308,11 @@ class Publisher(TargetFile):
         con, self._held = self._held, None
         if con is None:
             return
+        self._unvacuumed += 1
         try:
+            if self._unvacuumed >= VACUUM_EVERY_OPENINGS:
+                self._unvacuumed = 0
+                con.execute(VACUUM_SETTING)
             con.close()
         except duckdb.Error as exc:
             self.log.warning(

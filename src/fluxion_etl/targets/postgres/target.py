@@ -26,7 +26,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -103,6 +103,9 @@ class PostgresTarget:
         self.lock_held_seconds = 0.0
         #: the run guard this target holds (set by :class:`StoreLocks` while it is held)
         self.locks: StoreLocks | None = None
+        #: inside :meth:`publishing`: the publishes' one session, opened by the first of them
+        self._in_session = False
+        self._session: psycopg.Connection[Any] | None = None
 
     @classmethod
     def from_settings(
@@ -211,8 +214,11 @@ class PostgresTarget:
         if not interruptible and self.stop.is_set():
             bound = min(bound, CLOSING_LOCK_WAIT_SECONDS)
         where = f"{store}: " if store else ""
-        con = self.connect()
+        con = self._session or self.connect()
+        if self._in_session:
+            self._session = con
         opened = time.monotonic()
+        failed = True
         try:
             with self._cancel_on_stop(con, interruptible), con.transaction(), con.cursor() as cur:
                 cur.execute(
@@ -220,7 +226,9 @@ class PostgresTarget:
                         sql.Literal(f"{max(int(bound * 1000), 1)}ms")
                     )
                 )
-                return work(cur)
+                done = work(cur)
+            failed = False
+            return done
         except pgerrors.LockNotAvailable:
             raise PublishLockTimeout(
                 f"{where}{step}: a table of {self.describe()} stayed locked by another session "
@@ -242,8 +250,17 @@ class PostgresTarget:
                 f"{self._reason(exc)}"
             ) from None
         finally:
-            con.close()
+            # a failed transaction ends a publishing session's connection too: it may be the
+            # connection that failed (a fail-over, a cancelled statement); the next store
+            # opens a new one
+            if failed or not self._in_session:
+                self._end_session(con)
             self.lock_held_seconds += time.monotonic() - opened
+
+    def _end_session(self, con: psycopg.Connection[Any]) -> None:
+        if con is self._session:
+            self._session = None
+        con.close()
 
     # --- the seam ----------------------------------------------------------------------------
 
@@ -316,10 +333,19 @@ class PostgresTarget:
         finally:
             con.close()
 
-    def publishing(self) -> AbstractContextManager[object]:
-        """Nothing to share: readers are never blocked by a publish, so each store keeps its own
-        short connection."""
-        return nullcontext()
+    @contextmanager
+    def publishing(self) -> Iterator[None]:
+        """The stores ready together share one session, each still in its own transaction
+        (readers are never blocked by a publish, so there is no hold to bound). A new session per
+        store cost more than a small store's publish: ~50 ms of connecting and authenticating
+        (a server process forked per session) against ~30 ms of swapping 2,000 rows."""
+        self._in_session = True
+        try:
+            yield
+        finally:
+            self._in_session = False
+            if self._session is not None:
+                self._end_session(self._session)
 
     def record(self, entries: Sequence[LedgerEntry]) -> None:
         def work(cur: psycopg.Cursor[Any]) -> None:
