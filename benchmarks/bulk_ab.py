@@ -18,33 +18,17 @@ The first round is a warm-up and not counted.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import statistics
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import benchmark as bench
+from run_events import keep_events, last_events
 
 from fluxion_etl.demo.stellar import CHAIN_LOCATIONS
 
-#: the last run's log lines (event, seconds since the spawn), kept by the spy below
-_last_events: list[tuple[str, float]] = []
-_store_spans = bench._store_spans
-
-
-def _spy(reports: list[dict[str, Any]], zero: dt.datetime) -> Any:
-    """benchmark.measure's own parser, which also keeps the events it saw (as fleet_ab.py)."""
-    _last_events[:] = [
-        (str(r["event"]), (dt.datetime.fromisoformat(r["timestamp"]) - zero).total_seconds())
-        for r in reports
-        if "timestamp" in r and "event" in r
-    ]
-    return _store_spans(reports, zero)
-
-
-bench._store_spans = _spy
+keep_events()
 
 
 def main() -> None:
@@ -95,7 +79,7 @@ def main() -> None:
                     flush=True,
                 )
                 if args.events:
-                    print("   ", "  ".join(f"{e} {at:.2f}" for e, at in _last_events))
+                    print("   ", "  ".join(f"{e} {at:.2f}" for e, at in last_events))
                 if number:
                     seconds[name].append(m.seconds)
             if args.raw:

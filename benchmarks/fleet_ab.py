@@ -19,32 +19,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import statistics
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import benchmark as bench
+from run_events import keep_events, last_events
 
 from fluxion_harness.linkproxy import FaultyProxy
 
-#: the last run's log lines (event, seconds since the spawn), kept by the spy below
-_last_events: list[tuple[str, float]] = []
-_store_spans = bench._store_spans
-
-
-def _spy(reports: list[dict[str, Any]], zero: dt.datetime) -> Any:
-    """benchmark.measure's own parser, which also keeps the events it saw."""
-    _last_events[:] = [
-        (str(r["event"]), (dt.datetime.fromisoformat(r["timestamp"]) - zero).total_seconds())
-        for r in reports
-        if "timestamp" in r and "event" in r
-    ]
-    return _store_spans(reports, zero)
-
-
-bench._store_spans = _spy
+keep_events()
 
 
 def main() -> None:
@@ -88,8 +72,8 @@ def main() -> None:
                 m = bench.fluxion("arrow")({**env, "PYTHONPATH": src}, work)
                 spans = m.spans.values()
                 staged, published = max(s[1] for s in spans), max(s[2] for s in spans)
-                released = max(at for event, at in _last_events if event == "target released")
-                openings = sum(1 for event, _ in _last_events if event == "target released")
+                released = max(at for event, at in last_events if event == "target released")
+                openings = sum(1 for event, _ in last_events if event == "target released")
                 print(
                     f"round {number} {name:<8} {m.seconds:6.2f} s  CPU {m.cpu_seconds:4.1f} s  "
                     f"lock {m.lock_held_seconds or 0:.2f} s  first connect "
