@@ -99,6 +99,21 @@ def published_rows(db: Path, store_id: str) -> dict[str, dict[str, Any]]:
         }
 
 
+def published_as_expected(db: Path, store: Any) -> dict[str, dict[str, Any]]:
+    """``store``'s published rows, asserted equal to its oracle's (``store.data.expected``): the
+    same product codes, every compared column, the location's name. Returned by product code,
+    for the caller's own further checks."""
+    rows = published_rows(db, store.id)
+    expected = store.data.expected
+    assert set(rows) == set(expected), store.id
+    for code, want in expected.items():
+        got = rows[code]
+        for column in NUMERIC_COLUMNS + TEXT_COLUMNS:
+            assert got[column] == getattr(want, column), (store.id, code, column, got[column])
+        assert got["ubicacion_nombre"] == store.name
+    return rows
+
+
 def ledger_rows(db: Path, run_id: str | None = None) -> dict[str, dict[str, Any]]:
     """The ledger rows of ``run_id`` (default: the run that started last), by store id."""
     with duckdb.connect(str(db), read_only=True) as con:
