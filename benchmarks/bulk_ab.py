@@ -54,6 +54,7 @@ def main() -> None:
         env = {**bench.base_env(server, stores_file, work), **extra, "ETL_ENGINE": "arrow"}
         print(f"{store.source_rows:,} source rows, {store.published_rows:,} published", flush=True)
         seconds: dict[str, list[float]] = {name: [] for name in builds}
+        locks: dict[str, list[float]] = {}
         if args.raw:
             seconds["raw fetch"] = []
         db = work / "fluxion.duckdb"
@@ -75,13 +76,14 @@ def main() -> None:
                 print(
                     f"round {number} {name:<10} {m.seconds:6.2f} s  connect {connect:.2f}  "
                     f"staged {staged:.2f}  published {published:.2f}  lock "
-                    f"{m.lock_held_seconds or 0:.2f}  [{phases}]",
+                    f"{m.lock_held_seconds or 0:.2f}  [{phases}]  load {_load()}",
                     flush=True,
                 )
                 if args.events:
                     print("   ", "  ".join(f"{e} {at:.2f}" for e, at in last_events))
                 if number:
                     seconds[name].append(m.seconds)
+                    locks.setdefault(name, []).append(m.lock_held_seconds or 0.0)
             if args.raw:
                 m = bench.measure(
                     [sys.executable, str(bench.HERE / "contenders.py"), "raw-fetch"],
@@ -89,11 +91,19 @@ def main() -> None:
                     "raw fetch",
                     sampled=False,
                 )
-                print(f"round {number} raw fetch  {m.seconds:6.2f} s", flush=True)
+                print(f"round {number} raw fetch  {m.seconds:6.2f} s  load {_load()}", flush=True)
                 if number:
                     seconds["raw fetch"].append(m.seconds)
     for name, values in seconds.items():
         print(f"{name}: median {statistics.median(values):.2f} s of", [f"{v:.2f}" for v in values])
+    for name, values in locks.items():
+        held = [f"{v:.2f}" for v in values]
+        print(f"{name}: lock median {statistics.median(values):.2f} s of", held)
+
+
+def _load() -> str:
+    """The 1-minute load average, printed with every figure (the machine is shared)."""
+    return Path("/proc/loadavg").read_text(encoding="utf-8").split()[0]
 
 
 if __name__ == "__main__":

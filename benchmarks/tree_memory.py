@@ -2,7 +2,7 @@
 
     source scripts/postgres-login.sh <role> CREATEDB          # for --drivers postgres
     PYTHONPATH=src:tools python benchmarks/tree_memory.py [--products 100000,500000,2000000]
-        [--drivers sqlite,postgres] [--rounds 2]
+        [--drivers sqlite,postgres] [--rounds 2] [--builds base=/tmp/base/src,new=src]
 
 For each size it generates one Stellar store (seed 42, every trap on) in a spawned process (so
 this process stays small: Linux carries a parent's peak RSS over fork and exec into the child's
@@ -11,13 +11,16 @@ this process stays small: Linux carries a parent's peak RSS over fork and exec i
 ``benchmark.py``'s ``measure``: the peak of the summed PSS of the run's process tree (the CLI,
 the fork server, the fetch process), sampled every 50 ms, and its wall time. Prints one line per
 run, then the medians and each driver's largest size over its smallest (the issue asks for
-"flat within 1.3x"). ``fetch_memory.py`` measures the fetch process alone.
+"flat within 1.3x"). ``--builds`` runs each build's ``src`` (a ``git archive`` of another commit)
+alternating with the others, round by round. ``fetch_memory.py`` measures the fetch process
+alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import multiprocessing
 import statistics
 import sys
@@ -81,12 +84,15 @@ def main() -> None:
     parser.add_argument("--products", default="100000,500000,2000000")
     parser.add_argument("--drivers", default="sqlite,postgres")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--builds", default="", help="NAME=SRC_DIR,...; default: this PYTHONPATH")
     args = parser.parse_args()
+    builds = dict(item.split("=", 1) for item in args.builds.split(",") if item) or {"": ""}
     sizes = sorted(int(n) for n in args.products.split(","))
     drivers = [d for d in args.drivers.split(",") if d]
     server: PgServer | None = server_from_env() if "postgres" in drivers else None
     peaks: dict[tuple[str, int], list[float]] = {}
     rows: dict[tuple[str, int], int] = {}
+    kinds = [f"{driver} {build}".strip() for driver in drivers for build in builds]
     with tempfile.TemporaryDirectory(prefix="fluxion-tree-memory-") as tmp:
         work = Path(tmp)
         for products in sizes:
@@ -102,33 +108,35 @@ def main() -> None:
                     stores = write_stores_file(work / "pg.toml", [built], server.host, server.port)
                     envs["postgres"] = (base_env(server, stores, work), built.published_rows)
                 for number in range(1, args.rounds + 1):
-                    for driver, (env, published) in envs.items():
-                        m = run_once(env, work, f"{driver} {products:,}")
+                    for (driver, (env, published)), (build, src) in itertools.product(
+                        envs.items(), builds.items()
+                    ):
+                        kind = f"{driver} {build}".strip()
+                        run_env = {**env, "PYTHONPATH": src} if src else env
+                        m = run_once(run_env, work, f"{kind} {products:,}")
                         if m.rows_out != published:
-                            raise SystemExit(
-                                f"{driver}: {m.rows_out:,} rows, expected {published:,}"
-                            )
-                        peaks.setdefault((driver, products), []).append(m.peak_memory_mib)
-                        rows[(driver, products)] = m.rows_out
+                            raise SystemExit(f"{kind}: {m.rows_out:,} rows, expected {published:,}")
+                        peaks.setdefault((kind, products), []).append(m.peak_memory_mib)
+                        rows[(kind, products)] = m.rows_out
                         load = Path("/proc/loadavg").read_text(encoding="utf-8").split()[0]
                         print(
-                            f"  round {number} {driver:<8} {products:>10,} products "
+                            f"  round {number} {kind:<8} {products:>10,} products "
                             f"{m.rows_out:>10,} rows {m.peak_memory_mib:6.0f} MiB tree "
                             f"{m.seconds:6.1f} s load {load}",
                             flush=True,
                         )
-    print("\n| driver | products | rows published | peak tree PSS (median) | rounds |")
+    print("\n| driver (build) | products | rows published | peak tree PSS (median) | rounds |")
     print("|---|---:|---:|---:|---|")
     for (driver, products), values in peaks.items():
         print(
             f"| {driver} | {products:,} | {rows[(driver, products)]:,} | "
             f"{statistics.median(values):.0f} MiB | {', '.join(f'{v:.0f}' for v in values)} |"
         )
-    for driver in drivers:
-        sized = [statistics.median(peaks[(driver, p)]) for p in sizes if (driver, p) in peaks]
+    for kind in kinds:
+        sized = [statistics.median(peaks[(kind, p)]) for p in sizes if (kind, p) in peaks]
         if len(sized) > 1:
             print(
-                f"{driver}: largest / smallest {sized[-1] / sized[0]:.2f}x, "
+                f"{kind}: largest / smallest {sized[-1] / sized[0]:.2f}x, "
                 f"max / min {max(sized) / min(sized):.2f}x"
             )
 
