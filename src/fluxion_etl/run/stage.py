@@ -45,7 +45,8 @@ from fluxion_etl.sql import TABLE_ROW_GROUP_ROWS
 #: budget over the columns' declared widths: ~4,600 rows for the inventory query), and each
 #: clean-up query has a fixed cost, so batches are re-cut into chunks of this size (measured
 #: with 50,000-row chunks: the 500k-product store's clean-up went from 3.4 to 1.2 s of CPU). A
-#: third of a row group, so three chunks fill one exactly and no cleaned row waits longer.
+#: third of a target row group, so DuckDB's insert merges three staged row groups (one per
+#: chunk, see :class:`_CleanedWriter`) into one of the table's exactly.
 CLEAN_CHUNK_ROWS = TABLE_ROW_GROUP_ROWS // 3
 #: Chunks handed to the background clean-and-write thread and not yet written (bounds memory).
 CHUNKS_IN_FLIGHT = 1
@@ -295,41 +296,34 @@ class _StagedWriter:
 
 
 class _CleanedWriter:
-    """Cleans chunks and appends them to one Parquet file in row groups of exactly
-    :data:`~fluxion_etl.sql.TABLE_ROW_GROUP_ROWS` rows (the target table's own size, so
-    the publish copies them without re-cutting them under the lock). Used from one thread at a
-    time."""
+    """Cleans chunks and appends each one to one Parquet file as its own row group, at once.
+
+    Nothing cleaned waits in memory for more rows: holding cleaned rows until they filled one of
+    the target table's row groups (122,880 rows) cost the fetch process up to a row group of
+    Arrow data (~40 MiB of its peak at 500k products, results.md 2026-12-07). The publish does
+    not need the staged row groups cut to the table's size: DuckDB's insert merges the
+    chunk-sized ones into full row groups of the table, and its lock time did not change
+    (benchmarks/bulk_ab.py, results.md 2026-12-07 17:23). Used from one thread at a time."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._cleanup = RowCleanup()
         self._writer: pq.ParquetWriter | None = None
-        self._pending: pa.Table | None = None
 
     def write(self, chunk: pa.RecordBatch | pa.Table) -> int:
         cleaned = self._cleanup(chunk)
         if self._writer is None:
             self._writer = pq.ParquetWriter(self._path, cleaned.schema, compression="snappy")
-        pending = cleaned if self._pending is None else pa.concat_tables([self._pending, cleaned])
-        while pending.num_rows >= TABLE_ROW_GROUP_ROWS:
-            self._writer.write_table(
-                pending.slice(0, TABLE_ROW_GROUP_ROWS), row_group_size=TABLE_ROW_GROUP_ROWS
-            )
-            pending = pending.slice(TABLE_ROW_GROUP_ROWS)
-        self._pending = pending
+        self._writer.write_table(cleaned, row_group_size=CLEAN_CHUNK_ROWS)
         return int(chunk.num_rows)
 
     def finish(self) -> None:
-        """Write the last, partial row group and complete the file."""
+        """Complete the file."""
         assert self._writer is not None  # made by the first chunk, which made this writer
-        if self._pending is not None and self._pending.num_rows:
-            self._writer.write_table(self._pending, row_group_size=TABLE_ROW_GROUP_ROWS)
-        self._pending = None
         self.abort()
 
     def abort(self) -> None:
         """Close the file and the clean-up database (idempotent; the file may be incomplete)."""
-        self._pending = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None

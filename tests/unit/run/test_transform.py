@@ -113,6 +113,21 @@ def test_a_store_of_one_chunk_is_cleaned_by_the_transform_into_the_same_rows(
     assert cleaned_here == without_ids(chunked)
 
 
+def test_each_cleaned_chunk_is_written_at_once_as_its_own_row_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fetch process holds no cleaned rows waiting to fill a row group of the target's size
+    (up to ~40 MiB at 500k products): every chunk reaches the staged file as its own row group."""
+    monkeypatch.setattr(stage, "CLEAN_CHUNK_ROWS", 2)
+    made = staged(tmp_path, ROWS, pa.decimal128(18, 4))
+    assert made.cleaned
+    sizes = [
+        pq.ParquetFile(made.path).metadata.row_group(i).num_rows
+        for i in range(pq.ParquetFile(made.path).metadata.num_row_groups)
+    ]
+    assert sizes == [2, 2, 1]
+
+
 def as_floats(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     """The same rows as a driver that reports decimals as doubles (SQLite) would stage them."""
     return [{k: float(v) if isinstance(v, Decimal) else v for k, v in r.items()} for r in rows]
