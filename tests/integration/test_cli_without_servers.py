@@ -67,8 +67,8 @@ def test_the_first_log_line_says_how_many_workers_with_what_buffers_and_why(
     assert first["event"] == "ETL started"
     assert (first["workers"], first["fetch_buffer_mib"]) == (2, 32.0)  # 64 MiB shared by 2
     assert first["workers_reason"].startswith("every selected store at once; 4,096 MiB budget")
-    assert first["fetch_mib"] == 272.0  # what each fetch holds: 2 x 32 MiB + 208 (issue 25)
-    assert "each fetch holds up to 272 MiB" in first["workers_reason"]
+    assert first["fetch_mib"] == 240.0  # what each fetch holds: 2 x 32 MiB + 176 (issue 25)
+    assert "each fetch holds up to 240 MiB" in first["workers_reason"]
 
 
 @pytest.mark.parametrize(

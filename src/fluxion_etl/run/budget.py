@@ -36,14 +36,15 @@ RUN_HEADROOM_BYTES = 448 * MIB
 #: What one fetch process holds besides its two fetch buffers, measured: its private memory
 #: (USS; the interpreter and libraries are the fork server's, shared) at its peak, for a store
 #: big enough to be cleaned while it is fetched (more than one chunk of
-#: :data:`~fluxion_etl.run.stage.CLEAN_CHUNK_ROWS`): the chunk being fetched, the chunk being
-#: cleaned and the clean-up's DuckDB, one row group of cleaned rows waiting for the Parquet
-#: writer, and the driver. With 64 MiB buffers: 171 MiB (400k rows) and 204 MiB (1.6M rows)
-#: through psqlODBC, 166 and 164 through the SQLite driver; 170 with 4 MiB buffers (400k rows):
-#: bounded, whatever the store's size. Sized for a big store, since the plan is made before
+#: :data:`~fluxion_etl.run.stage.CLEAN_CHUNK_ROWS`): the chunk being gathered, the chunk being
+#: cleaned and the clean-up's DuckDB, the Parquet writer, and the driver. With 64 MiB buffers:
+#: 140 MiB (400k rows) and 141 MiB (1.6M rows) through psqlODBC, 130 and 124 through the
+#: SQLite driver (2026-12-07, since each cleaned chunk is written at once; 164-204 MiB when up
+#: to a row group of cleaned rows waited for the writer): bounded, whatever the store's size.
+#: Planned with a quarter's margin, and sized for a big store, since the plan is made before
 #: any row is seen (a 3,000-row store's fetch holds ~20 MiB besides its buffers). See
 #: benchmarks/fetch_memory.py (its "private" column) and docs/performance.md.
-FETCH_OVERHEAD_BYTES = 208 * MIB
+FETCH_OVERHEAD_BYTES = 176 * MIB
 
 #: The smallest fetch buffer a fetch gets, however many share ETL_BATCH_BYTES: a few hundred wide
 #: rows per batch; smaller buffers only add batches, not round trips (the driver fetches its own
