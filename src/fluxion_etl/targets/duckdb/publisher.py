@@ -56,7 +56,9 @@ log = structlog.get_logger("fluxion_etl.targets.duckdb.publisher")
 #: the writer's checkpoints do not (storage.WRITER_SETTINGS), so each opening's transactions leave
 #: small row groups behind, and every opening of the file reads all their metadata; merged this
 #: often, a run of thousands of small stores keeps its openings cheap and still rewrites each
-#: row group at most once per this many openings instead of at every one
+#: row group at most once per this many openings instead of at every one. The count starts full
+#: in every run (every :class:`Publisher`): its first opening vacuums what the runs before it
+#: left, so a run of fewer openings (the chain's fleet) does not leave the file growing.
 VACUUM_EVERY_OPENINGS = 16
 VACUUM_SETTING = "SET max_vacuum_tasks = 100"
 
@@ -104,8 +106,10 @@ class Publisher(TargetFile):
         self._held_since = 0.0
         #: stores committed in the current opening (for its log line)
         self._held_stores = 0
-        #: openings since a checkpoint last vacuumed (:data:`VACUUM_EVERY_OPENINGS`)
-        self._unvacuumed = 0
+        #: openings since a checkpoint last vacuumed (:data:`VACUUM_EVERY_OPENINGS`); as if a
+        #: whole cadence had passed, since the runs before this one may not have vacuumed
+        #: (a run of fewer openings never reached its count)
+        self._unvacuumed = VACUUM_EVERY_OPENINGS - 1
 
     def open_run(self, run_id: str, store_ids: Sequence[str], engine: str) -> int:
         """Migrate the schema and open the run's ledger rows (one transaction)."""
