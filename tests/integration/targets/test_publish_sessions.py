@@ -335,3 +335,31 @@ def test_a_run_publishes_the_stores_ready_together_in_one_opening_of_the_file(
     assert {store.id: rows[store.id]["estado"] for store in pg_stores} == {
         store.id: "exitoso" for store in pg_stores
     }
+
+
+@pytest.mark.postgres
+def test_a_run_waits_a_moment_for_more_ready_stores_before_opening_the_file(
+    etl_env: dict[str, str], pg_server: PgServer, pg_stores: Sequence[PgStore]
+) -> None:
+    """Once a store is ready the run gathers what becomes ready within the DuckDB target's
+    window (GATHER_SECONDS) and publishes it in the same opening: the first store's source
+    answers alone, the others a moment after it is ready. Published as they came, the first
+    store had an opening (an open and a checkpoint) of its own."""
+    db = Path(etl_env["DATABASE_PATH"])
+    first, *others = pg_stores
+    with ExitStack() as busy_others:
+        for store in others:
+            busy_others.enter_context(table_locked(pg_server, store.database))
+        with table_locked(pg_server, first.database):
+            run = BackgroundRun(["run"], etl_env)
+            run.wait_for(every_store("extract started", pg_stores))
+        run.wait_for(every_store("transformed", [first]))
+    # the others' servers answer now, well within the window
+    code, _, stderr = run.finish(timeout=120)
+    assert code == 0, run.text[-3000:] + stderr
+    releases = [line["stores"] for line in run.lines if line.get("event") == "target released"]
+    assert releases == [len(pg_stores)], releases
+    rows = ledger_rows(db)
+    assert {store.id: rows[store.id]["estado"] for store in pg_stores} == {
+        store.id: "exitoso" for store in pg_stores
+    }

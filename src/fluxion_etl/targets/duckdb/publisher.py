@@ -61,6 +61,13 @@ log = structlog.get_logger("fluxion_etl.targets.duckdb.publisher")
 #: left, so a run of fewer openings (the chain's fleet) does not leave the file growing.
 VACUUM_EVERY_OPENINGS = 16
 VACUUM_SETTING = "SET max_vacuum_tasks = 100"
+#: the run waits this long, once a store is ready, for more to publish in the same opening of
+#: the file (the Target seam's ``gather_seconds``). Opening the file and the checkpoint closing
+#: it cost ~15 and ~10-35 ms whatever the stores, on top of a small store's ~10-25 ms swap, so
+#: stores published as they come, one or two per opening, paid them per store and held the
+#: lock most of a run of thousands. A store's snapshot becomes visible up to this much later;
+#: a reader's wait is still bounded by :data:`MAX_HOLD_SECONDS` plus one store.
+GATHER_SECONDS = 1.0
 
 #: DuckDB's memory for a publish. Without a limit (DuckDB's default is 80% of the machine) it
 #: keeps every block of the uncommitted snapshot cached, so the ETL's peak memory would grow
