@@ -363,3 +363,33 @@ def test_a_run_waits_a_moment_for_more_ready_stores_before_opening_the_file(
     assert {store.id: rows[store.id]["estado"] for store in pg_stores} == {
         store.id: "exitoso" for store in pg_stores
     }
+
+
+def test_a_batch_past_the_transaction_bound_commits_in_several_transactions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction takes its stores in one statement per step, so how many it holds is chosen
+    before it starts (TRANSACTION_STORES, TRANSACTION_ROWS): a reader waits for one such
+    transaction at most past the hold bound. Before, only the hold's clock cut a batch, and six
+    quick stores went in one transaction whatever the bound."""
+    monkeypatch.setattr(publish, "TRANSACTION_STORES", 4, raising=False)
+    monkeypatch.setattr(publish, "MAX_HOLD_SECONDS", 60.0)
+    stores = [demo_store(i) for i in range(1, 7)]
+    db = tmp_path / "target.duckdb"
+    target = Publisher(db, lock_wait_seconds=10)
+    ready = prepare(target, tmp_path, "run-a", stores, None)
+    batch = [Publication(s.id, ready[s.id].path, entry("run-a", ready[s.id], s)) for s in stores]
+    opened = counting_openings(target, monkeypatch)
+    with target.publishing():
+        outcomes = target.publish_batch(batch)
+    assert len(opened) == 1
+    commits = [o.finished for o in outcomes if isinstance(o, LedgerEntry)]
+    assert len(commits) == len(stores)
+    # one commit for the first four, another for the last two
+    assert len(set(commits[:4])) == 1 and len(set(commits[4:])) == 1 and commits[0] < commits[4]
+    assert {store: value[1:] for store, value in served(db).items()} == {
+        s.id: (1, "run-a") for s in stores
+    }
+    assert {store: state for store, (state, _) in ledger(db, "run-a").items()} == {
+        s.id: "exitoso" for s in stores
+    }
