@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -333,6 +333,9 @@ class _Run:
         try:
             while pending and not self.control.stop_event.is_set():
                 done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                if done:
+                    gathered, pending = self._gathered(pending)
+                    done |= gathered
                 # The stores ready together are published together: one opening of the target
                 # (its lock is not paid per store), as few transactions as the target's bound
                 # on holding it allows.
@@ -360,6 +363,23 @@ class _Run:
             failures.append(entry)
         self._record_failures(failures)
         return [entries[store.id] for store in self.stores]
+
+    def _gathered(
+        self, pending: set[Future[Prepared | LedgerEntry]]
+    ) -> tuple[set[Future[Prepared | LedgerEntry]], set[Future[Prepared | LedgerEntry]]]:
+        """Once a store is ready: the stores that become ready within the target's gather
+        window (``Target.gather_seconds``) too, to be published with it, and those still
+        pending. A stop ends the window at once."""
+        window = self.target.gather_seconds
+        done: set[Future[Prepared | LedgerEntry]] = set()
+        deadline = time.monotonic() + window
+        while pending and not self.control.stop_event.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            more, pending = wait(pending, timeout=min(left, 0.2), return_when=ALL_COMPLETED)
+            done |= more
+        return done, pending
 
     def _ready_since(
         self, pending: set[Future[Prepared | LedgerEntry]]

@@ -106,6 +106,13 @@ class Target(Protocol):
         one."""
         ...
 
+    @property
+    def gather_seconds(self) -> float:
+        """How long the run may wait, once a store is ready, for more stores to publish with it
+        (0: publish at once). A target whose cost is per opening (DuckDB's open and checkpoint)
+        pays it once for what arrives in this window; the stores' lock bound is unchanged."""
+        ...
+
     def publishing(self) -> AbstractContextManager[object]:
         """A publishing session around the stores that are ready together: their publishes may
         share one connection (each still its own transaction), and the target decides how long

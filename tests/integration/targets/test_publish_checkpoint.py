@@ -105,4 +105,36 @@ def test_every_few_openings_a_checkpoint_merges_the_small_row_groups_they_left(
             "FROM inventario_raw) FROM pragma_storage_info('inventario_raw')"
         ).fetchone() or (0, 0)
     assert stored == len(stores)
-    assert row_groups <= 3  # 12 openings: one row group each, had nothing merged them
+    # 12 openings: one row group each, had nothing merged them. The first opening vacuums (see
+    # the next test), then the 5th and the 9th: one merged row group and the 10th-12th's own.
+    assert row_groups <= 1 + 3
+
+
+def row_group_count(db: Path) -> int:
+    with duckdb.connect(str(db), read_only=True) as con:
+        row = con.execute(
+            "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('inventario_raw')"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_a_run_of_few_openings_merges_the_row_groups_the_runs_before_it_left(
+    tmp_path: Path,
+) -> None:
+    """The cadence counts a run's openings; a run with fewer than VACUUM_EVERY_OPENINGS of them
+    (the chain's fleet) never vacuumed, so the small row groups of run after run stayed, and a
+    60-run soak's file peaked at 2.82x its smallest. Each run's first opening vacuums now."""
+    db = tmp_path / "target.duckdb"
+    everyone = [s.id for s in STORES]
+    publish_each_alone(Publisher(db, lock_wait_seconds=5), tmp_path, "r1", everyone)
+    filled = row_group_count(db)
+    assert filled >= len(STORES) - 1  # one small row group per opening after the first
+
+    # the next run: a single opening (the other stores down), far fewer than the cadence
+    publish_each_alone(Publisher(db, lock_wait_seconds=5), tmp_path, "r2", [STORES[0].id])
+    with duckdb.connect(str(db), read_only=True) as con:
+        served = con.execute(
+            "SELECT ubicacion_id, batch_id FROM inventario_raw GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+    assert served == [(STORES[0].id, "r2")] + [(s, "r1") for s in everyone[1:]]
+    assert row_group_count(db) == 1, f"{filled} row groups left unmerged"

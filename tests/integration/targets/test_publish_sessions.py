@@ -335,3 +335,62 @@ def test_a_run_publishes_the_stores_ready_together_in_one_opening_of_the_file(
     assert {store.id: rows[store.id]["estado"] for store in pg_stores} == {
         store.id: "exitoso" for store in pg_stores
     }
+
+
+@pytest.mark.postgres
+def test_a_run_waits_a_moment_for_more_ready_stores_before_opening_the_file(
+    etl_env: dict[str, str], pg_server: PgServer, pg_stores: Sequence[PgStore]
+) -> None:
+    """Once a store is ready the run gathers what becomes ready within the DuckDB target's
+    window (GATHER_SECONDS) and publishes it in the same opening: the first store's source
+    answers alone, the others a moment after it is ready. Published as they came, the first
+    store had an opening (an open and a checkpoint) of its own."""
+    db = Path(etl_env["DATABASE_PATH"])
+    first, *others = pg_stores
+    with ExitStack() as busy_others:
+        for store in others:
+            busy_others.enter_context(table_locked(pg_server, store.database))
+        with table_locked(pg_server, first.database):
+            run = BackgroundRun(["run"], etl_env)
+            run.wait_for(every_store("extract started", pg_stores))
+        run.wait_for(every_store("transformed", [first]))
+    # the others' servers answer now, well within the window
+    code, _, stderr = run.finish(timeout=120)
+    assert code == 0, run.text[-3000:] + stderr
+    releases = [line["stores"] for line in run.lines if line.get("event") == "target released"]
+    assert releases == [len(pg_stores)], releases
+    rows = ledger_rows(db)
+    assert {store.id: rows[store.id]["estado"] for store in pg_stores} == {
+        store.id: "exitoso" for store in pg_stores
+    }
+
+
+def test_a_batch_past_the_transaction_bound_commits_in_several_transactions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction takes its stores in one statement per step, so how many it holds is chosen
+    before it starts: one while the pace of a store is unknown, then what the hold has time
+    for, at most TRANSACTION_STORES (and TRANSACTION_ROWS): a reader waits for one such
+    transaction at most past the hold bound. Before, only the hold's clock cut a batch, and six
+    quick stores went in one transaction whatever the bound."""
+    monkeypatch.setattr(publish, "TRANSACTION_STORES", 4, raising=False)
+    monkeypatch.setattr(publish, "MAX_HOLD_SECONDS", 60.0)
+    stores = [demo_store(i) for i in range(1, 7)]
+    db = tmp_path / "target.duckdb"
+    target = Publisher(db, lock_wait_seconds=10)
+    ready = prepare(target, tmp_path, "run-a", stores, None)
+    batch = [Publication(s.id, ready[s.id].path, entry("run-a", ready[s.id], s)) for s in stores]
+    opened = counting_openings(target, monkeypatch)
+    with target.publishing():
+        outcomes = target.publish_batch(batch)
+    assert len(opened) == 1
+    commits = [o.finished for o in outcomes if isinstance(o, LedgerEntry)]
+    assert len(commits) == len(stores)
+    # the first store alone (its pace unknown), then four, then the last one
+    assert [commits.count(when) for when in sorted(set(commits))] == [1, 4, 1]
+    assert {store: value[1:] for store, value in served(db).items()} == {
+        s.id: (1, "run-a") for s in stores
+    }
+    assert {store: state for store, (state, _) in ledger(db, "run-a").items()} == {
+        s.id: "exitoso" for s in stores
+    }

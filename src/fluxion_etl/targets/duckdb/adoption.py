@@ -26,7 +26,7 @@ are cast to the existing types instead); no index is dropped or rebuilt.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -76,6 +76,10 @@ class _Column:
     type: str
     nullable: bool
     default: str | None
+
+
+#: ``inventario_raw``'s columns by name, as :func:`copy_snapshots` fits rows to them
+TargetColumns = Mapping[str, _Column]
 
 
 def _columns(con: duckdb.DuckDBPyConnection, database: str | None = None) -> dict[str, _Column]:
@@ -198,10 +202,61 @@ def copy_snapshot(
 
     Returns how many rows had a value the target's type cannot hold (published as NULL).
     """
-    target = _columns(con)
-    described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
-    types = {row[0]: row[1] for row in described}
+    return copy_snapshots(con, [source], constants)[0]
+
+
+def copy_snapshots(
+    con: duckdb.DuckDBPyConnection,
+    sources: Sequence[str],
+    constants: Mapping[str, object],
+    target: TargetColumns | None = None,
+) -> list[int]:
+    """:func:`copy_snapshot` for several ``sources`` at once: one ``INSERT`` for all the sources
+    whose columns have the same types (the transform gives every store the same), so the
+    statement's planning is paid once per batch of stores, not per store. ``target`` is the
+    table's columns if the caller read them already (:func:`target_columns`). Per source, how
+    many rows were published with a NULL their value did not fit."""
+    target = target if target is not None else _columns(con)
+    nulled = [0] * len(sources)
+    plans: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
+    unfit_of: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
     params: dict[str, object] = {}
+    for index, source in enumerate(sources):
+        described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+        names, values, unfit = _fitted(target, {row[0]: row[1] for row in described}, constants)
+        plan = (tuple(names), tuple(values))
+        plans.setdefault(plan, []).append(index)
+        unfit_of[plan] = unfit
+    for name, value in constants.items():
+        if name in target:
+            params[name] = _param(value)
+    for plan, indexes in plans.items():
+        columns, expressions = plan
+        unfit = unfit_of[plan]
+        if unfit:
+            for index in indexes:
+                row = con.execute(
+                    f"SELECT count(*) FROM {sources[index]} WHERE {' OR '.join(unfit)}"
+                ).fetchone()
+                nulled[index] = int(row[0]) if row else 0
+        selects = " UNION ALL ".join(
+            f"SELECT {', '.join(expressions)} FROM {sources[index]}" for index in indexes
+        )
+        con.execute(f"INSERT INTO {TABLE} ({', '.join(columns)}) {selects}", params)
+    return nulled
+
+
+def target_columns(con: duckdb.DuckDBPyConnection) -> TargetColumns:
+    """``inventario_raw``'s columns as :func:`copy_snapshots` fits rows to them (read once per
+    opening of the file by the publisher: the publishes do not change them)."""
+    return _columns(con)
+
+
+def _fitted(
+    target: TargetColumns, types: Mapping[str, str], constants: Mapping[str, object]
+) -> tuple[list[str], list[str], list[str]]:
+    """The target columns a source of column ``types`` fills, the expressions fitting its values
+    to them, and the conditions of a value that does not fit (published as NULL)."""
     names: list[str] = []
     values: list[str] = []
     unfit: list[str] = []
@@ -211,7 +266,6 @@ def copy_snapshot(
             continue
         expression = f'"{name}"'
         if name in constants:
-            params[name] = _param(constants[name])
             expression = f"CAST(${name} AS {ours})"
         elif ours != column.type:
             unfit.append(f'("{name}" IS NOT NULL AND TRY_CAST("{name}" AS {column.type}) IS NULL)')
@@ -221,15 +275,7 @@ def copy_snapshot(
             expression = f"coalesce({expression}, '')"
         names.append(f'"{name}"')
         values.append(expression)
-    nulled = 0
-    if unfit:
-        row = con.execute(f"SELECT count(*) FROM {source} WHERE {' OR '.join(unfit)}").fetchone()
-        nulled = int(row[0]) if row else 0
-    con.execute(
-        f"INSERT INTO {TABLE} ({', '.join(names)}) SELECT {', '.join(values)} FROM {source}",
-        params,
-    )
-    return nulled
+    return names, values, unfit
 
 
 def _param(value: object) -> object:

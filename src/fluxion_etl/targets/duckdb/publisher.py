@@ -41,7 +41,7 @@ from fluxion_etl.sql import TABLE_ROW_GROUP_ROWS
 from fluxion_etl.sql import literal as sql_literal
 from fluxion_etl.targets.base import Publication
 from fluxion_etl.targets.duckdb import schema
-from fluxion_etl.targets.duckdb.adoption import copy_snapshot
+from fluxion_etl.targets.duckdb.adoption import TargetColumns, copy_snapshots, target_columns
 from fluxion_etl.targets.duckdb.connect import TargetFile
 from fluxion_etl.targets.duckdb.storage import (
     DEFAULT_STORAGE_VERSION,
@@ -56,9 +56,24 @@ log = structlog.get_logger("fluxion_etl.targets.duckdb.publisher")
 #: the writer's checkpoints do not (storage.WRITER_SETTINGS), so each opening's transactions leave
 #: small row groups behind, and every opening of the file reads all their metadata; merged this
 #: often, a run of thousands of small stores keeps its openings cheap and still rewrites each
-#: row group at most once per this many openings instead of at every one
+#: row group at most once per this many openings instead of at every one. The count starts full
+#: in every run (every :class:`Publisher`): its first opening vacuums what the runs before it
+#: left, so a run of fewer openings (the chain's fleet) does not leave the file growing.
 VACUUM_EVERY_OPENINGS = 16
 VACUUM_SETTING = "SET max_vacuum_tasks = 100"
+#: the run waits this long, once a store is ready, for more to publish in the same opening of
+#: the file (the Target seam's ``gather_seconds``). Opening the file and the checkpoint closing
+#: it cost ~15 and ~10-35 ms whatever the stores, on top of a small store's ~10-25 ms swap, so
+#: stores published as they come, one or two per opening, paid them per store and held the
+#: lock most of a run of thousands. A store's snapshot becomes visible up to this much later;
+#: a reader's wait is still bounded by :data:`MAX_HOLD_SECONDS` plus one store.
+GATHER_SECONDS = 1.0
+
+#: one transaction publishes at most this many rows and stores (the first store always): a
+#: batch's statements take all its stores at once, so this bounds what a reader waits for past
+#: MAX_HOLD_SECONDS; ~60k rows/s copied on a busy 2-core machine makes it ~0.3 s
+TRANSACTION_ROWS = 20_000
+TRANSACTION_STORES = 32
 
 #: DuckDB's memory for a publish. Without a limit (DuckDB's default is 80% of the machine) it
 #: keeps every block of the uncommitted snapshot cached, so the ETL's peak memory would grow
@@ -67,15 +82,42 @@ VACUUM_SETTING = "SET max_vacuum_tasks = 100"
 PUBLISH_MEMORY_LIMIT = "256MB"
 
 
-def _threads_for(entry: LedgerEntry) -> str:
-    """The setting of DuckDB's threads for one store's publish: one for a store of one row group.
+def _rows_of(publication: Publication) -> int:
+    counters = publication.entry.counters
+    return counters.loaded if counters else 0
+
+
+def _threads_for(chosen: Sequence[Publication]) -> str:
+    """The setting of DuckDB's threads for one transaction's stores: one for a store of one row
+    group.
 
     Its rows cannot be split between threads, so a second one only waits on the first, and
     that costs CPU under the lock: 22 against 13 ms for a 3,700-row store (the fleet's 21
     publishes are the end of its run). Bigger stores copy their row groups in parallel.
     """
-    rows = entry.counters.loaded if entry.counters else 0
+    rows = max(_rows_of(publication) for publication in chosen)
     return "SET threads = 1" if rows <= TABLE_ROW_GROUP_ROWS else "RESET threads"
+
+
+def _transaction_share(
+    batch: Sequence[Publication], left_seconds: float, seconds_per_store: float
+) -> Sequence[Publication]:
+    """The first stores of ``batch`` that one transaction publishes: at least one, then as many
+    as the hold has time left for at the pace of the last transaction (``seconds_per_store``;
+    one store while it is unknown), within :data:`TRANSACTION_ROWS` and
+    :data:`TRANSACTION_STORES`. The share is chosen before the transaction, since its
+    statements take all its stores at once; so a reader still waits about
+    :data:`MAX_HOLD_SECONDS` plus one store (a fixed 32 stores per transaction held the file
+    1.6 s at the 50 ms a store took in a busy 5,000-store run)."""
+    fits = int(left_seconds / seconds_per_store) if seconds_per_store > 0 else 1
+    rows = _rows_of(batch[0])
+    count = 1
+    for publication in batch[1:]:
+        rows += _rows_of(publication)
+        if count >= min(fits, TRANSACTION_STORES) or rows > TRANSACTION_ROWS:
+            break
+        count += 1
+    return batch[:count]
 
 
 class Publisher(TargetFile):
@@ -104,8 +146,14 @@ class Publisher(TargetFile):
         self._held_since = 0.0
         #: stores committed in the current opening (for its log line)
         self._held_stores = 0
-        #: openings since a checkpoint last vacuumed (:data:`VACUUM_EVERY_OPENINGS`)
-        self._unvacuumed = 0
+        #: how long a store took in the last transaction (its share of it), for the next one's
+        self._seconds_per_store = 0.0
+        #: ``inventario_raw``'s columns, read once per opening (the publishes do not alter them)
+        self._target_columns: TargetColumns | None = None
+        #: openings since a checkpoint last vacuumed (:data:`VACUUM_EVERY_OPENINGS`); as if a
+        #: whole cadence had passed, since the runs before this one may not have vacuumed
+        #: (a run of fewer openings never reached its count)
+        self._unvacuumed = VACUUM_EVERY_OPENINGS - 1
 
     def open_run(self, run_id: str, store_ids: Sequence[str], engine: str) -> int:
         """Migrate the schema and open the run's ledger rows (one transaction)."""
@@ -177,25 +225,18 @@ class Publisher(TargetFile):
     def _commit_some(
         self, con: duckdb.DuckDBPyConnection, batch: Sequence[Publication]
     ) -> list[LedgerEntry | Exception]:
-        """The stores of ``batch`` that fit in the hold bound (at least one), in one transaction
-        on ``con``: their outcomes."""
+        """The first stores of ``batch`` (at least one, :func:`_transaction_share`), in one
+        transaction on ``con``: their outcomes."""
+        left = MAX_HOLD_SECONDS - (time.monotonic() - self._held_since)
+        chosen = _transaction_share(batch, left, self._seconds_per_store)
         outcomes: list[LedgerEntry | Exception] = []
         swapped: list[tuple[int, LedgerEntry, int]] = []
-        attempted = 0
+        began = time.monotonic()
         try:
             con.execute("BEGIN TRANSACTION")
             try:
-                for publication in batch:
-                    attempted += 1
-                    try:
-                        written, nulled = self._swap(con, publication)
-                    except SnapshotHeldBack as exc:  # judged before any of its rows changed
-                        outcomes.append(exc)
-                    else:
-                        swapped.append((len(outcomes), written, nulled))
-                        outcomes.append(written)
-                    if self._held_long_enough():
-                        break
+                for index, written, nulled in self._swap_all(con, chosen, outcomes):
+                    swapped.append((index, written, nulled))
                 finished = utcnow()
                 for index, written, nulled in swapped:
                     outcomes[index] = recorded = replace(written, finished=finished)
@@ -206,11 +247,12 @@ class Publisher(TargetFile):
                 raise
             con.execute("COMMIT")
             self._held_stores += len(swapped)
+            self._seconds_per_store = (time.monotonic() - began) / len(chosen)
         except (StoreError, TargetUnwritable, duckdb.Error) as exc:
             # A failed transaction ends the opening: its connection may be unusable, or still
             # have a ready database attached.
             self._release()
-            return self._each_alone(batch[:attempted], outcomes, exc)
+            return self._each_alone(chosen, outcomes, exc)
         except BaseException:
             self._release()
             raise
@@ -245,27 +287,68 @@ class Publisher(TargetFile):
                 redone += self.publish_batch([publication])
         return redone
 
-    def _swap(
-        self, con: duckdb.DuckDBPyConnection, publication: Publication
-    ) -> tuple[LedgerEntry, int]:
-        """Inside the open transaction: the guard's judgement, then the store's rows replaced
-        by its ready database's. The entry to record, and how many rows had a value the target's
-        column type cannot hold (published as NULL)."""
-        store_id, entry = publication.store_id, publication.entry
-        written = entry
-        con.execute(_threads_for(entry))
-        if publication.vet is not None:
-            served = con.execute(
-                "SELECT count(*) FROM inventario_raw WHERE ubicacion_id = ?", [store_id]
-            ).fetchone()
-            written = publication.vet(entry, int(served[0]) if served else 0)
-        con.execute("DELETE FROM inventario_raw WHERE ubicacion_id = ?", [store_id])
-        # ATTACH takes no parameter; the path is one the transform made
-        con.execute(f"ATTACH {sql_literal(str(publication.ready))} AS ready (READ_ONLY)")
+    def _swap_all(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        chosen: Sequence[Publication],
+        outcomes: list[LedgerEntry | Exception],
+    ) -> list[tuple[int, LedgerEntry, int]]:
+        """Inside the open transaction: the guard's judgement of every store of ``chosen``, then
+        the rows of those it lets through replaced by their ready databases'. Appends each
+        store's outcome to ``outcomes`` (the entry to record, or what held it back); returns the
+        swapped ones' (index, entry, rows published as NULL because the target's column type
+        cannot hold their value).
+
+        One statement per step for all the stores (their counts, the delete, the insert of the
+        ready databases attached side by side), not one per store: a small store's swap was
+        mostly the statements' own cost."""
+        con.execute(_threads_for(chosen))
+        ids = [publication.store_id for publication in chosen]
+        served: dict[str, int] = {}
+        if any(publication.vet is not None for publication in chosen):
+            rows = con.execute(
+                "SELECT ubicacion_id, count(*) FROM inventario_raw "
+                "WHERE ubicacion_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY ubicacion_id",
+                [ids],
+            ).fetchall()
+            served = {str(store): int(count) for store, count in rows}
+        kept: list[tuple[int, Publication, LedgerEntry]] = []
+        for publication in chosen:
+            written = publication.entry
+            if publication.vet is not None:
+                try:
+                    written = publication.vet(written, served.get(publication.store_id, 0))
+                except SnapshotHeldBack as exc:  # judged before any of its rows changed
+                    outcomes.append(exc)
+                    continue
+            kept.append((len(outcomes), publication, written))
+            outcomes.append(written)
+        if not kept:
+            return []
+        con.execute(
+            "DELETE FROM inventario_raw WHERE ubicacion_id IN (SELECT unnest(?::VARCHAR[]))",
+            [[publication.store_id for _, publication, _ in kept]],
+        )
+        if self._target_columns is None:
+            self._target_columns = target_columns(con)
+        for number, (_, publication, _) in enumerate(kept):
+            # ATTACH takes no parameter; the path is one the transform made
+            con.execute(
+                f"ATTACH {sql_literal(str(publication.ready))} AS ready_{number} (READ_ONLY)"
+            )
         created_at = local_naive(utcnow(), self.timezone)
-        nulled = copy_snapshot(con, "ready.inventario", {"created_at": created_at})
-        con.execute("DETACH ready")
-        return written, nulled
+        nulled = copy_snapshots(
+            con,
+            [f"ready_{number}.inventario" for number in range(len(kept))],
+            {"created_at": created_at},
+            self._target_columns,
+        )
+        for number in range(len(kept)):
+            con.execute(f"DETACH ready_{number}")
+        return [
+            (index, written, count)
+            for (index, _, written), count in zip(kept, nulled, strict=True)
+        ]
 
     def _held_long_enough(self) -> bool:
         """The session has held the file for :data:`MAX_HOLD_SECONDS`: readers' turn next."""
@@ -308,6 +391,7 @@ class Publisher(TargetFile):
         con, self._held = self._held, None
         if con is None:
             return
+        self._target_columns = None
         self._unvacuumed += 1
         try:
             if self._unvacuumed >= VACUUM_EVERY_OPENINGS:

@@ -24,7 +24,7 @@ from fluxion_etl.targets.base import Publication, Vet
 from fluxion_etl.targets.duckdb.connect import READ_WAIT_SECONDS, is_lock_conflict, open_read_only
 from fluxion_etl.targets.duckdb.freshness import read_freshness
 from fluxion_etl.targets.duckdb.path import check_target_path, refuse_non_duckdb
-from fluxion_etl.targets.duckdb.publisher import Publisher
+from fluxion_etl.targets.duckdb.publisher import GATHER_SECONDS, Publisher
 from fluxion_etl.targets.duckdb.runguard import RunGuard
 from fluxion_etl.targets.duckdb.schema import refuse_foreign_tables
 from fluxion_etl.targets.duckdb.status import store_status
@@ -63,6 +63,10 @@ class DuckDBTarget:
     @property
     def lock_held_seconds(self) -> float:
         return self.writer.lock_held_seconds
+
+    @property
+    def gather_seconds(self) -> float:
+        return GATHER_SECONDS
 
     def describe(self) -> str:
         return str(self.path)

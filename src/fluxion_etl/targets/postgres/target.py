@@ -76,6 +76,10 @@ def layout_for(settings: Settings, stores: Sequence[Store] = ()) -> Layout:
 
 
 class PostgresTarget:
+    #: the Target seam's wait for more ready stores: none, a publish blocks no reader and its
+    #: session is shared already by the stores ready together
+    gather_seconds = 0.0
+
     def __init__(
         self,
         login: PostgresLogin,
