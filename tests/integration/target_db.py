@@ -8,13 +8,17 @@ read back through :class:`TargetReader`, which speaks each target's real client 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import psycopg
 
+from fluxion_etl.targets.postgres.target import PostgresTarget
+from fluxion_etl.targets.postgres.url import resolve_login
 from fluxion_harness.postgres_source import PgServer
 
 DUCKDB, POSTGRES = "duckdb", "postgres"
@@ -23,6 +27,19 @@ DUCKDB, POSTGRES = "duckdb", "postgres"
 def pg_target_url(server: PgServer, database: str) -> str:
     """The URL a run gets: no password (PGPASSWORD carries it), TLS off for the local server."""
     return f"postgresql://{server.user}@{server.host}:{server.port}/{database}?sslmode=disable"
+
+
+@contextmanager
+def postgres_target(server: PgServer, database: str) -> Iterator[PostgresTarget]:
+    """A PostgreSQL target on a fresh schema of ``database`` (5 s lock wait), dropped after."""
+    schema = f"t_{secrets.token_hex(5)}"
+    login = resolve_login(pg_target_url(server, database), {"PGPASSWORD": server.password})
+    made = PostgresTarget(login, schema, lock_wait_seconds=5)
+    try:
+        yield made
+    finally:
+        with made.connect(autocommit=True) as con:
+            con.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 class TargetReader:

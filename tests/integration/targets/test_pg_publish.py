@@ -10,7 +10,6 @@ back by a second psycopg session, as the backend would.
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -21,12 +20,11 @@ from typing import Any
 import duckdb
 import psycopg
 import pytest
-from target_db import pg_target_url
+from target_db import postgres_target
 
 from fluxion_etl.contract import CONTRACT_COLUMNS
 from fluxion_etl.ledger import LedgerEntry, utcnow
 from fluxion_etl.targets.postgres.target import PostgresTarget
-from fluxion_etl.targets.postgres.url import resolve_login
 from fluxion_harness.postgres_source import PgServer
 
 pytestmark = pytest.mark.postgres
@@ -38,15 +36,9 @@ STORE = "tienda_99"
 
 @pytest.fixture
 def target(pg_server: PgServer, pg_target_database: str) -> Iterator[PostgresTarget]:
-    schema = f"t_{secrets.token_hex(5)}"
-    login = resolve_login(
-        pg_target_url(pg_server, pg_target_database), {"PGPASSWORD": pg_server.password}
-    )
-    made = PostgresTarget(login, schema, lock_wait_seconds=5)
-    made.open_run("run-0", [STORE], "arrow-odbc")
-    yield made
-    with reader(made) as con:
-        con.execute(f"DROP SCHEMA {schema} CASCADE")
+    with postgres_target(pg_server, pg_target_database) as made:
+        made.open_run("run-0", [STORE], "arrow-odbc")
+        yield made
 
 
 def reader(target: PostgresTarget) -> psycopg.Connection[Any]:

@@ -9,20 +9,18 @@ second session as the backend would.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from target_db import pg_target_url
+from target_db import postgres_target
 
 from fluxion_etl.errors import SnapshotHeldBack
 from fluxion_etl.ledger import LedgerEntry, utcnow
 from fluxion_etl.targets.base import Publication
 from fluxion_etl.targets.postgres.target import PostgresTarget
-from fluxion_etl.targets.postgres.url import resolve_login
 from fluxion_harness.postgres_source import PgServer
 from fluxion_harness.ready import demo_store, ready_database
 
@@ -34,14 +32,8 @@ ROWS = 200
 
 @pytest.fixture
 def target(pg_server: PgServer, pg_target_database: str) -> Iterator[PostgresTarget]:
-    schema = f"t_{secrets.token_hex(5)}"
-    login = resolve_login(
-        pg_target_url(pg_server, pg_target_database), {"PGPASSWORD": pg_server.password}
-    )
-    made = PostgresTarget(login, schema, lock_wait_seconds=5)
-    yield made
-    with made.connect(autocommit=True) as con:
-        con.execute(f"DROP SCHEMA {schema} CASCADE")
+    with postgres_target(pg_server, pg_target_database) as made:
+        yield made
 
 
 def publications(target: PostgresTarget, tmp_path: Path, run_id: str) -> list[Publication]:
