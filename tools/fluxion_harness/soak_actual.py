@@ -94,9 +94,6 @@ class ActualSoakTarget(PostgresSoakTarget):
         created_database: tuple[PgServer, str] | None = None,
     ) -> None:
         super().__init__(url, password, schema, created_database=created_database)
-        self.ledger_schema = (
-            DEFAULT_LEDGER_SCHEMA if created_database is not None else f"{schema}_ledger"
-        )
         #: store -> the snapshots it served after the last run (what a publish replaces)
         self.served: dict[str, Counter[Snapshot]] = {}
         #: store -> the snapshots its history must hold
@@ -108,6 +105,14 @@ class ActualSoakTarget(PostgresSoakTarget):
         except BaseException:  # the database or schema the soak made for itself goes too
             self.drop()
             raise
+
+    @property
+    def ledger_schema(self) -> str:
+        """The run ledger's schema: the layout's default in a database of the soak's own, else
+        one beside the soak's fresh data schema (both dropped at the end)."""
+        if self.created_database is not None:
+            return DEFAULT_LEDGER_SCHEMA
+        return f"{self.schema}_ledger"
 
     @property
     def search_path(self) -> str:
