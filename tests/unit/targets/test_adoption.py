@@ -12,7 +12,7 @@ import pytest
 from fluxion_etl.contract import CONTRACT_COLUMNS
 from fluxion_etl.errors import ConfigError
 from fluxion_etl.targets.duckdb import schema
-from fluxion_etl.targets.duckdb.adoption import copy_snapshot
+from fluxion_etl.targets.duckdb.adoption import copy_snapshots
 from fluxion_etl.targets.duckdb.publisher import Publisher
 from fluxion_harness.backend import OLD_LOADER_INVENTARIO, build_old_loader_file, table_checksum
 
@@ -166,7 +166,7 @@ def test_a_snapshot_is_fitted_to_the_adopted_tables_types(tmp_path: Path) -> Non
     )
     con.execute("DELETE FROM inventario_raw WHERE ubicacion_id = 'tienda_02'")
     created = dt.datetime(2026, 12, 1, 8, 5)
-    assert copy_snapshot(con, "fuente", {"created_at": created}) == 1
+    assert copy_snapshots(con, ["fuente"], {"created_at": created}) == [1]
     got = con.execute(
         "SELECT codigo_producto, margen_porcentaje, descripcion_producto, created_at, "
         "usuario_carga, id FROM inventario_raw WHERE ubicacion_id = 'tienda_02' ORDER BY 1"

@@ -9,7 +9,7 @@ the backend's own tables. fluxion adopts it rather than replacing it:
   cannot fill safely; otherwise it adds the contract's missing columns (existing rows get the
   contract's constants) and keeps every existing column, index and constraint. It touches no
   other table. It runs inside the migration transaction, so a refusal leaves the file as it was.
-* :func:`copy_snapshot` (each publish) inserts the ready rows *by name* into the columns the
+* :func:`copy_snapshots` (each publish) inserts the ready rows *by name* into the columns the
   target has, cast to the target's own types read from the catalog: a value the target's type
   cannot hold (a 1 234.56 % margin in DECIMAL(5,2)) becomes NULL and is counted, and a NULL text
   meets a ``NOT NULL`` text column as ``''``. Columns fluxion does not know get their defaults.
@@ -194,45 +194,35 @@ def _refuse_unfit(con: duckdb.DuckDBPyConnection, existing: Mapping[str, _Column
             )
 
 
-def copy_snapshot(
-    con: duckdb.DuckDBPyConnection, source: str, constants: Mapping[str, object]
-) -> int:
-    """Insert the rows of ``source`` (a view of the contract's columns) into ``inventario_raw``,
-    fitted to the target's types, plus ``constants`` (e.g. ``created_at``) bound as parameters.
-
-    Returns how many rows had a value the target's type cannot hold (published as NULL).
-    """
-    return copy_snapshots(con, [source], constants)[0]
-
-
 def copy_snapshots(
     con: duckdb.DuckDBPyConnection,
     sources: Sequence[str],
     constants: Mapping[str, object],
     target: TargetColumns | None = None,
 ) -> list[int]:
-    """:func:`copy_snapshot` for several ``sources`` at once: one ``INSERT`` for all the sources
-    whose columns have the same types (the transform gives every store the same), so the
-    statement's planning is paid once per batch of stores, not per store. ``target`` is the
-    table's columns if the caller read them already (:func:`target_columns`). Per source, how
-    many rows were published with a NULL their value did not fit."""
+    """Insert the rows of ``sources`` (views of the contract's columns) into ``inventario_raw``,
+    fitted to the target's types, plus ``constants`` (e.g. ``created_at``) bound as parameters.
+
+    One ``INSERT`` for all the sources whose columns have the same types (the transform gives
+    every store the same), so the statement's planning is paid once per batch of stores, not per
+    store. ``target`` is the table's columns if the caller read them already
+    (:func:`target_columns`). Returns, per source, how many rows had a value the target's type
+    cannot hold (published as NULL)."""
     target = target if target is not None else _columns(con)
     nulled = [0] * len(sources)
-    plans: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
-    unfit_of: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    #: (columns, their expressions, the conditions of an unfit value) -> the sources it serves
+    plans: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], list[int]] = {}
     params: dict[str, object] = {}
     for index, source in enumerate(sources):
         described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
-        names, values, unfit = _fitted(target, {row[0]: row[1] for row in described}, constants)
-        plan = (tuple(names), tuple(values))
-        plans.setdefault(plan, []).append(index)
-        unfit_of[plan] = unfit
+        names, values, conditions = _fitted(
+            target, {row[0]: row[1] for row in described}, constants
+        )
+        plans.setdefault((tuple(names), tuple(values), tuple(conditions)), []).append(index)
     for name, value in constants.items():
         if name in target:
             params[name] = _param(value)
-    for plan, indexes in plans.items():
-        columns, expressions = plan
-        unfit = unfit_of[plan]
+    for (columns, expressions, unfit), indexes in plans.items():
         if unfit:
             for index in indexes:
                 row = con.execute(

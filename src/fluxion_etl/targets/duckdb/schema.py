@@ -149,7 +149,7 @@ def close_entry(
 ) -> None:
     """Write the store's outcome over its ``en_proceso`` row (inserting it if missing); a
     published store's ``nulled``: its rows with a value the adopted table's type could not hold
-    (published as NULL, see :func:`fluxion_etl.targets.duckdb.adoption.copy_snapshot`).
+    (published as NULL, see :func:`fluxion_etl.targets.duckdb.adoption.copy_snapshots`).
 
     An ``UPDATE`` of the row :func:`open_run` wrote, rather than ``INSERT OR REPLACE``, which
     costs four times as much in DuckDB (4 against 1 ms, under the write lock of every publish).
