@@ -3,7 +3,8 @@
 The single-store counterpart of ``fleet_ab.py``: the store (``--products``, 500k by default:
 ~397k source rows) is built once in PostgreSQL, then every round runs each build's
 ``fluxion-etl run`` (and, with ``--raw``, the raw arrow-odbc fetch, the floor) one after the
-other, so a shared, noisy machine affects all alike. Wall time only (no memory sampler, which
+other, the builds' order turned by one each round, so a shared, noisy machine affects all
+alike. Wall time only (no memory sampler, which
 costs the run ~0.1 s). Per run it prints the wall time and where it went, from the run's log:
 seconds from the spawn to the first connect, to the staged extract, to the published store,
 and the phases' own seconds (de-duplication, publish under the lock).
@@ -58,8 +59,13 @@ def main() -> None:
         if args.raw:
             seconds["raw fetch"] = []
         db = work / "fluxion.duckdb"
+        names = list(builds)
         for number in range(args.rounds + 1):
-            for name, src in builds.items():
+            # the order turns each round: a run right after another fluxion run pays for the
+            # kernel writing back that run's files (~50 MB), so no build may always come second
+            order = names[number % len(names) :] + names[: number % len(names)]
+            for name in order:
+                src = builds[name]
                 db.unlink(missing_ok=True)
                 m = bench.measure(
                     [sys.executable, "-m", "fluxion_etl", "run", "--db", str(db)],
