@@ -92,6 +92,10 @@ class RowCleanup:
             offset += len(column.dictionary)
         return table
 
+    def threads(self, count: int) -> None:
+        """Clean the next chunks on ``count`` threads (the store's last one: see stage.py)."""
+        self._con.execute(f"SET threads = {int(count)}")
+
     def close(self) -> None:
         self._con.close()
 
