@@ -31,6 +31,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ class RunFigures:
     longest_hold: float
     plan: str
     readers: Latencies
+    main_thread: tuple[float, float]
+    """The run's main thread (the publishes): seconds on a core, and runnable but waiting."""
 
     def line(self) -> str:
         share = self.lock_seconds / self.seconds if self.seconds else 0.0
@@ -66,7 +69,9 @@ class RunFigures:
             f"wall {self.seconds:7.1f} s  CPU {self.cpu_seconds:7.1f} s  peak {self.peak_mib:6.0f}"
             f" MiB  {self.published} stores, {self.rows:,} rows  lock {self.lock_seconds:6.1f} s"
             f" = {share:5.1%}{opened if self.openings else ''}\n"
-            f"      reader {self.readers.line()}  max {longest * 1000:.0f} ms  [{self.plan}]"
+            f"      reader {self.readers.line()}  max {longest * 1000:.0f} ms  [{self.plan}]\n"
+            f"      main thread (the publishes): on a core {self.main_thread[0]:.1f} s, waiting "
+            f"for one {self.main_thread[1]:.1f} s"
         )
 
 
@@ -96,6 +101,35 @@ def stores_for(sources: list[tuple[Path, str]], count: int) -> list[Store]:
     ]
 
 
+class MainThreadClock:
+    """The run's main thread's own clock, sampled from ``/proc/<pid>/task/<pid>/schedstat``
+    until it ends: seconds on a core and seconds runnable but waiting for one (the kernel's
+    run-queue delay). The main thread is the one that publishes: on DuckDB, while it holds the
+    file and waits for a core, a reader waits too."""
+
+    def __init__(self, pid: int) -> None:
+        self._path = Path(f"/proc/{pid}/task/{pid}/schedstat")
+        self.seconds = (0.0, 0.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                running, waiting, _ = self._path.read_text().split()
+            except (OSError, ValueError):  # ended
+                return
+            self.seconds = (int(running) / 1e9, int(waiting) / 1e9)
+
+    def __enter__(self) -> MainThreadClock:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def run_once(env: dict[str, str], readers: Latencies) -> RunFigures:
     """``fluxion-etl run`` in a child; its tree sampled, its JSON log read back."""
     command = [sys.executable, "-m", "fluxion_etl", "run"]
@@ -103,7 +137,10 @@ def run_once(env: dict[str, str], readers: Latencies) -> RunFigures:
         started = time.perf_counter()
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
         assert child.stdout is not None
-        with ProcessTreeSampler(child.pid, interval=0.2, rescan=1.0) as tree:
+        with (
+            ProcessTreeSampler(child.pid, interval=0.2, rescan=1.0) as tree,
+            MainThreadClock(child.pid) as main_thread,
+        ):
             stdout = child.stdout.read()
             code = child.wait()
         seconds = time.perf_counter() - started
@@ -128,6 +165,7 @@ def run_once(env: dict[str, str], readers: Latencies) -> RunFigures:
         longest_hold=max(holds, default=0.0),
         plan=f"workers={first.get('workers')}, exit {code}",
         readers=readers,
+        main_thread=main_thread.seconds,
     )
 
 
