@@ -31,7 +31,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,35 +100,6 @@ def stores_for(sources: list[tuple[Path, str]], count: int) -> list[Store]:
     ]
 
 
-class MainThreadClock:
-    """The run's main thread's own clock, sampled from ``/proc/<pid>/task/<pid>/schedstat``
-    until it ends: seconds on a core and seconds runnable but waiting for one (the kernel's
-    run-queue delay). The main thread is the one that publishes: on DuckDB, while it holds the
-    file and waits for a core, a reader waits too."""
-
-    def __init__(self, pid: int) -> None:
-        self._path = Path(f"/proc/{pid}/task/{pid}/schedstat")
-        self.seconds = (0.0, 0.0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.2):
-            try:
-                running, waiting, _ = self._path.read_text().split()
-            except (OSError, ValueError):  # ended
-                return
-            self.seconds = (int(running) / 1e9, int(waiting) / 1e9)
-
-    def __enter__(self) -> MainThreadClock:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def run_once(env: dict[str, str], readers: Latencies) -> RunFigures:
     """``fluxion-etl run`` in a child; its tree sampled, its JSON log read back."""
     command = [sys.executable, "-m", "fluxion_etl", "run"]
@@ -137,10 +107,7 @@ def run_once(env: dict[str, str], readers: Latencies) -> RunFigures:
         started = time.perf_counter()
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
         assert child.stdout is not None
-        with (
-            ProcessTreeSampler(child.pid, interval=0.2, rescan=1.0) as tree,
-            MainThreadClock(child.pid) as main_thread,
-        ):
+        with ProcessTreeSampler(child.pid, interval=0.2, rescan=1.0) as tree:
             stdout = child.stdout.read()
             code = child.wait()
         seconds = time.perf_counter() - started
@@ -165,7 +132,7 @@ def run_once(env: dict[str, str], readers: Latencies) -> RunFigures:
         longest_hold=max(holds, default=0.0),
         plan=f"workers={first.get('workers')}, exit {code}",
         readers=readers,
-        main_thread=main_thread.seconds,
+        main_thread=tree.main_thread,
     )
 
 

@@ -28,7 +28,8 @@ TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
 class ProcessTreeSampler:
-    """``with ProcessTreeSampler(pid) as tree: ...``, then ``tree.peak_mib``, ``.cpu_seconds``."""
+    """``with ProcessTreeSampler(pid) as tree: ...``, then ``tree.peak_mib``, ``.cpu_seconds``,
+    ``.main_thread``."""
 
     def __init__(self, root: int, interval: float = 0.05, rescan: float = 0.25) -> None:
         self.root = root
@@ -36,6 +37,11 @@ class ProcessTreeSampler:
         self.rescan = rescan
         self.peak_kib = 0
         self._cpu_ticks: dict[int, int] = {}
+        self.main_thread = (0.0, 0.0)
+        """The root's main thread: seconds on a core, and runnable but waiting for one (the
+        kernel's run-queue delay, ``/proc/<pid>/task/<pid>/schedstat``). fluxion's main thread
+        is the one that publishes: on DuckDB, while it holds the file and waits for a core, a
+        reader waits too."""
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -68,6 +74,17 @@ class ProcessTreeSampler:
                 if ticks > self._cpu_ticks.get(pid, 0):
                     self._cpu_ticks[pid] = ticks
             self.peak_kib = max(self.peak_kib, total)
+            self.main_thread = _schedstat(self.root) or self.main_thread
+
+
+def _schedstat(pid: int) -> tuple[float, float] | None:
+    """``pid``'s main thread: seconds on a core and waiting for one; None once it has ended."""
+    path = PROC / str(pid) / "task" / str(pid) / "schedstat"
+    try:
+        running, waiting, _ = path.read_text().split()
+    except (OSError, ValueError):
+        return None
+    return int(running) / 1e9, int(waiting) / 1e9
 
 
 def _descendants(root: int) -> list[int]:
