@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 #: the entry's first step, then what the process has imported and its fork server's pid
@@ -37,14 +38,30 @@ def test_a_run_starts_its_fork_server_before_the_cli_and_without_the_secrets() -
     assert probe.stdin is not None and probe.stdout is not None
     try:
         pid, cli, pyarrow, duckdb = probe.stdout.readline().split()
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        command = _exec_command(int(pid))
+        environ = Path(f"/proc/{pid}/environ").read_bytes()  # the server's own, once it exec'd
     finally:
         probe.stdin.close()
         probe.wait(timeout=30)
     assert b"forkserver" in command  # the server is running, with its own interpreter
     assert (cli, pyarrow, duckdb) == ("False", "False", "False")  # before the big imports
     assert b"launch-probe-secret" not in environ
+
+
+def _exec_command(pid: int, timeout: float = 30.0) -> bytes:
+    """The fork server's command line once it has exec'd its own interpreter.
+
+    ``ensure_running`` returns the server's pid right after the fork: until the exec, /proc
+    shows the forked copy of the probe (its command line, and its environment as the probe
+    started, secrets included), and during the exec an empty command line, which a loaded
+    machine once read here (2026-12-07) and failed the test.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"forkserver" in command or time.monotonic() > deadline:
+            return command
+        time.sleep(0.01)
 
 
 def test_only_run_starts_a_fork_server() -> None:
