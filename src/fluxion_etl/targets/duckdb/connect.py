@@ -3,8 +3,9 @@
 DuckDB allows one writer process, and the web backend opens the same file per request. So the
 ETL opens it read-write only for short transactions, and when someone else holds it, waits with
 jittered exponential backoff up to ``ETL_LOCK_WAIT_SECONDS`` (``bloqueo`` after that). Every
-re-opening first leaves the file free for :data:`READER_GAP_SECONDS`, so a backend waiting to
-open it gets in between two of the ETL's transactions. The publisher
+re-opening first leaves the file free for :func:`reader_gap` (three times the last hold, at least
+:data:`READER_GAP_SECONDS`), so a backend waiting to open it gets in between two of the ETL's
+openings, and has the file at least three quarters of the time. The publisher
 (:mod:`fluxion_etl.targets.duckdb.publisher`) and the after-run reads (freshness) share this.
 """
 
@@ -48,6 +49,14 @@ READ_RETRY_SECONDS = 0.05
 #: the file stays free at least this long between two openings by a publish, so a backend
 #: waiting to open it gets in between two batches of stores
 READER_GAP_SECONDS = 0.1
+#: the largest share of the time the publishes hold the file while they follow one another:
+#: after holding it for ``h`` seconds, a publish re-opens it only ``h * (1 - share) / share``
+#: later (three times as long), so readers have it at least three quarters of the time however
+#: far the publishes are behind. A run whose stores are ready faster than the file takes them
+#: (thousands of small stores on two cores: its publisher was its bottleneck, and held the file
+#: 57-85 % of the run) publishes at this pace and takes longer; a run whose publishes keep up
+#: (the chain's fleet, whose stores arrive over the VPN) rarely waits for the gap.
+WRITER_SHARE = 0.25
 #: longest pause between two attempts to open the file while another process holds it
 LOCK_RETRY_MAX_SECONDS = 0.25
 #: random part of that pause, so two waiting writers do not retry in step
@@ -75,6 +84,13 @@ def _log_lock_wait(
         )
 
 
+def reader_gap(held_seconds: float) -> float:
+    """How long the file stays free after a publish held it ``held_seconds``: at least
+    :data:`READER_GAP_SECONDS`, and long enough that the publishes hold it at most
+    :data:`WRITER_SHARE` of the time."""
+    return max(READER_GAP_SECONDS, held_seconds * (1 - WRITER_SHARE) / WRITER_SHARE)
+
+
 class TargetFile:
     """The target DuckDB file, opened read-write only for short, retried transactions."""
 
@@ -97,8 +113,10 @@ class TargetFile:
         self.stop = stop or threading.Event()
         #: total seconds the write lock was held by this process (for the run's metrics)
         self.lock_held_seconds = 0.0
-        #: when a publish last let go of the file (monotonic), for the reader gap
+        #: when a publish last let go of the file (monotonic), and how long it had held it, for
+        #: the reader gap
         self._released_at: float | None = None
+        self._last_hold = 0.0
 
     @contextmanager
     def _transaction(
@@ -130,11 +148,11 @@ class TargetFile:
         the closing write of failed stores is not interruptible but waits at most
         ``CLOSING_LOCK_WAIT_SECONDS`` once the run has been stopped.
 
-        A publish that let go of the file less than :data:`READER_GAP_SECONDS` ago is waited
-        for first (a stop cuts that short): the gap is the backend's turn.
+        A publish that let go of the file less than :func:`reader_gap` ago is waited for first
+        (a stop cuts that short): the gap is the backend's turn.
         """
         if self._released_at is not None:
-            gap = self._released_at + READER_GAP_SECONDS - time.monotonic()
+            gap = self._released_at + reader_gap(self._last_hold) - time.monotonic()
             if gap > 0:
                 self.stop.wait(gap)
         bound = self.lock_wait_seconds
