@@ -332,8 +332,9 @@ class _CleanedWriter:
         """The next chunk is the store's last: the fetch has ended, and its engine, driver and
         server left the cores, so the clean-up takes two threads instead of one. What is left
         after the last row was cleaning that chunk on one thread (the drain, 0.12-0.18 s on the
-        500k-product store); with two, the run ended earlier in 7 of 8 alternating pairs
-        (benchmarks/bulk_ab.py, results.md 2026-12-07 20:41). DuckDB keeps the rows' order."""
+        500k-product store); with two, the run ended earlier in 5 of 6 alternating pairs, one
+        tie: 5.57 -> 5.53 s median (benchmarks/bulk_ab.py, results.md 2026-12-07 21:08). DuckDB
+        keeps the rows' order."""
         self._cleanup.threads(2)
 
     def finish(self) -> None:

@@ -113,10 +113,9 @@ class TargetFile:
         self.stop = stop or threading.Event()
         #: total seconds the write lock was held by this process (for the run's metrics)
         self.lock_held_seconds = 0.0
-        #: when a publish last let go of the file (monotonic), and how long it had held it, for
-        #: the reader gap
-        self._released_at: float | None = None
-        self._last_hold = 0.0
+        #: until when (monotonic) the file is the readers' after a publish let go of it: the
+        #: reader gap, :func:`reader_gap` of that publish's hold
+        self._free_until = 0.0
 
     @contextmanager
     def _transaction(
@@ -151,10 +150,9 @@ class TargetFile:
         A publish that let go of the file less than :func:`reader_gap` ago is waited for first
         (a stop cuts that short): the gap is the backend's turn.
         """
-        if self._released_at is not None:
-            gap = self._released_at + reader_gap(self._last_hold) - time.monotonic()
-            if gap > 0:
-                self.stop.wait(gap)
+        gap = self._free_until - time.monotonic()
+        if gap > 0:
+            self.stop.wait(gap)
         bound = self.lock_wait_seconds
         if not interruptible and self.stop.is_set():
             bound = min(bound, CLOSING_LOCK_WAIT_SECONDS)

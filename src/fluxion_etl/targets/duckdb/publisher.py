@@ -44,7 +44,7 @@ from fluxion_etl.sql import literal as sql_literal
 from fluxion_etl.targets.base import Publication
 from fluxion_etl.targets.duckdb import schema
 from fluxion_etl.targets.duckdb.adoption import TargetColumns, copy_snapshots, target_columns
-from fluxion_etl.targets.duckdb.connect import TargetFile
+from fluxion_etl.targets.duckdb.connect import TargetFile, reader_gap
 from fluxion_etl.targets.duckdb.storage import (
     DEFAULT_STORAGE_VERSION,
 )
@@ -407,8 +407,9 @@ class Publisher(TargetFile):
                 error=str(exc),
             )
         finally:
-            self._released_at = time.monotonic()
-            held = self._last_hold = self._released_at - self._held_since
+            released = time.monotonic()
+            held = released - self._held_since
+            self._free_until = released + reader_gap(held)
             self.lock_held_seconds += held
             self.log.info(
                 "target released",
