@@ -39,7 +39,7 @@ from fluxion_etl.logs import configure_logging
 from fluxion_etl.run.budget import plan_fetches
 from fluxion_etl.run.guard import accepted_stores
 from fluxion_etl.run.pipeline import RunControl, RunResult, new_run_id, run_pipeline
-from fluxion_etl.run.stage import check_staging_dir
+from fluxion_etl.run.staging_area import check_staging_dir
 from fluxion_etl.run_metrics import metric_lines
 from fluxion_etl.sentry import SentryMonitor
 from fluxion_etl.source.check import check_stores

@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from fluxion_etl.run.clean import DECIMAL_TYPES
+from fluxion_etl.run.clean_sql import DECIMAL_TYPES
 
 PG_DRIVER = "PostgreSQL Unicode"
 #: the published columns a row-by-row comparison with the oracle checks, by kind

@@ -1,10 +1,11 @@
-"""The per-row clean-up (``sql/clean.sql``): everything that looks at one row at a time.
+"""The per-row clean-up of a fetched chunk, over Arrow (``sql/clean.sql``; its macro and columns:
+:mod:`fluxion_etl.run.clean_sql`).
 
 Text clean-up, upper-cased product codes, exact decimals, derived fields, flagging numbers that
-are not numbers. The staging step (:mod:`fluxion_etl.run.stage`) applies it to each chunk while
-the engine fetches the next one, so its cost hides behind the fetch; the transform
-(:mod:`fluxion_etl.run.transform`) applies the same SQL to a store that fits in one chunk. Both
-import it from here, so neither imports the other.
+are not numbers. The staging step (:mod:`fluxion_etl.run.stage`) applies it in the fetch process
+to each chunk while the engine fetches the next one, so its cost hides behind the fetch; the
+transform (:mod:`fluxion_etl.run.transform`) applies the same SQL, file to file, to a store that
+fits in one chunk.
 """
 
 from __future__ import annotations
@@ -13,34 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fluxion_etl import duckdb_offline, sql
-from fluxion_etl.contract import SOURCE_DECIMAL_TYPES
-
-#: Lossless text clean-up shared by every text column: NFC, whitespace/control runs -> one
-#: space, trimmed, empty -> NULL. Nothing else is removed (``/ % & ( )`` stay).
-#: Why the CASE: the regex replacement builds a new string for every value, and most values
-#: need no replacement. A value needs it only if it holds a run of two such characters, or one
-#: that is not a plain space (a tab, a no-break space, a control character); a match (which
-#: builds nothing) finds those, and the others pass as they are. Measured on the 500k-product
-#: benchmark store: 1.74 s -> 1.16 s for its 400k rows, same output.
-CLEAN_MACRO = r"""
-CREATE OR REPLACE MACRO fluxion_collapse(s) AS
-    CASE WHEN regexp_matches(s, '[\s\p{Z}\p{Cc}]{2}|[^ \P{Z}]|\p{Cc}')
-         THEN regexp_replace(s, '[\s\p{Z}\p{Cc}]+', ' ', 'g')
-         ELSE s
-    END;
-CREATE OR REPLACE MACRO fluxion_clean(x) AS
-    nullif(trim(fluxion_collapse(nfc_normalize(CAST(x AS VARCHAR)))), '')
-"""
-
-#: The exact type of each numeric column the source brings (the per-row clean-up casts to these
-#: types; a unit test checks the published schema against this table). Defined with the rest of
-#: the table's columns in :mod:`fluxion_etl.contract`.
-DECIMAL_TYPES = SOURCE_DECIMAL_TYPES
-
-#: Catalog texts: a chunk holds a few hundred distinct values of each (department, group,
-#: brand, ... repeat on every product), so each distinct value is cleaned once and mapped back
-#: instead of cleaning every row: 0.82 -> 0.16 s of CPU for the 500k-product store.
-CATALOG_COLUMNS = ("categoria", "grupo", "subgrupo", "marca", "presentacion", "cuadrante")
+from fluxion_etl.run.clean_sql import CATALOG_COLUMNS, CLEAN_MACRO
 
 
 class RowCleanup:

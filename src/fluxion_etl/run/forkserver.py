@@ -23,6 +23,7 @@ context.set_forkserver_preload(
     [
         "fluxion_etl.launch",
         "fluxion_etl.run.fetch",
+        "fluxion_etl.run.stage",
         "fluxion_etl.run.guard",
         "fluxion_etl.source.engines.arrow_engine",
         "fluxion_etl.source.engines.pyodbc_engine",

@@ -49,7 +49,7 @@ from fluxion_etl.run.budget import plan_fetches
 from fluxion_etl.run.fetch import fetch_to_staging
 from fluxion_etl.run.forkserver import start_fork_server
 from fluxion_etl.run.guard import SnapshotGuard
-from fluxion_etl.run.stage import StagedFile, StagingArea, local_disk_error
+from fluxion_etl.run.staging_area import StagedFile, StagingArea, local_disk_error
 from fluxion_etl.run.transform import Transformer
 from fluxion_etl.source.engines.base import FetchRequest, RefetchNeeded
 from fluxion_etl.source.query import load_query

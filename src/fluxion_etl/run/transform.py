@@ -33,8 +33,8 @@ from fluxion_etl.contract import (
     local_naive,
 )
 from fluxion_etl.ledger import QualityCounters
-from fluxion_etl.run.clean import CATALOG_COLUMNS, CLEAN_MACRO
-from fluxion_etl.run.stage import StagedFile
+from fluxion_etl.run.clean_sql import CATALOG_COLUMNS, CLEAN_MACRO
+from fluxion_etl.run.staging_area import StagedFile
 from fluxion_etl.sql import TABLE_ROW_GROUP_ROWS
 from fluxion_etl.stores import Store
 

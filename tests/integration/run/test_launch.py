@@ -97,3 +97,23 @@ def test_the_cli_imports_neither_the_postgresql_client_nor_the_demo() -> None:
         timeout=60,
     )
     assert loaded.stdout.strip() == "[]"
+
+
+def test_the_cli_imports_none_of_the_fetch_libraries() -> None:
+    # the run's own process never fetches (its fetch processes start from the fork server, which
+    # has them preloaded), yet it imported pyarrow, arrow-odbc and the clean-up through the
+    # staging and engine modules: ~0.2 s before any command could start (issue 25, item 2)
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, fluxion_etl.cli\n"
+            "print(sorted(m for m in ('pyarrow', 'arrow_odbc', 'fluxion_etl.run.clean',"
+            " 'fluxion_etl.run.stage') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert loaded.stdout.strip() == "[]"

@@ -17,7 +17,7 @@ from etl_cli import json_lines, run_cli
 from target_db import POSTGRES, TargetReader
 
 from fluxion_etl.contract import CONTRACT_COLUMNS
-from fluxion_etl.run.clean import DECIMAL_TYPES
+from fluxion_etl.run.clean_sql import DECIMAL_TYPES
 from fluxion_harness.postgres_source import PgServer
 
 pytestmark = pytest.mark.postgres

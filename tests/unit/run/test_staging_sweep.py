@@ -8,13 +8,13 @@ import sys
 import time
 from pathlib import Path
 
-from fluxion_etl.run.stage import UNOWNED_STALE_SECONDS, StagingArea, sweep_stale
+from fluxion_etl.run.staging_area import UNOWNED_STALE_SECONDS, StagingArea, sweep_stale
 
 #: a process that opens a staging area under argv[1] and is then killed outright
 KILLED_RUN = (
     "import os, sys\n"
     "from pathlib import Path\n"
-    "from fluxion_etl.run.stage import StagingArea\n"
+    "from fluxion_etl.run.staging_area import StagingArea\n"
     "area = StagingArea(Path(sys.argv[1]), '20261201T120000Z-abcdef')\n"
     "(area.path / 'tienda_02.staged.parquet').write_bytes(b'x' * 1000)\n"
     "os.kill(os.getpid(), 9)\n"

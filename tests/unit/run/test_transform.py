@@ -12,8 +12,9 @@ import pytest
 
 from fluxion_etl.contract import BACKEND_COLUMNS, StockThresholds
 from fluxion_etl.run import stage
-from fluxion_etl.run.clean import CLEAN_MACRO, DECIMAL_TYPES
-from fluxion_etl.run.stage import StagedFile, stage_batches
+from fluxion_etl.run.clean_sql import CLEAN_MACRO, DECIMAL_TYPES
+from fluxion_etl.run.stage import stage_batches
+from fluxion_etl.run.staging_area import StagedFile
 from fluxion_etl.run.transform import transform_store
 from fluxion_etl.source.query import STAGED_COLUMNS
 from fluxion_etl.stores import Store

@@ -8,16 +8,24 @@ bounded in rows and bytes per batch, so memory does not grow with the store's si
 
 from __future__ import annotations
 
-from fluxion_etl.source.engines.arrow_engine import ArrowOdbcEngine
-from fluxion_etl.source.engines.base import Engine
-from fluxion_etl.source.engines.pyodbc_engine import PyodbcEngine
+from importlib import import_module
 
-ENGINES: dict[str, type[Engine]] = {"arrow": ArrowOdbcEngine, "pyodbc": PyodbcEngine}
+from fluxion_etl.source.engines.base import Engine
+
+#: Each engine's module and class. Imported when an engine is asked for, which only a fetch
+#: process does (the fork server preloads both): the run's own process, which imports this
+#: package for the request it sends, never pays for arrow-odbc, pyodbc and pyarrow.
+ENGINES: dict[str, tuple[str, str]] = {
+    "arrow": ("fluxion_etl.source.engines.arrow_engine", "ArrowOdbcEngine"),
+    "pyodbc": ("fluxion_etl.source.engines.pyodbc_engine", "PyodbcEngine"),
+}
 
 
 def get_engine(name: str) -> Engine:
     """The engine called ``name`` (``arrow`` or ``pyodbc``)."""
     try:
-        return ENGINES[name]()
+        module, cls = ENGINES[name]
     except KeyError:
         raise ValueError(f"unknown engine {name!r}") from None
+    engine: type[Engine] = getattr(import_module(module), cls)
+    return engine()

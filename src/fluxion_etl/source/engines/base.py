@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Protocol
 
 from fluxion_etl.config import Settings
 from fluxion_etl.credentials import Credentials
@@ -20,6 +18,9 @@ from fluxion_etl.errors import StoreError
 from fluxion_etl.source.connection import ConnectionString, connection_for
 from fluxion_etl.source.query import with_placeholder_as
 from fluxion_etl.stores import Store
+
+if TYPE_CHECKING:  # the run's own process imports this module but never fetches (fetch.py)
+    import pyarrow as pa
 
 #: The widest text column an engine will buffer (characters). Beyond it a store fails with
 #: ``datos`` instead of allocating without bound.
