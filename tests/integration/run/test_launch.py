@@ -84,36 +84,29 @@ def test_only_run_starts_a_fork_server() -> None:
 def test_the_cli_imports_neither_the_postgresql_client_nor_the_demo() -> None:
     # a DuckDB run paid psycopg's import (via config's URL check) and the demo's generator for
     # nothing, in the run's process before its first fetch
-    loaded = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys, fluxion_etl.cli\n"
-            "print(sorted(m for m in ('psycopg', 'fluxion_etl.demo.stellar') if m in sys.modules))",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    assert loaded.stdout.strip() == "[]"
+    assert _imported_by_the_cli("psycopg", "fluxion_etl.demo.stellar") == []
 
 
 def test_the_cli_imports_none_of_the_fetch_libraries() -> None:
     # the run's own process never fetches (its fetch processes start from the fork server, which
     # has them preloaded), yet it imported pyarrow, arrow-odbc and the clean-up through the
     # staging and engine modules: ~0.2 s before any command could start (issue 25, item 2)
+    fetch_side = ("pyarrow", "arrow_odbc", "fluxion_etl.run.clean", "fluxion_etl.run.stage")
+    assert _imported_by_the_cli(*fetch_side) == []
+
+
+def _imported_by_the_cli(*modules: str) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has loaded once it imported the CLI."""
     loaded = subprocess.run(
         [
             sys.executable,
             "-c",
             "import sys, fluxion_etl.cli\n"
-            "print(sorted(m for m in ('pyarrow', 'arrow_odbc', 'fluxion_etl.run.clean',"
-            " 'fluxion_etl.run.stage') if m in sys.modules))",
+            f"print(' '.join(m for m in {modules!r} if m in sys.modules))",
         ],
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     )
-    assert loaded.stdout.strip() == "[]"
+    return loaded.stdout.split()
