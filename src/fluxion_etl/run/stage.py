@@ -67,8 +67,7 @@ def stage_batches(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage") as background:
             for chunk in chunks:
                 # the fetch has ended once the last chunk comes: its clean-up may take both cores
-                write = writer.write_last if chunks.ended else writer.write
-                in_flight.append(background.submit(write, chunk))
+                in_flight.append(background.submit(writer.write, chunk, chunks.ended))
                 if len(in_flight) > CHUNKS_IN_FLIGHT:
                     rows += in_flight.popleft().result()
             while in_flight:
@@ -133,21 +132,20 @@ class _StagedWriter:
         self._held: pa.Table | None = None
         self._cleaned: _CleanedWriter | None = None
 
-    def write(self, chunk: pa.Table) -> int:
+    def write(self, chunk: pa.Table, last: bool = False) -> int:
+        """Write ``chunk``; ``last``: it is the store's last, and what is cleaned from here on
+        (the held first chunk too, for a store of two) is cleaned on two threads."""
         if self._cleaned is None:
             if self._held is None:
                 self._held = chunk
                 return int(chunk.num_rows)
             self._cleaned = _CleanedWriter(self._path)
+        if last:
+            self._cleaned.last()
+        if self._held is not None:  # counted when it was held
             self._cleaned.write(self._held)
             self._held = None
         return self._cleaned.write(chunk)
-
-    def write_last(self, chunk: pa.Table) -> int:
-        """:meth:`write` the store's last chunk, cleaned on two threads if cleaned here."""
-        if self._cleaned is not None:
-            self._cleaned.last()
-        return self.write(chunk)
 
     def finish(self) -> bool:
         """Complete the file; whether its rows are cleaned."""
@@ -188,8 +186,9 @@ class _CleanedWriter:
         return int(chunk.num_rows)
 
     def last(self) -> None:
-        """The next chunk is the store's last: the fetch has ended, and its engine, driver and
-        server left the cores, so the clean-up takes two threads instead of one. What is left
+        """The fetch has ended (what is cleaned next is the store's last chunk, and for a store
+        of two its held first one), and its engine, driver and server left the cores, so the
+        clean-up takes two threads instead of one. What is left
         after the last row was cleaning that chunk on one thread (the drain, 0.12-0.18 s on the
         500k-product store); with two, the run ended earlier in 5 of 6 alternating pairs, one
         tie: 5.57 -> 5.53 s median (benchmarks/bulk_ab.py, results.md 2026-12-07 21:08). DuckDB

@@ -12,6 +12,7 @@ import pytest
 
 from fluxion_etl.contract import BACKEND_COLUMNS, StockThresholds
 from fluxion_etl.run import stage
+from fluxion_etl.run.clean import RowCleanup
 from fluxion_etl.run.clean_sql import CLEAN_MACRO, DECIMAL_TYPES
 from fluxion_etl.run.stage import stage_batches
 from fluxion_etl.run.staging_area import StagedFile
@@ -127,6 +128,38 @@ def test_each_cleaned_chunk_is_written_at_once_as_its_own_row_group(
         for i in range(pq.ParquetFile(made.path).metadata.num_row_groups)
     ]
     assert sizes == [2, 2, 1]
+
+
+@pytest.mark.parametrize(
+    ("chunk_rows", "expected"),
+    [
+        (3, ["2 threads", "clean 3", "clean 2"]),  # a store of two chunks: both after the fetch
+        (2, ["clean 2", "clean 2", "2 threads", "clean 1"]),
+    ],
+)
+def test_what_is_cleaned_after_the_fetch_ended_is_cleaned_on_two_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_rows: int, expected: list[str]
+) -> None:
+    """Once the engine has no batch left, the engine, driver and server have left the cores: the
+    clean-up of the last chunk takes two threads. A store of two chunks cleans its held first
+    one then too; it was cleaned, with the last, on one thread."""
+    monkeypatch.setattr(stage, "CLEAN_CHUNK_ROWS", chunk_rows)
+    seen: list[str] = []
+    clean, threads = RowCleanup.__call__, RowCleanup.threads
+
+    def cleaning(self: RowCleanup, chunk: pa.Table) -> pa.Table:
+        seen.append(f"clean {chunk.num_rows}")
+        return clean(self, chunk)
+
+    def threading(self: RowCleanup, count: int) -> None:
+        seen.append(f"{count} threads")
+        threads(self, count)
+
+    monkeypatch.setattr(RowCleanup, "__call__", cleaning)
+    monkeypatch.setattr(RowCleanup, "threads", threading)
+    made = staged(tmp_path, ROWS, pa.decimal128(18, 4))
+    assert (made.cleaned, made.rows) == (True, 5)
+    assert seen == expected
 
 
 def as_floats(rows: list[dict[str, object]]) -> list[dict[str, object]]:
